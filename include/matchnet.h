@@ -1,0 +1,283 @@
+/*
+ * matchnet.h - MatchNet patch descriptor and learned metric, in C.
+ *
+ * libmatchnet runs MatchNet (Han et al., "MatchNet: Unifying feature and
+ * metric learning for patch-based matching", CVPR 2015): a convolutional
+ * feature tower that turns a 64x64 grey patch into a feature vector, and a
+ * metric network that turns a pair of feature vectors into the probability
+ * that the two patches show the same physical point.
+ *
+ * Usage
+ * -----
+ *
+ *   mn_model *model = NULL;
+ *   if (mn_model_load_file("models/matchnet.mnw", &model) != MN_OK) {
+ *       fprintf(stderr, "%s\n", mn_last_error());
+ *       return 1;
+ *   }
+ *   mn_session *s = NULL;
+ *   mn_session_create(model, NULL, &s);          // one per thread
+ *
+ *   size_t d = mn_model_descriptor_dim(model);
+ *   float *da = malloc(na * d * sizeof *da), *db = malloc(nb * d * sizeof *db);
+ *   mn_describe_u8(s, patches_a, na, da);         // na patches of 64x64 bytes
+ *   mn_describe_u8(s, patches_b, nb, db);
+ *
+ *   mn_pair pairs[] = {{0, 3}, {1, 7}};           // candidate (a, b) pairs
+ *   float prob[2];
+ *   mn_metric_score_pairs(s, da, na, db, nb, pairs, 2, prob);
+ *
+ *   mn_session_free(s);
+ *   mn_model_free(model);
+ *
+ * Two-stage scoring
+ * -----------------
+ * The metric network's first layer acts on the concatenation [fa, fb]; it
+ * equals W_a fa + W_b fb + b. mn_metric_project() computes W_a fa (or W_b fb)
+ * once per descriptor, and mn_metric_score_projected() combines the halves
+ * for any number of pairs. mn_metric_score_pairs() and mn_metric_score_all()
+ * do both steps in one call.
+ *
+ * Conventions
+ * -----------
+ * - Every fallible function returns an mn_status. On failure, mn_last_error()
+ *   gives a message for the calling thread, prefixed with the function name,
+ *   and every output handle is set to NULL.
+ * - The caller owns every buffer it passes; sizes come from the query
+ *   functions. The library never keeps a pointer to caller memory.
+ * - An mn_model is immutable once loaded and may be shared by any number of
+ *   threads. An mn_session holds scratch memory and must be used by one
+ *   thread at a time; create one session per thread.
+ * - The library never prints, exits or aborts.
+ */
+#ifndef MATCHNET_H
+#define MATCHNET_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#if defined(_WIN32)
+#  define MN_API __declspec(dllexport)
+#elif defined(__GNUC__)
+#  define MN_API __attribute__((visibility("default")))
+#else
+#  define MN_API
+#endif
+
+#define MN_VERSION_MAJOR 0
+#define MN_VERSION_MINOR 1
+#define MN_VERSION_PATCH 0
+/** Version as one number, e.g. 100 for 0.1.0. */
+#define MN_VERSION (MN_VERSION_MAJOR * 10000 + MN_VERSION_MINOR * 100 + MN_VERSION_PATCH)
+
+/** Version of the library actually linked, "MAJOR.MINOR.PATCH". */
+MN_API const char *mn_version_string(void);
+
+/** Status codes. MN_OK is zero; every error is positive. */
+typedef enum mn_status {
+    MN_OK = 0,
+    MN_ERR_INVALID_ARGUMENT = 1, /**< NULL pointer, zero size, out-of-range index */
+    MN_ERR_OUT_OF_MEMORY = 2,    /**< an allocation failed; nothing was changed */
+    MN_ERR_IO = 3,               /**< a file could not be opened or read */
+    MN_ERR_FORMAT = 4,           /**< a model file is truncated, corrupt or inconsistent */
+    MN_ERR_VERSION = 5,          /**< a model file has a format version this library cannot read */
+    MN_ERR_CHECKSUM = 6,         /**< a model file's checksum does not match its contents */
+    MN_ERR_UNSUPPORTED = 7       /**< valid request this build or model cannot serve */
+} mn_status;
+
+/** Name of a status code, e.g. "MN_ERR_FORMAT". Never NULL. */
+MN_API const char *mn_status_str(mn_status status);
+
+/**
+ * Message describing the last error on the calling thread, such as
+ * "mn_model_load_file(): tower layer 3 (conv): weight has shape [96,64,3,3],
+ * expected [96,96,3,3]". Empty string if no call has failed on this thread.
+ * The pointer stays valid until the next failing call on the same thread.
+ */
+MN_API const char *mn_last_error(void);
+
+/* ------------------------------------------------------------------------ */
+/* Model                                                                     */
+/* ------------------------------------------------------------------------ */
+
+/** A loaded network: immutable, shareable between threads. */
+typedef struct mn_model mn_model;
+
+/**
+ * Load a model from a .mnw file (layout documented in src/model_io.c and
+ * models/README.md). The whole file is validated (size, magic, version,
+ * checksum, architecture and every tensor shape) before *out is set.
+ */
+MN_API mn_status mn_model_load_file(const char *path, mn_model **out);
+
+/** Load a model from a .mnw image in memory. The bytes are copied. */
+MN_API mn_status mn_model_load_memory(const void *data, size_t size, mn_model **out);
+
+/** Release a model. NULL is accepted. All sessions on it must be freed first. */
+MN_API void mn_model_free(mn_model *model);
+
+/** Model name stored in the file (UTF-8, never NULL). */
+MN_API const char *mn_model_name(const mn_model *model);
+
+/** Side of the square input patch in pixels (64 for MatchNet). */
+MN_API int mn_model_patch_size(const mn_model *model);
+
+/**
+ * Dimension of the convolutional tower's output before any bottleneck
+ * (4096 for the original Caffe-pooled layout, 3136 for floor pooling).
+ */
+MN_API size_t mn_model_feature_dim(const mn_model *model);
+
+/**
+ * Dimension of the descriptor that mn_describe_*() writes per patch: the
+ * bottleneck width when the model has one, else mn_model_feature_dim().
+ * This is the input of each half of the metric network.
+ */
+MN_API size_t mn_model_descriptor_dim(const mn_model *model);
+
+/** Width of the metric network's first layer: the length of one projection. */
+MN_API size_t mn_model_projection_dim(const mn_model *model);
+
+/** Pixel normalisation applied to the input: (x - mean) / divisor. */
+MN_API void mn_model_normalization(const mn_model *model, float *mean, float *divisor);
+
+/* ------------------------------------------------------------------------ */
+/* Session                                                                   */
+/* ------------------------------------------------------------------------ */
+
+/** Per-thread working state: scratch buffers and worker threads. */
+typedef struct mn_session mn_session;
+
+/**
+ * Options for mn_session_create(). Start from mn_session_params_default().
+ *
+ * A session splits each call's patches or pairs over its threads, each
+ * running single-threaded matrix products, so results are bit-identical
+ * whatever the number of threads. Creating a session therefore sets
+ * OpenBLAS to one thread (openblas_set_num_threads(1)): BLAS threads inside
+ * the library's threads would only contend for the cores.
+ */
+typedef struct mn_session_params {
+    /** Threads that work on one call (the calling thread included).
+     *  0 means the value of mn_default_num_threads(). Default 0. */
+    int num_threads;
+    /** Run every layer with its plain reference loop instead of the fast
+     *  path. Slow; for validation. Default 0. */
+    int reference;
+} mn_session_params;
+
+/** Default session options. */
+MN_API mn_session_params mn_session_params_default(void);
+
+/**
+ * Create a session on a model. params may be NULL for defaults. The model
+ * must outlive the session.
+ */
+MN_API mn_status mn_session_create(const mn_model *model, const mn_session_params *params,
+                                   mn_session **out);
+
+/** Release a session. NULL is accepted. */
+MN_API void mn_session_free(mn_session *session);
+
+/**
+ * Set the number of threads new sessions use by default (1..64). Call it
+ * before creating sessions; it is not synchronised with concurrent
+ * mn_session_create() calls.
+ */
+MN_API mn_status mn_set_num_threads(int n);
+
+/** Threads a session with num_threads == 0 uses (initially the number of
+ *  online processors, at most 8). */
+MN_API int mn_default_num_threads(void);
+
+/**
+ * One line describing the BLAS in use, e.g. "OpenBLAS 0.3.21 ... ; core
+ * SkylakeX". When OpenBLAS has fallen back to a generic core on a
+ * CPU with AVX2 or AVX-512 (Debian 12's OpenBLAS does not know CPUs newer
+ * than its release), the line ends with a hint such as "(CPU has AVX-512:
+ * OPENBLAS_CORETYPE=SkylakeX is about 4x faster)". Never NULL.
+ */
+MN_API const char *mn_blas_info(void);
+
+/* ------------------------------------------------------------------------ */
+/* Descriptors                                                               */
+/* ------------------------------------------------------------------------ */
+
+/**
+ * Run the feature tower (and bottleneck, if any) on n patches.
+ * patches: n * P * P bytes, row-major, P = mn_model_patch_size().
+ * descriptors: n * mn_model_descriptor_dim() floats, written by the call.
+ */
+MN_API mn_status mn_describe_u8(mn_session *session, const uint8_t *patches, size_t n,
+                                float *descriptors);
+
+/** As mn_describe_u8() for float pixels in the same 0..255 units. */
+MN_API mn_status mn_describe_f32(mn_session *session, const float *patches, size_t n,
+                                 float *descriptors);
+
+/* ------------------------------------------------------------------------ */
+/* Metric network                                                            */
+/* ------------------------------------------------------------------------ */
+
+/** Which half of the metric network's input a descriptor is fed to. */
+typedef enum mn_side {
+    MN_SIDE_A = 0, /**< first (left) input */
+    MN_SIDE_B = 1  /**< second (right) input */
+} mn_side;
+
+/** A candidate pair: index into set A and index into set B. */
+typedef struct mn_pair {
+    uint32_t a;
+    uint32_t b;
+} mn_pair;
+
+/**
+ * First stage: project n descriptors through their half of the metric
+ * network's first layer. projections: n * mn_model_projection_dim() floats.
+ */
+MN_API mn_status mn_metric_project(mn_session *session, const float *descriptors, size_t n,
+                                   mn_side side, float *projections);
+
+/**
+ * Second stage: match probability of each pair from projections made by
+ * mn_metric_project() (set A with MN_SIDE_A, set B with MN_SIDE_B).
+ * prob[k] in [0, 1] for pairs[k]. Indices are checked against na and nb.
+ */
+MN_API mn_status mn_metric_score_projected(mn_session *session, const float *proj_a, size_t na,
+                                           const float *proj_b, size_t nb,
+                                           const mn_pair *pairs, size_t npairs, float *prob);
+
+/**
+ * Match probability of each candidate pair between descriptor sets A and B
+ * (two-stage: each descriptor is projected once, whatever the number of
+ * pairs it appears in).
+ */
+MN_API mn_status mn_metric_score_pairs(mn_session *session, const float *desc_a, size_t na,
+                                       const float *desc_b, size_t nb,
+                                       const mn_pair *pairs, size_t npairs, float *prob);
+
+/**
+ * Match probability of every pair of two sets: prob[i * nb + j] scores
+ * (a_i, b_j). Meant for small sets; cost grows with na * nb.
+ */
+MN_API mn_status mn_metric_score_all(mn_session *session, const float *desc_a, size_t na,
+                                     const float *desc_b, size_t nb, float *prob);
+
+/**
+ * Reference evaluation of the metric network on the explicit concatenation
+ * [a, b] of each pair, as the network was trained. Same results as
+ * mn_metric_score_pairs() within float rounding; slower. For validation.
+ */
+MN_API mn_status mn_metric_score_pairs_plain(mn_session *session, const float *desc_a, size_t na,
+                                             const float *desc_b, size_t nb,
+                                             const mn_pair *pairs, size_t npairs, float *prob);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* MATCHNET_H */

@@ -1,0 +1,129 @@
+/*
+ * internal.h - types and helpers shared by the engine's source files.
+ * Nothing here is part of the public API.
+ */
+#ifndef MN_INTERNAL_H
+#define MN_INTERNAL_H
+
+#include "matchnet.h"
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define MN_MAX_LAYERS 32
+#define MN_MAX_METRIC 16
+#define MN_NAME_LEN 64
+/* Largest patch side, and largest width of any activation. */
+#define MN_MAX_PATCH 1024
+/* Images processed together by the fast tower path: wide enough to give
+ * sgemm long rows, small enough to keep the im2col buffer in the tens of MB. */
+#define MN_CHUNK 8
+/* Pairs scored together by the metric network. */
+#define MN_PAIR_BLOCK 128
+
+typedef enum mn_layer_type {
+    MN_LAYER_CONV = 1,
+    MN_LAYER_MAXPOOL = 2,
+    MN_LAYER_FC = 3,
+    MN_LAYER_L2NORM = 4
+} mn_layer_type;
+
+/* One layer with its resolved input and output shapes. For FC and L2NORM
+ * layers the shapes are (dim, 1, 1). */
+typedef struct mn_layer {
+    mn_layer_type type;
+    int in_c, in_h, in_w;
+    int out_c, out_h, out_w;
+    int kernel, stride, pad;
+    int ceil_mode; /* max-pooling: round the output size up (Caffe) */
+    int relu;      /* conv, fc: apply ReLU to the output */
+    const float *weight; /* conv: [out_c][in_c][k][k]; fc: [out][in] */
+    const float *bias;   /* [out_c] */
+} mn_layer;
+
+struct mn_model {
+    char name[MN_NAME_LEN];
+    int in_c, patch;
+    float norm_mean, norm_div;
+    int n_layers;
+    mn_layer layers[MN_MAX_LAYERS];
+    int n_metric;
+    mn_layer metric[MN_MAX_METRIC];
+    size_t feature_dim; /* output of the last conv/pool layer, flattened */
+    size_t desc_dim;    /* output of the whole tower */
+    size_t proj_dim;    /* width of metric layer 0 */
+    size_t max_act;     /* floats: largest activation of one image */
+    size_t max_col;     /* floats: largest im2col matrix of one image */
+    size_t max_metric;  /* floats: widest metric layer */
+    float *weights;     /* all tensors, owned */
+};
+
+/* ---- errors (common.c) ---- */
+/* Record a message for mn_last_error() and return status. */
+mn_status mn_error(mn_status status, const char *func, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 3, 4)))
+#endif
+    ;
+
+/* ---- memory (common.c): every allocation goes through these ---- */
+void *mn_malloc(size_t size);
+void *mn_calloc(size_t n, size_t size);
+void mn_free(void *p);
+/* Test hook: make the n-th allocation from now fail (n >= 1); 0 disables. */
+void mn_test_fail_alloc_at(long n);
+
+/* ---- model file (model_io.c) ---- */
+uint32_t mn_crc32(const void *data, size_t size);
+float mn_half_to_float(uint16_t h);
+
+/* ---- BLAS (blas.c): the only file that calls BLAS ---- */
+/* Row-major C[m x n] = A[m x k] * op(B) + beta * C, op(B) = B[k x n] or,
+ * with trans_b, B[n x k] transposed. */
+void mn_gemm(int m, int n, int k, const float *a, int lda, const float *b, int ldb,
+             int trans_b, float beta, float *c, int ldc);
+void mn_blas_set_threads(int n);
+int mn_blas_get_threads(void);
+
+/* ---- layers (layers.c): fast and reference versions ---- */
+/* Fast path, activations in [C][N][H][W] layout for a chunk of n images. */
+void mn_conv_fast(const mn_layer *l, int n, const float *in, float *col, float *out);
+void mn_maxpool_fast(const mn_layer *l, int n, const float *in, float *out);
+/* Reference path, one image in [C][H][W] layout. */
+void mn_conv_ref(const mn_layer *l, const float *in, float *out);
+void mn_maxpool_ref(const mn_layer *l, const float *in, float *out);
+/* Fully connected on n row vectors: out[n][out_c] = in[n][in_c] W^T + b. */
+void mn_fc_fast(const mn_layer *l, int n, const float *in, int ld_in, float *out);
+void mn_fc_ref(const mn_layer *l, int n, const float *in, int ld_in, float *out);
+void mn_l2norm_rows(int n, int dim, float *x);
+/* Size of a pooled axis, Caffe (ceil) or PyTorch-default (floor) rounding. */
+int mn_pool_out_size(int in, int kernel, int stride, int pad, int ceil_mode);
+
+/* ---- tower and metric (tower.c, metric.c) ---- */
+/* Scratch one worker thread needs for tower and metric work. */
+typedef struct mn_scratch {
+    float *act0, *act1, *col; /* tower: MN_CHUNK images each */
+    float *h0, *h1;           /* metric: MN_PAIR_BLOCK rows of max_metric */
+    float *concat;            /* metric plain path: MN_PAIR_BLOCK rows of 2 * desc_dim */
+} mn_scratch;
+
+mn_status mn_scratch_init(const mn_model *m, mn_scratch *s);
+void mn_scratch_release(mn_scratch *s);
+
+/* Describe patches [begin, end); pixels as u8 or f32 (exactly one non-NULL). */
+void mn_tower_run(const mn_model *m, mn_scratch *s, int reference, const uint8_t *px8,
+                  const float *pxf, size_t begin, size_t end, float *desc);
+
+/* Score pairs [begin, end) from projections (two-stage). */
+void mn_metric_run_projected(const mn_model *m, mn_scratch *s, int reference,
+                             const float *proj_a, const float *proj_b, const mn_pair *pairs,
+                             size_t begin, size_t end, float *prob);
+/* Score pairs [begin, end) by evaluating on the concatenation (plain). */
+void mn_metric_run_plain(const mn_model *m, mn_scratch *s, int reference, const float *desc_a,
+                         const float *desc_b, const mn_pair *pairs, size_t begin, size_t end,
+                         float *prob);
+/* Project rows [begin, end) of desc through one half of metric layer 0. */
+void mn_metric_run_project(const mn_model *m, int reference, const float *desc, mn_side side,
+                           size_t begin, size_t end, float *proj);
+
+#endif

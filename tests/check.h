@@ -1,0 +1,74 @@
+/*
+ * check.h - the tests' assertion idiom: print what failed, count, go on.
+ */
+#ifndef MN_CHECK_H
+#define MN_CHECK_H
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static int check_failures = 0;
+static int check_count = 0;
+
+#define CHECK(cond, ...)                                                        \
+    do {                                                                        \
+        check_count++;                                                          \
+        if (!(cond)) {                                                          \
+            check_failures++;                                                   \
+            fprintf(stderr, "%s:%d: CHECK(%s) failed: ", __FILE__, __LINE__, #cond); \
+            fprintf(stderr, __VA_ARGS__);                                       \
+            fprintf(stderr, "\n");                                              \
+        }                                                                       \
+    } while (0)
+
+/* Status must be MN_OK; prints the library's message otherwise. */
+#define CHECK_OK(expr)                                                          \
+    do {                                                                        \
+        mn_status st_ = (expr);                                                 \
+        CHECK(st_ == MN_OK, "%s -> %s: %s", #expr, mn_status_str(st_), mn_last_error()); \
+    } while (0)
+
+/* Largest |a[i] - b[i]|, and where. */
+static double max_abs_diff(const float *a, const float *b, size_t n, size_t *where)
+{
+    double m = 0.0;
+    size_t w = 0;
+    for (size_t i = 0; i < n; i++) {
+        double d = fabs((double)a[i] - (double)b[i]);
+        if (!(d <= m)) { /* also catches NaN */
+            m = isnan(d) ? INFINITY : d;
+            w = i;
+        }
+    }
+    if (where)
+        *where = w;
+    return m;
+}
+
+static int check_summary(const char *name)
+{
+    printf("%s: %d checks, %d failed\n", name, check_count, check_failures);
+    return check_failures ? 1 : 0;
+}
+
+static void *read_file(const char *path, size_t *size)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return NULL;
+    fseek(f, 0, SEEK_END);
+    long n = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    void *buf = malloc(n > 0 ? (size_t)n : 1);
+    if (buf && fread(buf, 1, (size_t)n, f) != (size_t)n) {
+        free(buf);
+        buf = NULL;
+    }
+    fclose(f);
+    *size = (size_t)n;
+    return buf;
+}
+
+#endif

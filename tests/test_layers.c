@@ -1,0 +1,143 @@
+/*
+ * test_layers.c - each layer's fast path against its reference loop, pool
+ * output sizes for both rounding modes, CRC-32 and float16 decoding.
+ */
+#include "internal.h"
+#include "check.h"
+
+static unsigned rng_state = 12345;
+static float frand(void)
+{
+    rng_state = rng_state * 1103515245u + 12345u;
+    return (float)((rng_state >> 8) & 0xFFFF) / 32768.0f - 1.0f;
+}
+
+static float *rand_buf(size_t n)
+{
+    float *p = malloc(n * sizeof *p);
+    for (size_t i = 0; i < n; i++)
+        p[i] = frand();
+    return p;
+}
+
+/* [n][C][H][W] (per image) -> [C][n][H][W] (chunk layout) */
+static void to_chunk(const float *in, int n, int c, size_t hw, float *out)
+{
+    for (int i = 0; i < n; i++)
+        for (int ch = 0; ch < c; ch++)
+            memcpy(out + ((size_t)ch * n + i) * hw, in + ((size_t)i * c + ch) * hw, hw * sizeof(float));
+}
+
+static void test_conv(int in_c, int out_c, int hw, int k, int stride, int pad, int relu, int n)
+{
+    mn_layer l;
+    memset(&l, 0, sizeof l);
+    l.type = MN_LAYER_CONV;
+    l.in_c = in_c, l.in_h = l.in_w = hw;
+    l.out_c = out_c, l.kernel = k, l.stride = stride, l.pad = pad, l.relu = relu;
+    l.out_h = l.out_w = (hw + 2 * pad - k) / stride + 1;
+    float *w = rand_buf((size_t)out_c * in_c * k * k), *b = rand_buf((size_t)out_c);
+    l.weight = w, l.bias = b;
+    size_t ihw = (size_t)hw * hw, ohw = (size_t)l.out_h * l.out_w;
+    float *in = rand_buf((size_t)n * in_c * ihw);
+    float *chunk_in = malloc((size_t)n * in_c * ihw * sizeof(float));
+    float *col = malloc((size_t)in_c * k * k * ohw * n * sizeof(float) + 4);
+    float *fast = malloc((size_t)out_c * n * ohw * sizeof(float));
+    float *ref = malloc((size_t)n * out_c * ohw * sizeof(float)), *ref_chunk = malloc((size_t)n * out_c * ohw * sizeof(float));
+    to_chunk(in, n, in_c, ihw, chunk_in);
+    mn_conv_fast(&l, n, chunk_in, col, fast);
+    for (int i = 0; i < n; i++)
+        mn_conv_ref(&l, in + (size_t)i * in_c * ihw, ref + (size_t)i * out_c * ohw);
+    to_chunk(ref, n, out_c, ohw, ref_chunk);
+    size_t where;
+    double e = max_abs_diff(fast, ref_chunk, (size_t)out_c * n * ohw, &where);
+    CHECK(e < 1e-4, "conv in %d out %d %dx%d k%d s%d p%d relu %d n %d: fast vs reference %.3g at %zu", in_c,
+          out_c, hw, hw, k, stride, pad, relu, n, e, where);
+    free(w), free(b), free(in), free(chunk_in), free(col), free(fast), free(ref), free(ref_chunk);
+}
+
+static void test_pool(int c, int hw, int k, int s, int ceil_mode, int n, int expect_out)
+{
+    mn_layer l;
+    memset(&l, 0, sizeof l);
+    l.type = MN_LAYER_MAXPOOL;
+    l.in_c = l.out_c = c, l.in_h = l.in_w = hw, l.kernel = k, l.stride = s, l.ceil_mode = ceil_mode;
+    l.out_h = l.out_w = mn_pool_out_size(hw, k, s, 0, ceil_mode);
+    CHECK(l.out_h == expect_out, "pool %d k%d s%d ceil %d: out %d, expected %d", hw, k, s, ceil_mode, l.out_h,
+          expect_out);
+    size_t ihw = (size_t)hw * hw, ohw = (size_t)l.out_h * l.out_w;
+    float *in = rand_buf((size_t)n * c * ihw), *chunk_in = malloc((size_t)n * c * ihw * sizeof(float));
+    float *fast = malloc((size_t)n * c * ohw * sizeof(float)), *ref = malloc((size_t)n * c * ohw * sizeof(float));
+    float *ref_chunk = malloc((size_t)n * c * ohw * sizeof(float));
+    to_chunk(in, n, c, ihw, chunk_in);
+    mn_maxpool_fast(&l, n, chunk_in, fast);
+    for (int i = 0; i < n; i++)
+        mn_maxpool_ref(&l, in + (size_t)i * c * ihw, ref + (size_t)i * c * ohw);
+    to_chunk(ref, n, c, ohw, ref_chunk);
+    double e = max_abs_diff(fast, ref_chunk, (size_t)n * c * ohw, NULL);
+    CHECK(e == 0.0, "pool %d k%d s%d ceil %d: fast vs reference differ by %g", hw, k, s, ceil_mode, e);
+    free(in), free(chunk_in), free(fast), free(ref), free(ref_chunk);
+}
+
+static void test_fc(int in, int out, int n, int relu)
+{
+    mn_layer l;
+    memset(&l, 0, sizeof l);
+    l.type = MN_LAYER_FC;
+    l.in_c = in, l.out_c = out, l.relu = relu, l.in_h = l.in_w = l.out_h = l.out_w = 1;
+    float *w = rand_buf((size_t)in * out), *b = rand_buf((size_t)out), *x = rand_buf((size_t)n * (in + 3));
+    float *y1 = malloc((size_t)n * out * sizeof(float)), *y2 = malloc((size_t)n * out * sizeof(float));
+    l.weight = w, l.bias = b;
+    mn_fc_fast(&l, n, x, in + 3, y1); /* ld larger than the row: a strided input */
+    mn_fc_ref(&l, n, x, in + 3, y2);
+    double e = max_abs_diff(y1, y2, (size_t)n * out, NULL);
+    /* Summation order differs: allow float rounding that grows with the length. */
+    CHECK(e < 1e-5 + 1e-7 * in * 4, "fc %d->%d n %d relu %d: fast vs reference %.3g", in, out, n, relu, e);
+    free(w), free(b), free(x), free(y1), free(y2);
+}
+
+int main(void)
+{
+    /* MatchNet's convolutions, and odd shapes that exercise the edges. */
+    test_conv(1, 24, 64, 7, 1, 3, 1, 3);
+    test_conv(24, 64, 32, 5, 1, 2, 1, 2);
+    test_conv(64, 96, 16, 3, 1, 1, 1, 5);
+    test_conv(96, 64, 15, 3, 1, 1, 0, 1);
+    test_conv(3, 5, 11, 3, 2, 1, 1, 3);
+    test_conv(4, 6, 9, 1, 1, 0, 0, 2);
+    test_conv(2, 3, 10, 4, 3, 0, 1, 2);
+
+    /* Caffe (ceil): 64 -> 32 -> 16 -> 8; PyTorch default (floor): 64 -> 31 -> 15 -> 7. */
+    test_pool(24, 64, 3, 2, 1, 3, 32);
+    test_pool(64, 32, 3, 2, 1, 2, 16);
+    test_pool(64, 16, 3, 2, 1, 2, 8);
+    test_pool(24, 64, 3, 2, 0, 3, 31);
+    test_pool(64, 31, 3, 2, 0, 2, 15);
+    test_pool(64, 15, 3, 2, 0, 2, 7);
+    test_pool(2, 15, 3, 2, 1, 1, 7);
+    test_pool(2, 7, 2, 3, 1, 1, 3);
+    CHECK(mn_pool_out_size(2, 3, 2, 0, 1) == 0, "kernel larger than input gives no output");
+
+    test_fc(4096, 128, 5, 0);
+    test_fc(200, 64, 1, 1);
+    test_fc(17, 2, 130, 0);
+
+    /* L2 normalisation: unit norm, and an all-zero row stays finite. */
+    float v[6] = {3, 4, 0, 0, 0, 0};
+    mn_l2norm_rows(2, 3, v);
+    CHECK(fabsf(v[0] - 0.6f) < 1e-6f && fabsf(v[1] - 0.8f) < 1e-6f, "l2norm (3,4,0) -> (%f,%f)", v[0], v[1]);
+    CHECK(v[3] == 0.0f && v[4] == 0.0f && v[5] == 0.0f, "l2norm of a zero row is zero");
+
+    CHECK(mn_crc32("123456789", 9) == 0xCBF43926u, "crc32 check value: %08x", mn_crc32("123456789", 9));
+    CHECK(mn_crc32("", 0) == 0, "crc32 of nothing");
+
+    CHECK(mn_half_to_float(0x3C00) == 1.0f, "half 1.0");
+    CHECK(mn_half_to_float(0xC000) == -2.0f, "half -2.0");
+    CHECK(mn_half_to_float(0x7BFF) == 65504.0f, "half max");
+    CHECK(mn_half_to_float(0x0001) == ldexpf(1.0f, -24), "half smallest subnormal");
+    CHECK(mn_half_to_float(0x03FF) == ldexpf(1023.0f, -24), "half largest subnormal");
+    CHECK(isinf(mn_half_to_float(0x7C00)), "half inf");
+    CHECK(isnan(mn_half_to_float(0x7E00)), "half nan");
+    CHECK(mn_half_to_float(0x8000) == 0.0f && signbit(mn_half_to_float(0x8000)), "half -0");
+    return check_summary("test_layers");
+}

@@ -1,0 +1,23 @@
+#!/bin/sh
+# Install the Debian 12 packages libmatchnet needs (as root, or through sudo).
+#   tools/setup.sh           build and test: compiler, CMake, OpenBLAS
+#   tools/setup.sh --bench   also the benchmark's peers: PyTorch, OpenCV (dnn)
+# Packages already installed are skipped, so a second run is quick.
+set -eu
+pkgs="build-essential cmake libopenblas-dev"
+for arg in "$@"; do
+    case "$arg" in
+    --bench) pkgs="$pkgs python3-torch python3-numpy python3-opencv libopencv-dev g++" ;;
+    *) echo "usage: $0 [--bench]" >&2; exit 2 ;;
+    esac
+done
+missing=""
+for p in $pkgs; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing="$missing $p"
+done
+[ -z "$missing" ] && exit 0
+SUDO=""
+[ "$(id -u)" = 0 ] || SUDO=sudo
+echo "tools/setup.sh: installing$missing" >&2
+$SUDO apt-get update -qq
+DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends $missing >&2
