@@ -4,7 +4,12 @@
  * GFLOP/s as a yardstick. Medians over repeated runs. Prints one JSON line.
  *
  *   bench_engine MODEL.mnw [--threads N] [--repeats R] [--blas-threads N]
+ *   bench_engine --blas-core      (prints OpenBLAS's core name)
+ *
+ * sgemm is measured with --blas-threads (default 2) threads; the engine
+ * then runs with --threads library threads and single-threaded BLAS.
  */
+#define _POSIX_C_SOURCE 200809L
 #include "matchnet.h"
 
 #include <cblas.h>
@@ -14,6 +19,8 @@
 #include <time.h>
 
 void openblas_set_num_threads(int n);
+char *openblas_get_corename(void);
+
 
 static double now(void)
 {
@@ -71,6 +78,10 @@ static double sgemm_gflops(int size, int repeats)
 
 int main(int argc, char **argv)
 {
+    if (argc == 2 && !strcmp(argv[1], "--blas-core")) {
+        printf("%s\n", openblas_get_corename());
+        return 0;
+    }
     if (argc < 2) {
         fprintf(stderr, "usage: %s MODEL.mnw [--threads N] [--blas-threads N] [--repeats R]\n", argv[0]);
         return 2;
@@ -145,11 +156,11 @@ int main(int argc, char **argv)
         }
         metric[plain] = measure_rates(r, repeats);
     }
-    printf("{\"engine_threads\": %d, \"blas_threads\": %d, \"repeats\": %d, \"sgemm_gflops\": %.1f, "
+    printf("{\"blas\": \"%s\", \"engine_threads\": %d, \"sgemm_threads\": %d, \"repeats\": %d, \"sgemm_gflops\": %.1f, "
            "\"tower_b1_patches_per_s\": %.1f, \"tower_b64_patches_per_s\": %.1f, "
            "\"tower_b64_min\": %.1f, \"tower_b64_max\": %.1f, \"tower_b256_patches_per_s\": %.1f, "
            "\"metric_two_stage_pairs_per_s\": %.0f, \"metric_plain_pairs_per_s\": %.0f}\n",
-           threads, blas_threads, repeats, gf, tower[0].med, tower[1].med, tower[1].lo, tower[1].hi,
+           mn_blas_info(), threads, blas_threads, repeats, gf, tower[0].med, tower[1].med, tower[1].lo, tower[1].hi,
            tower[2].med, metric[0].med, metric[1].med);
     free(px);
     free(desc);

@@ -33,9 +33,8 @@ def build(args):
 
 
 def export_onnx(model, path):
-    """Tower and metric in one graph: inputs patches A and B (N x 1 x P x P,
-    normalised), output match probability per row pair, and the two towers'
-    descriptors."""
+    """The tower as ONNX: input "patch" N x 1 x P x P (normalised), output
+    "descriptor" N x D."""
     class Whole(torch.nn.Module):
         def __init__(self, m):
             super().__init__()
@@ -45,8 +44,16 @@ def export_onnx(model, path):
             return self.m.tower(x)
 
     x = torch.zeros(1, 1, model.patch, model.patch)
-    torch.onnx.export(Whole(model), x, path, input_names=["patch"], output_names=["descriptor"],
-                      dynamic_axes={"patch": {0: "n"}, "descriptor": {0: "n"}}, opset_version=11)
+    # PyTorch 1.13 merges equal initializers (e.g. biases all 0.01 at init)
+    # into Identity nodes, which OpenCV 4.6's ONNX importer rejects; keep
+    # every tensor as its own initializer instead.
+    dedup = torch._C._jit_pass_onnx_deduplicate_initializers
+    torch._C._jit_pass_onnx_deduplicate_initializers = lambda graph, params, training: params
+    try:
+        torch.onnx.export(Whole(model), x, path, input_names=["patch"], output_names=["descriptor"],
+                          dynamic_axes={"patch": {0: "n"}, "descriptor": {0: "n"}}, opset_version=11)
+    finally:
+        torch._C._jit_pass_onnx_deduplicate_initializers = dedup
 
 
 def main():

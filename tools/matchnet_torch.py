@@ -231,3 +231,47 @@ def round_to_fp16(model):
     with torch.no_grad():
         for p in model.parameters():
             p.copy_(p.half().float())
+
+
+# ---- .mnw reader (for the benchmark and round-trip checks) ----
+
+def load_mnw(path):
+    """Read a .mnw file into a MatchNet module (tower spec and weights from
+    the file). Checks magic, version, size and checksum."""
+    import numpy as np
+    data = open(path, "rb").read()
+    if data[:8] != MAGIC:
+        raise ValueError("%s: not a .mnw file" % path)
+    version, header, size, nl, nm, nt, flags = struct.unpack_from("<IIQIIII", data, 8)
+    if version != FORMAT_VERSION or size != len(data):
+        raise ValueError("%s: version %d, size %d/%d" % (path, version, size, len(data)))
+    if zlib.crc32(data[:-4]) & 0xFFFFFFFF != struct.unpack_from("<I", data, len(data) - 4)[0]:
+        raise ValueError("%s: checksum mismatch" % path)
+    name = data[40:104].split(b"\0")[0].decode()
+    in_c, patch, mean, divisor = struct.unpack_from("<IIff", data, 104)
+    recs = [struct.unpack_from("<8I", data, 128 + 32 * i) for i in range(nl + nm)]
+    spec = []
+    for r in recs[:nl]:
+        if r[0] == LAYER_CONV:
+            spec.append(("conv", r[1], r[2], r[3], r[4], bool(r[5])))
+        elif r[0] == LAYER_MAXPOOL:
+            spec.append(("pool", r[1], r[2], bool(r[4])))
+        elif r[0] == LAYER_FC:
+            spec.append(("fc", r[1], bool(r[2])))
+        elif r[0] == LAYER_L2NORM:
+            spec.append(("l2norm",))
+    widths = [r[1] for r in recs[nl:]][:-1]
+    model = MatchNet("original", patch=patch, mean=mean, divisor=divisor, name=name)
+    model.tower = Tower(spec, patch)
+    model.metric = Metric(model.tower.feature_dim, widths)
+    mods = [m for m in model.tower.net if isinstance(m, (nn.Conv2d, nn.Linear))] + list(model.metric.fcs)
+    params = [p for m in mods for p in (m.weight, m.bias)]
+    base = 128 + 32 * (nl + nm)
+    with torch.no_grad():
+        for t, p in enumerate(params):
+            dtype, ndim = struct.unpack_from("<II", data, base + 64 * t + 24)
+            off, nbytes = struct.unpack_from("<QQ", data, base + 64 * t + 48)
+            arr = np.frombuffer(data, "<f2" if dtype == DTYPE_F16 else "<f4", nbytes // (2 if dtype else 4), off)
+            p.copy_(torch.from_numpy(arr.astype(np.float32)).reshape(p.shape))
+    model.eval()
+    return model
