@@ -220,6 +220,69 @@ MN_API mn_status mn_describe_f32(mn_session *session, const float *patches, size
                                  float *descriptors);
 
 /* ------------------------------------------------------------------------ */
+/* Patches                                                                   */
+/* ------------------------------------------------------------------------ */
+
+/**
+ * A keypoint in OpenCV's convention (cv::KeyPoint): pixel centres at integer
+ * coordinates; size is the diameter of the meaningful neighbourhood in
+ * pixels; angle in degrees, clockwise in the displayed image (y down), so
+ * the patch's x axis points along (cos angle, sin angle); -1 means "no
+ * orientation" and is treated as 0.
+ */
+typedef struct mn_keypoint {
+    float x, y;
+    float size;
+    float angle;
+} mn_keypoint;
+
+/**
+ * Side of the patch's support, as a multiple of the keypoint size, per
+ * detector (the factors OpenCV's VGG and BoostDesc descriptors use; the
+ * shipped models are trained on SIFT keypoints with MN_SCALE_SIFT).
+ * SIFT's size is twice its scale sigma and its own descriptor spans about
+ * 6 x size; ORB's size is its 31-px patch at the keypoint's pyramid level.
+ */
+#define MN_SCALE_SIFT 6.75f
+#define MN_SCALE_KAZE 6.25f
+#define MN_SCALE_SURF 6.25f
+#define MN_SCALE_AKAZE 5.0f
+#define MN_SCALE_ORB 0.75f
+
+/** Options for mn_extract_patches(). Start from mn_extract_params_default(). */
+typedef struct mn_extract_params {
+    /** Patch side covers size * scale_factor image pixels. Default MN_SCALE_SIFT. */
+    float scale_factor;
+    /** Ignore keypoint angles (upright patches). Default 0. */
+    int upright;
+    /** Side of the output patches in pixels. Default 64. */
+    int patch_size;
+} mn_extract_params;
+
+/** Default extraction options. */
+MN_API mn_extract_params mn_extract_params_default(void);
+
+/**
+ * Cut one patch per keypoint from an 8-bit grey image: an affine map from
+ * the keypoint's position, size * scale_factor and angle, sampled
+ * bilinearly. When the support is larger than the patch, samples come from
+ * a Gaussian pyramid (trilinear between levels), so large keypoints are
+ * low-passed instead of aliased. Pixels outside the image repeat the
+ * nearest edge pixel (border replicate), so keypoints at or beyond the
+ * border still give a defined patch.
+ *
+ * image: height rows of width bytes, rows stride bytes apart (stride >= width).
+ * patches: n * patch_size * patch_size bytes, written by the call.
+ * Fails with MN_ERR_INVALID_ARGUMENT, writing nothing, when a keypoint has a
+ * non-finite coordinate, size or angle, or a size <= 0 (the message names
+ * the first such keypoint). n == 0 is a valid empty request.
+ * Thread-safe; allocates a temporary pyramid when one is needed.
+ */
+MN_API mn_status mn_extract_patches(const uint8_t *image, int width, int height, size_t stride,
+                                    const mn_keypoint *keypoints, size_t n,
+                                    const mn_extract_params *params, uint8_t *patches);
+
+/* ------------------------------------------------------------------------ */
 /* Metric network                                                            */
 /* ------------------------------------------------------------------------ */
 
