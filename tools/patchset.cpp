@@ -1,0 +1,558 @@
+// matchnet-patchset - make patch-pair data sets in the UBC / Brown layout
+// from images related by known homographies.
+//
+//   matchnet-patchset --homography-dir DIR --out OUTDIR [--pairs N] [--seed S]
+//   matchnet-patchset --photos DIR --out OUTDIR [--views N] [--pairs N] [--seed S]
+//                     [--every K --offset J]
+//
+// --homography-dir: DIR holds sequences in the Oxford layout (img1..img6 with
+// H1to2p..H1to6p mapping img1 to imgN), or is one such sequence; each
+// (img1, imgN) is a view pair.
+// --photos: synthetic view pairs from the photographs under DIR (searched
+// recursively): each photo is warped by
+// random homographies (viewpoint, scale 0.4-2.5x, any rotation) with
+// independent photometric changes (brightness, contrast, gamma and tone
+// curves, illumination gradients, blur, noise, JPEG) for each view.
+// --positives-only skips the negatives (training sets need only
+// correspondences: their negatives are mined during training).
+// --every K --offset J uses only photos whose index i (sorted by path) has
+// i % K == J, and --every K --offset -1 those with i % K != 0: disjoint
+// validation (offset 0) and training (offset -1) photos.
+//
+// In each view pair, SIFT (OpenCV, DoG) detects keypoints in each view
+// independently; a keypoint pair is a correspondence when the homography
+// maps one onto the other within 2 px, with sizes within 25% and
+// orientations within 20 degrees (so detector noise is part of the data, as
+// in the UBC set). Patches are cut by libmatchnet's mn_extract_patches with
+// MN_SCALE_SIFT, exactly as at inference time.
+//
+// Pairs: half matching; the non-matching half in three equal kinds, none
+// chosen with a descriptor: random (another point), spatial (a keypoint 4-32
+// px from the true position in the second view), appearance (the patch of
+// the second view with the highest normalised cross-correlation, excluding
+// keypoints within 3 px of the true position). Writes patchesNNNN.bmp,
+// info.txt, m50_N_N_0.txt and negative_kinds.txt.
+#include "brown.h"
+#include "matchnet.h"
+
+#include <opencv2/core.hpp>
+#include <opencv2/features2d.hpp>
+#include <opencv2/imgcodecs.hpp>
+#include <opencv2/imgproc.hpp>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <dirent.h>
+#include <fstream>
+#include <random>
+#include <string>
+#include <sys/stat.h>
+#include <vector>
+
+namespace {
+
+const int P = 64;
+const size_t PP = (size_t)P * P;
+
+struct ViewPair {
+    cv::Mat a, b;  // 8-bit grey
+    cv::Matx33d h; // a -> b
+};
+
+struct Side {
+    std::vector<mn_keypoint> kps;
+    std::vector<uint8_t> patches; // kps.size() * PP
+};
+
+struct Corr {
+    int ia, ib;
+};
+
+// Data gathered from all view pairs.
+struct Pool {
+    std::vector<uint8_t> patches;
+    std::vector<uint32_t> point;
+    uint32_t next_point = 0;
+    std::vector<brown_pair> positives;
+    std::vector<brown_pair> spatial, appearance;
+    size_t add(const uint8_t *p, uint32_t pid)
+    {
+        patches.insert(patches.end(), p, p + PP);
+        point.push_back(pid);
+        return point.size() - 1;
+    }
+};
+
+bool is_dir(const std::string &p)
+{
+    struct stat st;
+    return stat(p.c_str(), &st) == 0 && S_ISDIR(st.st_mode);
+}
+
+std::vector<std::string> list_dir(const std::string &dir)
+{
+    std::vector<std::string> out;
+    if (DIR *d = opendir(dir.c_str())) {
+        while (dirent *e = readdir(d))
+            if (e->d_name[0] != '.')
+                out.push_back(e->d_name);
+        closedir(d);
+    }
+    std::sort(out.begin(), out.end());
+    return out;
+}
+
+cv::Point2d apply(const cv::Matx33d &h, double x, double y)
+{
+    cv::Vec3d v = h * cv::Vec3d(x, y, 1.0);
+    return cv::Point2d(v[0] / v[2], v[1] / v[2]);
+}
+
+// Local scale and rotation of h at (x, y), from its Jacobian.
+void local_affine(const cv::Matx33d &h, double x, double y, double angle_deg, double *scale, double *angle_out)
+{
+    const double e = 0.5;
+    cv::Point2d c = apply(h, x, y), dx = apply(h, x + e, y) - c, dy = apply(h, x, y + e) - c;
+    double det = (dx.x * dy.y - dx.y * dy.x) / (e * e);
+    *scale = std::sqrt(std::fabs(det));
+    double a = angle_deg * CV_PI / 180.0;
+    double vx = (dx.x * std::cos(a) + dy.x * std::sin(a)) / e, vy = (dx.y * std::cos(a) + dy.y * std::sin(a)) / e;
+    *angle_out = std::atan2(vy, vx) * 180.0 / CV_PI;
+}
+
+double angle_diff(double a, double b)
+{
+    double d = std::fmod(std::fabs(a - b), 360.0);
+    return d > 180.0 ? 360.0 - d : d;
+}
+
+Side describe_side(const cv::Mat &img, cv::Ptr<cv::SIFT> &sift)
+{
+    std::vector<cv::KeyPoint> kp;
+    sift->detect(img, kp);
+    Side s;
+    for (const auto &k : kp)
+        if (k.size > 0)
+            s.kps.push_back(mn_keypoint{k.pt.x, k.pt.y, k.size, k.angle});
+    s.patches.resize(s.kps.size() * PP);
+    if (!s.kps.empty() &&
+        mn_extract_patches(img.data, img.cols, img.rows, img.step, s.kps.data(), s.kps.size(), nullptr,
+                           s.patches.data()) != MN_OK) {
+        std::fprintf(stderr, "matchnet-patchset: %s\n", mn_last_error());
+        std::exit(1);
+    }
+    return s;
+}
+
+// Zero-mean unit-norm patch vectors, one row each.
+cv::Mat normalized_rows(const Side &s)
+{
+    cv::Mat m((int)s.kps.size(), (int)PP, CV_32F);
+    for (int i = 0; i < m.rows; i++) {
+        const uint8_t *p = &s.patches[(size_t)i * PP];
+        float *r = m.ptr<float>(i);
+        double mean = 0;
+        for (size_t k = 0; k < PP; k++)
+            mean += p[k];
+        mean /= PP;
+        double ss = 0;
+        for (size_t k = 0; k < PP; k++) {
+            r[k] = (float)(p[k] - mean);
+            ss += (double)r[k] * r[k];
+        }
+        float inv = ss > 1e-6 ? (float)(1.0 / std::sqrt(ss)) : 0.f;
+        for (size_t k = 0; k < PP; k++)
+            r[k] *= inv;
+    }
+    return m;
+}
+
+void process(const ViewPair &vp, cv::Ptr<cv::SIFT> &sift, Pool &pool, std::mt19937 &rng, bool negatives,
+             size_t max_pos)
+{
+    Side A = describe_side(vp.a, sift), B = describe_side(vp.b, sift);
+    if (A.kps.empty() || B.kps.empty())
+        return;
+    // Grid of B keypoints for radius queries.
+    const double cell = 32.0;
+    int gw = vp.b.cols / (int)cell + 1, gh = vp.b.rows / (int)cell + 1;
+    std::vector<std::vector<int>> grid((size_t)gw * gh);
+    for (int j = 0; j < (int)B.kps.size(); j++) {
+        int gx = std::min(gw - 1, std::max(0, (int)(B.kps[j].x / cell)));
+        int gy = std::min(gh - 1, std::max(0, (int)(B.kps[j].y / cell)));
+        grid[(size_t)gy * gw + gx].push_back(j);
+    }
+    auto near = [&](cv::Point2d q, double r, std::vector<std::pair<double, int>> &out) {
+        out.clear();
+        int x0 = (int)std::floor((q.x - r) / cell), x1 = (int)std::floor((q.x + r) / cell);
+        int y0 = (int)std::floor((q.y - r) / cell), y1 = (int)std::floor((q.y + r) / cell);
+        for (int gy = std::max(0, y0); gy <= std::min(gh - 1, y1); gy++)
+            for (int gx = std::max(0, x0); gx <= std::min(gw - 1, x1); gx++)
+                for (int j : grid[(size_t)gy * gw + gx]) {
+                    double d = std::hypot(B.kps[j].x - q.x, B.kps[j].y - q.y);
+                    if (d <= r)
+                        out.push_back({d, j});
+                }
+    };
+    std::vector<Corr> corr;
+    std::vector<int> used(B.kps.size(), 0);
+    std::vector<cv::Point2d> proj(A.kps.size());
+    std::vector<std::pair<double, int>> cand;
+    for (int i = 0; i < (int)A.kps.size(); i++) {
+        const mn_keypoint &a = A.kps[i];
+        proj[i] = apply(vp.h, a.x, a.y);
+        if (proj[i].x < 0 || proj[i].y < 0 || proj[i].x >= vp.b.cols || proj[i].y >= vp.b.rows)
+            continue;
+        double sc, ang;
+        local_affine(vp.h, a.x, a.y, a.angle, &sc, &ang);
+        near(proj[i], 2.0, cand);
+        std::sort(cand.begin(), cand.end());
+        for (auto &c : cand) {
+            const mn_keypoint &b = B.kps[c.second];
+            if (used[c.second] || std::fabs(std::log(b.size / (a.size * sc))) > std::log(1.25) ||
+                angle_diff(b.angle, ang) > 20.0)
+                continue;
+            used[c.second] = 1;
+            corr.push_back({i, c.second});
+            break;
+        }
+    }
+    std::shuffle(corr.begin(), corr.end(), rng);
+    if (corr.size() > max_pos)
+        corr.resize(max_pos);
+    if (corr.empty())
+        return;
+    // Patch ids in the pool for B keypoints added so far.
+    std::vector<long> b_id(B.kps.size(), -1);
+    std::vector<uint32_t> corr_point(corr.size());
+    for (size_t k = 0; k < corr.size(); k++) {
+        uint32_t pid = pool.next_point++;
+        size_t ia = pool.add(&A.patches[(size_t)corr[k].ia * PP], pid);
+        size_t ib = pool.add(&B.patches[(size_t)corr[k].ib * PP], pid);
+        b_id[corr[k].ib] = (long)ib;
+        corr_point[k] = pid;
+        pool.positives.push_back(brown_pair{(uint32_t)ia, (uint32_t)ib, pid, pid, BROWN_POSITIVE});
+    }
+    if (!negatives)
+        return;
+    auto b_patch = [&](int j) -> std::pair<uint32_t, uint32_t> {
+        if (b_id[j] < 0)
+            b_id[j] = (long)pool.add(&B.patches[(size_t)j * PP], pool.next_point++);
+        return {(uint32_t)b_id[j], pool.point[(size_t)b_id[j]]};
+    };
+    // Appearance: NCC of each corresponding A patch against every B patch.
+    cv::Mat na = normalized_rows(A), nb = normalized_rows(B), sel((int)corr.size(), (int)PP, CV_32F), ncc;
+    for (size_t k = 0; k < corr.size(); k++)
+        na.row(corr[k].ia).copyTo(sel.row((int)k));
+    cv::gemm(sel, nb, 1.0, cv::noArray(), 0.0, ncc, cv::GEMM_2_T);
+    for (size_t k = 0; k < corr.size(); k++) {
+        int ia = corr[k].ia;
+        uint32_t a_id = (uint32_t)(pool.positives.size() - corr.size() + k);
+        a_id = pool.positives[a_id].a;
+        cv::Point2d q = proj[ia];
+        // Spatial: keypoints 4-32 px from the true position.
+        near(q, 32.0, cand);
+        std::vector<int> sp;
+        for (auto &c : cand)
+            if (c.first >= 4.0)
+                sp.push_back(c.second);
+        if (!sp.empty()) {
+            auto bp = b_patch(sp[rng() % sp.size()]);
+            pool.spatial.push_back(brown_pair{a_id, bp.first, corr_point[k], bp.second, BROWN_SPATIAL});
+        }
+        const float *r = ncc.ptr<float>((int)k);
+        int best = -1;
+        for (int j = 0; j < (int)B.kps.size(); j++) {
+            if (std::hypot(B.kps[j].x - q.x, B.kps[j].y - q.y) < 3.0)
+                continue;
+            if (best < 0 || r[j] > r[best])
+                best = j;
+        }
+        if (best >= 0) {
+            auto bp = b_patch(best);
+            pool.appearance.push_back(brown_pair{a_id, bp.first, corr_point[k], bp.second, BROWN_APPEARANCE});
+        }
+    }
+}
+
+std::vector<ViewPair> oxford_pairs(const std::string &dir)
+{
+    std::vector<std::string> seqs;
+    if (!list_dir(dir).empty() && is_dir(dir) && std::ifstream(dir + "/H1to2p").good())
+        seqs.push_back(dir);
+    else
+        for (auto &n : list_dir(dir))
+            if (std::ifstream(dir + "/" + n + "/H1to2p").good())
+                seqs.push_back(dir + "/" + n);
+    std::vector<ViewPair> out;
+    auto find_img = [](const std::string &seq, int k) {
+        for (const char *ext : {"png", "ppm", "pgm", "jpg"}) {
+            std::string p = seq + "/img" + std::to_string(k) + "." + ext;
+            if (std::ifstream(p).good())
+                return p;
+        }
+        return std::string();
+    };
+    for (auto &seq : seqs) {
+        cv::Mat a = cv::imread(find_img(seq, 1), cv::IMREAD_GRAYSCALE);
+        if (a.empty()) {
+            std::fprintf(stderr, "matchnet-patchset: cannot read %s/img1\n", seq.c_str());
+            std::exit(1);
+        }
+        for (int k = 2; k <= 6; k++) {
+            std::ifstream hf(seq + "/H1to" + std::to_string(k) + "p");
+            cv::Matx33d h;
+            for (int i = 0; i < 9; i++)
+                hf >> h.val[i];
+            cv::Mat b = cv::imread(find_img(seq, k), cv::IMREAD_GRAYSCALE);
+            if (!hf || b.empty()) {
+                std::fprintf(stderr, "matchnet-patchset: %s: missing img%d or H1to%dp\n", seq.c_str(), k, k);
+                std::exit(1);
+            }
+            out.push_back(ViewPair{a, b, h});
+        }
+    }
+    return out;
+}
+
+// ---- synthetic views ----
+
+cv::Matx33d random_homography(std::mt19937 &rng, cv::Size in, cv::Size out, double scale, double persp)
+{
+    std::uniform_real_distribution<double> U(-1, 1);
+    double th = CV_PI * U(rng);
+    cv::Matx33d T1(1, 0, -in.width / 2.0, 0, 1, -in.height / 2.0, 0, 0, 1);
+    cv::Matx33d R(std::cos(th) * scale, -std::sin(th) * scale, 0, std::sin(th) * scale, std::cos(th) * scale, 0, 0, 0, 1);
+    // Viewpoint: foreshortening by a projective term, and anisotropic shear.
+    double sh = 0.15 * U(rng), an = std::exp(0.15 * U(rng));
+    cv::Matx33d A(an, sh, 0, 0, 1.0 / an, 0, persp * U(rng) / in.width, persp * U(rng) / in.height, 1);
+    cv::Matx33d T2(1, 0, out.width / 2.0 + 0.1 * out.width * U(rng), 0, 1, out.height / 2.0 + 0.1 * out.height * U(rng),
+                   0, 0, 1);
+    return T2 * R * A * T1;
+}
+
+cv::Mat photometric(const cv::Mat &src, std::mt19937 &rng)
+{
+    std::uniform_real_distribution<double> U(0, 1);
+    cv::Mat f;
+    src.convertTo(f, CV_32F, 1.0 / 255);
+    // Tone: gamma, contrast, brightness, and an S-curve.
+    double gamma = std::exp(0.4 * (2 * U(rng) - 1)), contrast = 0.7 + 0.6 * U(rng), bright = 0.15 * (2 * U(rng) - 1);
+    double s_curve = U(rng) < 0.3 ? 0.5 * U(rng) : 0.0;
+    cv::pow(f, gamma, f);
+    // Illumination gradient across the image.
+    double gx = 0.5 * (2 * U(rng) - 1), gy = 0.5 * (2 * U(rng) - 1);
+    for (int y = 0; y < f.rows; y++) {
+        float *r = f.ptr<float>(y);
+        for (int x = 0; x < f.cols; x++) {
+            double v = r[x];
+            if (s_curve > 0)
+                v = v + s_curve * (v - 0.5) * (1 - std::fabs(2 * v - 1));
+            double light = 1.0 + gx * (x / (double)f.cols - 0.5) + gy * (y / (double)f.rows - 0.5);
+            r[x] = (float)((v - 0.5) * contrast + 0.5 + bright) * (float)light;
+        }
+    }
+    if (U(rng) < 0.4) {
+        double sigma = 0.3 + 1.5 * U(rng);
+        cv::GaussianBlur(f, f, cv::Size(0, 0), sigma);
+    }
+    if (U(rng) < 0.5) {
+        cv::Mat n(f.size(), CV_32F);
+        cv::randn(n, 0, 0.005 + 0.025 * U(rng));
+        f += n;
+    }
+    cv::Mat out;
+    f.convertTo(out, CV_8U, 255);
+    if (U(rng) < 0.4) {
+        std::vector<uchar> buf;
+        cv::imencode(".jpg", out, buf, {cv::IMWRITE_JPEG_QUALITY, 30 + (int)(65 * U(rng))});
+        out = cv::imdecode(buf, cv::IMREAD_GRAYSCALE);
+    }
+    return out;
+}
+
+// Image files under dir (recursively), sorted by path.
+void find_images(const std::string &dir, std::vector<std::string> &out)
+{
+    for (auto &n : list_dir(dir)) {
+        std::string path = dir + "/" + n;
+        if (is_dir(path)) {
+            find_images(path, out);
+            continue;
+        }
+        std::string l = n;
+        std::transform(l.begin(), l.end(), l.begin(), ::tolower);
+        for (const char *ext : {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm"})
+            if (l.size() > std::strlen(ext) && l.compare(l.size() - std::strlen(ext), std::string::npos, ext) == 0) {
+                out.push_back(path);
+                break;
+            }
+    }
+}
+
+std::vector<std::string> photo_list(const std::string &dir, int every, int offset)
+{
+    std::vector<std::string> all, out;
+    find_images(dir, all);
+    std::sort(all.begin(), all.end());
+    for (size_t i = 0; i < all.size(); i++)
+        if (offset >= 0 ? (int)(i % (size_t)every) == offset : (int)(i % (size_t)every) != 0)
+            out.push_back(all[i]);
+    return out;
+}
+
+int usage()
+{
+    std::fprintf(stderr,
+                 "usage: matchnet-patchset --homography-dir DIR --out OUTDIR [--pairs N] [--seed S]\n"
+                 "       matchnet-patchset --photos DIR --out OUTDIR [--views N] [--pairs N] [--seed S]\n"
+                 "                         [--every K --offset J] [--max-keypoints N] [--positives-only]\n");
+    return 2;
+}
+
+} // namespace
+
+int main(int argc, char **argv)
+{
+    std::string hdir, photos, out;
+    long pairs = 10000, views = 200;
+    unsigned seed = 0;
+    int every = 1, offset = 0, max_kp = 1500;
+    bool positives_only = false;
+    for (int i = 1; i < argc; i++) {
+        std::string a = argv[i];
+        auto val = [&]() -> std::string {
+            if (i + 1 >= argc) {
+                std::fprintf(stderr, "matchnet-patchset: %s needs a value\n", a.c_str());
+                std::exit(2);
+            }
+            return argv[++i];
+        };
+        if (a == "--homography-dir")
+            hdir = val();
+        else if (a == "--photos")
+            photos = val();
+        else if (a == "--out")
+            out = val();
+        else if (a == "--pairs")
+            pairs = std::atol(val().c_str());
+        else if (a == "--views")
+            views = std::atol(val().c_str());
+        else if (a == "--seed")
+            seed = (unsigned)std::atol(val().c_str());
+        else if (a == "--every")
+            every = std::atoi(val().c_str());
+        else if (a == "--offset")
+            offset = std::atoi(val().c_str());
+        else if (a == "--positives-only")
+            positives_only = true;
+        else if (a == "--max-keypoints")
+            max_kp = std::atoi(val().c_str());
+        else
+            return usage();
+    }
+    if (out.empty() || hdir.empty() == photos.empty() || pairs < 2 || views < 1 || every < 1 || offset < -1 ||
+        offset >= every)
+        return usage();
+    if (!is_dir(out) && mkdir(out.c_str(), 0777) != 0) {
+        std::fprintf(stderr, "matchnet-patchset: cannot create %s\n", out.c_str());
+        return 1;
+    }
+    cv::setNumThreads(1);
+    cv::theRNG().state = seed + 1;
+    std::mt19937 rng(seed);
+    cv::Ptr<cv::SIFT> sift = cv::SIFT::create(max_kp);
+    Pool pool;
+    size_t npos = (size_t)pairs / 2;
+    if (!hdir.empty()) {
+        std::vector<ViewPair> vps = oxford_pairs(hdir);
+        if (vps.empty()) {
+            std::fprintf(stderr, "matchnet-patchset: no Oxford-layout sequence in %s\n", hdir.c_str());
+            return 1;
+        }
+        for (size_t k = 0; k < vps.size(); k++) {
+            process(vps[k], sift, pool, rng, true, (size_t)-1);
+            std::fprintf(stderr, "\rview pairs %zu/%zu, correspondences %zu", k + 1, vps.size(), pool.positives.size());
+        }
+    } else {
+        std::vector<std::string> list = photo_list(photos, every, offset);
+        if (list.empty()) {
+            std::fprintf(stderr, "matchnet-patchset: no photos in %s\n", photos.c_str());
+            return 1;
+        }
+        // Spread the view pairs over the photos; cap each pair's share so
+        // no single texture dominates.
+        size_t per_view = std::max<size_t>(20, 2 * npos / (size_t)views + 1);
+        std::vector<cv::Mat> cache(list.size());
+        for (long v = 0; v < views; v++) {
+            const size_t pi = (size_t)v % list.size();
+            if (cache[pi].empty()) {
+                // Decode once (photos are up to 6000 px), keep at most 1600 px.
+                cv::Mat full = cv::imread(list[pi], cv::IMREAD_GRAYSCALE);
+                if (full.empty()) {
+                    std::fprintf(stderr, "\nmatchnet-patchset: skipping unreadable %s\n", list[pi].c_str());
+                    continue;
+                }
+                double f = 1600.0 / std::max(full.cols, full.rows);
+                if (f < 1.0)
+                    cv::resize(full, cache[pi], cv::Size(), f, f, cv::INTER_AREA);
+                else
+                    cache[pi] = full;
+            }
+            cv::Mat photo = cache[pi];
+            std::uniform_real_distribution<double> U(0, 1);
+            // Base resolution: longest side 700-1600 px of the photo.
+            double base = (700 + 900 * U(rng)) / std::max(photo.cols, photo.rows);
+            if (base < 1.0)
+                cv::resize(photo, photo, cv::Size(), base, base, cv::INTER_AREA);
+            cv::Size vs(640, 480);
+            double sa = std::exp(std::log(0.7) + (std::log(1.3) - std::log(0.7)) * U(rng));
+            double r = std::exp(std::log(0.4) + (std::log(2.5) - std::log(0.4)) * U(rng));
+            cv::Matx33d ha = random_homography(rng, photo.size(), vs, sa, 0.2);
+            cv::Matx33d hb = random_homography(rng, photo.size(), vs, sa * r, 0.6);
+            cv::Mat a, b;
+            cv::warpPerspective(photo, a, cv::Mat(ha), vs, cv::INTER_AREA, cv::BORDER_REFLECT);
+            cv::warpPerspective(photo, b, cv::Mat(hb), vs, cv::INTER_AREA, cv::BORDER_REFLECT);
+            ViewPair vp{photometric(a, rng), photometric(b, rng), hb * ha.inv()};
+            process(vp, sift, pool, rng, !positives_only, per_view);
+            std::fprintf(stderr, "\rviews %ld/%ld, correspondences %zu", v + 1, views, pool.positives.size());
+        }
+    }
+    std::fprintf(stderr, "\n");
+    // Half positives, the other half in three equal kinds of negatives.
+    std::shuffle(pool.positives.begin(), pool.positives.end(), rng);
+    std::shuffle(pool.spatial.begin(), pool.spatial.end(), rng);
+    std::shuffle(pool.appearance.begin(), pool.appearance.end(), rng);
+    size_t nneg_kind = positives_only ? 0 : std::min({npos / 3, pool.spatial.size(), pool.appearance.size(),
+                                                      pool.positives.size() / 3});
+    npos = std::min(npos, pool.positives.size());
+    std::vector<brown_pair> list(pool.positives.begin(), pool.positives.begin() + (long)npos);
+    for (size_t k = 0; k < nneg_kind; k++) {
+        // Random: the A patch of one correspondence, the B patch of another.
+        const brown_pair &p = pool.positives[rng() % pool.positives.size()];
+        const brown_pair *q = &pool.positives[rng() % pool.positives.size()];
+        while (q->pa == p.pa)
+            q = &pool.positives[rng() % pool.positives.size()];
+        list.push_back(brown_pair{p.a, q->b, p.pa, q->pb, BROWN_RANDOM});
+        list.push_back(pool.spatial[k]);
+        list.push_back(pool.appearance[k]);
+    }
+    std::shuffle(list.begin(), list.end(), rng);
+    brown_set set;
+    set.n = pool.point.size();
+    set.patches = pool.patches.data();
+    set.point = pool.point.data();
+    set.npairs = list.size();
+    set.pairs = list.data();
+    char err[512];
+    if (brown_save(out.c_str(), &set, err, sizeof err) != 0) {
+        std::fprintf(stderr, "matchnet-patchset: %s\n", err);
+        return 1;
+    }
+    std::printf("%s: %zu patches, %zu pairs (%zu matching, %zu per negative kind), %zu correspondences in all\n",
+                out.c_str(), set.n, list.size(), npos, nneg_kind, pool.positives.size());
+    return 0;
+}
