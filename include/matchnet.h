@@ -114,6 +114,18 @@ typedef struct mn_model mn_model;
  */
 MN_API mn_status mn_model_load_file(const char *path, mn_model **out);
 
+/**
+ * Load the default model: the file named by the environment variable
+ * MATCHNET_MODEL if it is set, else the model installed with the library
+ * (mn_default_model_path()), else the copy in the source tree the library
+ * was built from (for use without installing).
+ */
+MN_API mn_status mn_model_load_default(mn_model **out);
+
+/** Where the library's installed default model lives, e.g.
+ *  "/usr/local/share/matchnet/matchnet.mnw". Never NULL. */
+MN_API const char *mn_default_model_path(void);
+
 /** Load a model from a .mnw image in memory. The bytes are copied. */
 MN_API mn_status mn_model_load_memory(const void *data, size_t size, mn_model **out);
 

@@ -618,6 +618,52 @@ done:
     return st;
 }
 
+#ifndef MN_INSTALLED_MODEL
+#define MN_INSTALLED_MODEL "/usr/local/share/matchnet/matchnet.mnw"
+#endif
+
+const char *mn_default_model_path(void)
+{
+    return MN_INSTALLED_MODEL;
+}
+
+mn_status mn_model_load_default(mn_model **out)
+{
+    static const char fn[] = "mn_model_load_default";
+    if (!out)
+        return mn_error(MN_ERR_INVALID_ARGUMENT, fn, "out is NULL");
+    *out = NULL;
+    const char *env = getenv("MATCHNET_MODEL");
+    if (env && env[0]) {
+        mn_status st = mn_model_load_file(env, out);
+        if (st != MN_OK) {
+            char why[512]; /* the message buffer is about to be rewritten */
+            snprintf(why, sizeof why, "%s", mn_last_error());
+            return mn_error(st, fn, "MATCHNET_MODEL=%s: %s", env, why);
+        }
+        return MN_OK;
+    }
+    const char *paths[2] = {MN_INSTALLED_MODEL, NULL};
+#ifdef MN_SOURCE_MODEL
+    paths[1] = MN_SOURCE_MODEL;
+#endif
+    for (int i = 0; i < 2 && paths[i]; i++) {
+        FILE *f = fopen(paths[i], "rb");
+        if (!f)
+            continue;
+        fclose(f);
+        mn_status st = mn_model_load_file(paths[i], out);
+        if (st != MN_OK) {
+            char why[512];
+            snprintf(why, sizeof why, "%s", mn_last_error());
+            return mn_error(st, fn, "%s: %s", paths[i], why);
+        }
+        return MN_OK;
+    }
+    return mn_error(MN_ERR_IO, fn, "no model at %s%s%s; set MATCHNET_MODEL", MN_INSTALLED_MODEL,
+                    paths[1] ? " or " : "", paths[1] ? paths[1] : "");
+}
+
 void mn_model_free(mn_model *model)
 {
     if (!model)

@@ -2,6 +2,7 @@
  * test_api.c - status codes and messages, version, argument checks, and
  * that failures leave outputs NULL and messages per thread.
  */
+#define _POSIX_C_SOURCE 200809L
 #include "matchnet.h"
 #include "check.h"
 
@@ -86,6 +87,19 @@ int main(void)
     CHECK_OK(mn_metric_score_all(s, desc, 2, desc, 2, prob2));
     CHECK(memcmp(prob, prob2, sizeof prob) == 0, "projected vs score_all");
     free(proj_b);
+
+    /* The default model: MATCHNET_MODEL wins, and a bad one is named. */
+    setenv("MATCHNET_MODEL", MN_TEST_DATA "/golden_bottleneck.mnw", 1);
+    mn_model *dm = NULL;
+    CHECK_OK(mn_model_load_default(&dm));
+    CHECK(dm && strcmp(mn_model_name(dm), "golden-bottleneck") == 0, "default model from MATCHNET_MODEL");
+    mn_model_free(dm);
+    setenv("MATCHNET_MODEL", "/nonexistent/x.mnw", 1);
+    CHECK(mn_model_load_default(&dm) == MN_ERR_IO && dm == NULL, "bad MATCHNET_MODEL");
+    CHECK(strstr(mn_last_error(), "mn_model_load_default(): MATCHNET_MODEL=/nonexistent/x.mnw: "
+                                  "mn_model_load_file(): cannot open") != NULL, "%s", mn_last_error());
+    unsetenv("MATCHNET_MODEL");
+    CHECK(mn_default_model_path()[0] == '/', "installed model path %s", mn_default_model_path());
 
     /* Queries on NULL do not crash. */
     CHECK(mn_model_descriptor_dim(NULL) == 0 && mn_model_patch_size(NULL) == 0, "NULL model queries");

@@ -5,6 +5,7 @@
 //
 //   matchnet-eval-patches --dataset DIR [--pairs FILE] [--model PATH]
 //
+// Without --model: the library's default model (mn_model_load_default).
 // FPR95: false positive rate at the threshold that accepts 95% of the
 // matching pairs. FDR95: FP / (TP + FP) there (the variant the original
 // release's evaluation printed). Reported overall and, when the set has
@@ -28,10 +29,6 @@
 #include <map>
 #include <string>
 #include <vector>
-
-#ifndef MN_DEFAULT_MODEL
-#define MN_DEFAULT_MODEL "models/matchnet.mnw"
-#endif
 
 namespace {
 
@@ -104,8 +101,6 @@ int main(int argc, char **argv)
         std::fprintf(stderr, "usage: matchnet-eval-patches --dataset DIR [--pairs FILE] [--model PATH]\n");
         return 2;
     }
-    if (model_path.empty())
-        model_path = MN_DEFAULT_MODEL;
     brown_set set;
     char err[512];
     if (brown_load(dataset.c_str(), pairs_file.empty() ? nullptr : pairs_file.c_str(), &set, err, sizeof err) != 0) {
@@ -119,7 +114,8 @@ int main(int argc, char **argv)
     }
     mn_model *model = nullptr;
     mn_session *sess = nullptr;
-    if (mn_model_load_file(model_path.c_str(), &model) != MN_OK || mn_session_create(model, nullptr, &sess) != MN_OK) {
+    mn_status st = model_path.empty() ? mn_model_load_default(&model) : mn_model_load_file(model_path.c_str(), &model);
+    if (st != MN_OK || mn_session_create(model, nullptr, &sess) != MN_OK) {
         std::fprintf(stderr, "matchnet-eval-patches: %s\n", mn_last_error());
         brown_free(&set);
         mn_model_free(model);

@@ -1,13 +1,13 @@
 #!/bin/sh
 # Install the Debian 12 packages libmatchnet needs (as root, or through sudo).
-#   tools/setup.sh           build and test: compiler, CMake, OpenBLAS
-#   tools/setup.sh --bench   also the benchmark's peers: PyTorch, OpenCV (dnn)
+#   tools/setup.sh           build and test: compilers, CMake, OpenBLAS, OpenCV (for the tools)
+#   tools/setup.sh --bench   also the benchmark's peers and training: PyTorch, Python OpenCV
 # Packages already installed are skipped, so a second run is quick.
 set -eu
-pkgs="build-essential cmake libopenblas-dev"
+pkgs="build-essential g++ cmake libopenblas-dev libopencv-dev"
 for arg in "$@"; do
     case "$arg" in
-    --bench) pkgs="$pkgs python3-torch python3-numpy python3-opencv libopencv-dev g++" ;;
+    --bench) pkgs="$pkgs python3-torch python3-numpy python3-opencv" ;;
     *) echo "usage: $0 [--bench]" >&2; exit 2 ;;
     esac
 done
