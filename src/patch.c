@@ -74,10 +74,11 @@ static void mn_pyr_down(const float *src, const uint8_t *src8, size_t stride8, i
 /* Bilinear sample at (x, y) in level coordinates, edges replicated. */
 static float mn_sample(const mn_level *l, const uint8_t *img8, size_t stride8, float x, float y)
 {
-    /* Clamp first: far-away coordinates must not overflow the int conversion. */
-    if (x < 0.0f)
+    /* Clamp first: far-away coordinates must not overflow the int conversion,
+     * and NaN (from an infinite support) must not reach it either. */
+    if (!(x >= 0.0f))
         x = 0.0f;
-    if (y < 0.0f)
+    if (!(y >= 0.0f))
         y = 0.0f;
     if (x > (float)(l->w - 1))
         x = (float)(l->w - 1);
@@ -163,16 +164,21 @@ mn_status mn_extract_patches(const uint8_t *image, int width, int height, size_t
 
     for (size_t i = 0; i < n; i++) {
         const mn_keypoint *k = &kps[i];
-        const float s = k->size * p.scale_factor / (float)P;
+        /* In double: size * scale_factor can overflow a float. */
+        const double s = (double)k->size * p.scale_factor / P;
         float a = (p.upright || k->angle == -1.0f) ? 0.0f : k->angle * (float)(3.14159265358979323846 / 180.0);
-        const float ca = cosf(a) * s, sa = sinf(a) * s;
+        const float ca = (float)(cos(a) * s), sa = (float)(sin(a) * s);
         /* Levels and blend weight. */
         int l0 = 0;
         float t = 0.0f;
-        if (s > 1.0f) {
-            float lf = log2f(s);
-            l0 = (int)floorf(lf);
-            t = lf - (float)l0;
+        if (s > 1.0) {
+            double lf = log2(s);
+            if (lf >= nlev - 1) {
+                l0 = nlev - 1;
+            } else {
+                l0 = (int)floor(lf);
+                t = (float)(lf - l0);
+            }
         }
         int l1 = l0 + 1;
         if (l0 >= nlev - 1) {

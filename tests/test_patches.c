@@ -171,6 +171,10 @@ int main(void)
     CHECK(hi - lo <= 1, "huge support: patch should be one grey level, spans %d..%d", lo, hi);
     CHECK(four[3 * 64 * 64] == ref[(size_t)(H - 1) * W + W - 1], "tiny keypoint at the last pixel");
 
+    /* Sizes whose support overflows a float (found by fuzz_patches). */
+    mn_keypoint huge[2] = {{5, 5, 3e38f, 30}, {1e30f, -1e30f, 1e-30f, 0}};
+    CHECK_OK(mn_extract_patches(ref, W, H, W, huge, 2, NULL, four));
+
     /* Bad keypoints: error naming the keypoint, output untouched. */
     mn_keypoint bad[3] = {{10, 10, 5, 0}, {NAN, 10, 5, 0}, {10, 10, 5, 0}};
     memset(four, 0xAB, sizeof four);
