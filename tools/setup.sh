@@ -2,13 +2,15 @@
 # Install the Debian 12 packages libmatchnet needs (as root, or through sudo).
 #   tools/setup.sh           build and test: compilers, CMake, OpenBLAS, OpenCV (for the tools)
 #   tools/setup.sh --bench   also the benchmark's peers and training: PyTorch, Python OpenCV
+#   tools/setup.sh --fuzz    also clang and its sanitizer runtimes (tests/fuzz/run.sh)
 # Packages already installed are skipped, so a second run is quick.
 set -eu
 pkgs="build-essential g++ cmake libopenblas-dev libopencv-dev"
 for arg in "$@"; do
     case "$arg" in
     --bench) pkgs="$pkgs python3-torch python3-numpy python3-opencv" ;;
-    *) echo "usage: $0 [--bench]" >&2; exit 2 ;;
+    --fuzz) pkgs="$pkgs clang libclang-rt-14-dev" ;;
+    *) echo "usage: $0 [--bench] [--fuzz]" >&2; exit 2 ;;
     esac
 done
 missing=""
