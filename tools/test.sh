@@ -2,16 +2,26 @@
 # Set up, build and run the tests.
 #   tools/test.sh              Release build in build/
 #   tools/test.sh --sanitize   AddressSanitizer + UndefinedBehaviorSanitizer build in build-asan/
+#   tools/test.sh --tsan       ThreadSanitizer build in build-tsan/, the threading tests only
 set -eu
 cd "$(dirname "$0")/.."
 tools/setup.sh
 dir=build
-set --  "$@"
 opts="-DCMAKE_BUILD_TYPE=Release"
-if [ "${1:-}" = "--sanitize" ]; then
+only=""
+case "${1:-}" in
+--sanitize)
     dir=build-asan
-    opts="-DCMAKE_BUILD_TYPE=RelWithDebInfo -DMN_SANITIZE=address,undefined"
-fi
+    opts="-DCMAKE_BUILD_TYPE=RelWithDebInfo -DMN_SANITIZE=address,undefined" ;;
+--tsan)
+    dir=build-tsan
+    opts="-DCMAKE_BUILD_TYPE=RelWithDebInfo -DMN_SANITIZE=thread -DMN_BUILD_TOOLS=OFF -DMN_BUILD_SAMPLES=OFF"
+    only="test_threads|test_api" ;;
+esac
 cmake -S . -B "$dir" $opts >/dev/null
 cmake --build "$dir" -j"$(nproc)"
-ctest --test-dir "$dir" --output-on-failure -j2
+if [ -n "$only" ]; then
+    ctest --test-dir "$dir" --output-on-failure -R "$only"
+else
+    ctest --test-dir "$dir" --output-on-failure -j2
+fi
