@@ -210,8 +210,9 @@ MN_API int mn_default_num_threads(void);
  * One line describing the BLAS in use, e.g. "OpenBLAS 0.3.21 ... ; core
  * SkylakeX". When OpenBLAS has fallen back to a generic core on a
  * CPU with AVX2 or AVX-512 (Debian 12's OpenBLAS does not know CPUs newer
- * than its release), the line ends with a hint such as "(CPU has AVX-512:
- * OPENBLAS_CORETYPE=SkylakeX is about 4x faster)". Never NULL.
+ * than its release), the convolutions run on libmatchnet's own AVX2 kernel
+ * instead (when the CPU has AVX2 and FMA) and the line says so; set
+ * MN_GEMM=blas or MN_GEMM=avx2 to force either. Never NULL.
  */
 MN_API const char *mn_blas_info(void);
 

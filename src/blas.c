@@ -6,6 +6,7 @@
 #include <cblas.h>
 #include <pthread.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 void mn_gemm(int m, int n, int k, const float *a, int lda, const float *b, int ldb, int trans_b,
@@ -16,6 +17,9 @@ void mn_gemm(int m, int n, int k, const float *a, int lda, const float *b, int l
 }
 
 static char mn_blas_line[256];
+int mn_gemm_uses_avx2(void);
+static int mn_gemm_choice;
+static pthread_once_t mn_gemm_once = PTHREAD_ONCE_INIT;
 static pthread_once_t mn_blas_once = PTHREAD_ONCE_INIT;
 
 #ifdef MN_HAVE_OPENBLAS
@@ -35,26 +39,41 @@ int mn_blas_get_threads(void)
     return openblas_get_num_threads();
 }
 
+/* OpenBLAS falls back to these generic x86 cores on CPUs it does not know. */
+static int mn_blas_core_is_generic(void)
+{
+    static const char *generic[] = {"Prescott", "Core2", "Nehalem", "Sandybridge", "Katmai", "Northwood"};
+    const char *core = openblas_get_corename();
+    int is_generic = 0;
+    for (size_t i = 0; i < sizeof generic / sizeof generic[0]; i++)
+        is_generic |= core && strcmp(core, generic[i]) == 0;
+    return is_generic;
+}
+
 static void mn_blas_describe(void)
 {
     const char *core = openblas_get_corename();
     const char *hint = "";
 #if defined(__GNUC__) && (defined(__x86_64__) || defined(__i386__))
-    /* OpenBLAS falls back to these generic x86 cores on CPUs it does not know. */
-    static const char *generic[] = {"Prescott", "Core2", "Nehalem", "Sandybridge", "Katmai", "Northwood"};
-    int is_generic = 0;
-    for (size_t i = 0; i < sizeof generic / sizeof generic[0]; i++)
-        is_generic |= core && strcmp(core, generic[i]) == 0;
+    int is_generic = mn_blas_core_is_generic();
     __builtin_cpu_init();
     if (is_generic && __builtin_cpu_supports("avx512f"))
-        hint = " (CPU has AVX-512: OPENBLAS_CORETYPE=SkylakeX is about 4x faster)";
+        hint = " (CPU has AVX-512: OPENBLAS_CORETYPE=SkylakeX makes OpenBLAS about 4x faster)";
     else if (is_generic && __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"))
-        hint = " (CPU has AVX2: OPENBLAS_CORETYPE=Haswell is about 2x faster)";
+        hint = " (CPU has AVX2: OPENBLAS_CORETYPE=Haswell makes OpenBLAS about 2x faster)";
 #endif
-    snprintf(mn_blas_line, sizeof mn_blas_line, "%s; core %s%s", openblas_get_config(),
-             core ? core : "?", hint);
+    snprintf(mn_blas_line, sizeof mn_blas_line, "%s; core %s%s%s", openblas_get_config(), core ? core : "?",
+             mn_gemm_uses_avx2() == 5   ? "; convolutions use libmatchnet's AVX-512 kernel"
+             : mn_gemm_uses_avx2() == 2 ? "; convolutions use libmatchnet's AVX2 kernel"
+                                        : "",
+             hint);
 }
 #else
+static int mn_blas_core_is_generic(void)
+{
+    return 1; /* a reference CBLAS: assume the own kernel is faster */
+}
+
 void mn_blas_set_threads(int n)
 {
     (void)n;
@@ -70,6 +89,40 @@ static void mn_blas_describe(void)
     snprintf(mn_blas_line, sizeof mn_blas_line, "generic CBLAS");
 }
 #endif
+
+
+
+static void mn_gemm_choose(void)
+{
+    const char *env = getenv("MN_GEMM");
+    int best = mn_gemm_avx512_available() ? 5 : mn_gemm_avx2_available() ? 2 : 0;
+    if (env && strcmp(env, "blas") == 0)
+        mn_gemm_choice = 0;
+    else if (env && strcmp(env, "avx2") == 0)
+        mn_gemm_choice = mn_gemm_avx2_available() ? 2 : 0;
+    else if (env && strcmp(env, "avx512") == 0)
+        mn_gemm_choice = mn_gemm_avx512_available() ? 5 : 0;
+    else
+        mn_gemm_choice = mn_blas_core_is_generic() ? best : 0;
+}
+
+int mn_gemm_uses_avx2(void)
+{
+    pthread_once(&mn_gemm_once, mn_gemm_choose);
+    return mn_gemm_choice;
+}
+
+void mn_gemm_conv(int m, int n, int k, const float *a, int lda, const float *b, int ldb, float *c, int ldc,
+                  float *pack)
+{
+    int kind = mn_gemm_uses_avx2();
+    if (kind == 5)
+        mn_gemm_nn_avx512(m, n, k, a, lda, b, ldb, c, ldc, pack);
+    else if (kind == 2)
+        mn_gemm_nn_avx2(m, n, k, a, lda, b, ldb, c, ldc, pack);
+    else
+        mn_gemm(m, n, k, a, lda, b, ldb, 0, 0.0f, c, ldc);
+}
 
 const char *mn_blas_info(void)
 {

@@ -84,10 +84,26 @@ void mn_gemm(int m, int n, int k, const float *a, int lda, const float *b, int l
              int trans_b, float beta, float *c, int ldc);
 void mn_blas_set_threads(int n);
 int mn_blas_get_threads(void);
+/* Convolution product C = A B (no transposes, beta 0): the AVX-512 or AVX2
+ * kernel when the BLAS runs a generic core on such a CPU (or MN_GEMM=avx512
+ * or avx2), else BLAS.
+ * pack: mn_gemm_pack_floats() floats of scratch. */
+void mn_gemm_conv(int m, int n, int k, const float *a, int lda, const float *b, int ldb, float *c, int ldc,
+                  float *pack);
+int mn_gemm_uses_avx2(void); /* 0: BLAS, 2: AVX2 kernel, 5: AVX-512 kernel */
+
+/* ---- own kernels (gemm_avx2.c) ---- */
+size_t mn_gemm_pack_floats(void);
+int mn_gemm_avx2_available(void);
+void mn_gemm_nn_avx2(int m, int n, int k, const float *a, int lda, const float *b, int ldb, float *c, int ldc,
+                     float *pack);
+int mn_gemm_avx512_available(void);
+void mn_gemm_nn_avx512(int m, int n, int k, const float *a, int lda, const float *b, int ldb, float *c, int ldc,
+                       float *pack);
 
 /* ---- layers (layers.c): fast and reference versions ---- */
 /* Fast path, activations in [C][N][H][W] layout for a chunk of n images. */
-void mn_conv_fast(const mn_layer *l, int n, const float *in, float *col, float *out);
+void mn_conv_fast(const mn_layer *l, int n, const float *in, float *col, float *pack, float *out);
 void mn_maxpool_fast(const mn_layer *l, int n, const float *in, float *out);
 /* Reference path, one image in [C][H][W] layout. */
 void mn_conv_ref(const mn_layer *l, const float *in, float *out);
@@ -103,6 +119,7 @@ int mn_pool_out_size(int in, int kernel, int stride, int pad, int ceil_mode);
 /* Scratch one worker thread needs for tower and metric work. */
 typedef struct mn_scratch {
     float *act0, *act1, *col; /* tower: MN_CHUNK images each */
+    float *pack;              /* packing buffer of the convolution kernel */
     float *h0, *h1;           /* metric: MN_PAIR_BLOCK rows of max_metric */
     float *concat;            /* metric plain path: MN_PAIR_BLOCK rows of 2 * desc_dim */
 } mn_scratch;

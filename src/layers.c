@@ -70,7 +70,7 @@ static void mn_im2col(const mn_layer *l, int n, const float *in, float *col)
             }
 }
 
-void mn_conv_fast(const mn_layer *l, int n, const float *in, float *col, float *out)
+void mn_conv_fast(const mn_layer *l, int n, const float *in, float *col, float *pack, float *out)
 {
     const int K = l->in_c * l->kernel * l->kernel;
     const size_t ncols = (size_t)n * l->out_h * l->out_w;
@@ -79,7 +79,7 @@ void mn_conv_fast(const mn_layer *l, int n, const float *in, float *col, float *
         mn_im2col(l, n, in, col);
         b = col;
     }
-    mn_gemm(l->out_c, (int)ncols, K, l->weight, K, b, (int)ncols, 0, 0.0f, out, (int)ncols);
+    mn_gemm_conv(l->out_c, (int)ncols, K, l->weight, K, b, (int)ncols, out, (int)ncols, pack);
     mn_bias_relu_rows(out, l->out_c, ncols, l->bias, l->relu);
 }
 

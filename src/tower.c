@@ -14,7 +14,8 @@ mn_status mn_scratch_init(const mn_model *m, mn_scratch *s)
     s->h0 = mn_malloc(sizeof(float) * MN_PAIR_BLOCK * m->max_metric);
     s->h1 = mn_malloc(sizeof(float) * MN_PAIR_BLOCK * m->max_metric);
     s->concat = mn_malloc(sizeof(float) * MN_PAIR_BLOCK * 2 * m->desc_dim);
-    if (!s->act0 || !s->act1 || !s->col || !s->h0 || !s->h1 || !s->concat) {
+    s->pack = mn_malloc(sizeof(float) * mn_gemm_pack_floats());
+    if (!s->act0 || !s->act1 || !s->col || !s->h0 || !s->h1 || !s->concat || !s->pack) {
         mn_scratch_release(s);
         return MN_ERR_OUT_OF_MEMORY;
     }
@@ -29,6 +30,7 @@ void mn_scratch_release(mn_scratch *s)
     mn_free(s->h0);
     mn_free(s->h1);
     mn_free(s->concat);
+    mn_free(s->pack);
     memset(s, 0, sizeof *s);
 }
 
@@ -94,7 +96,7 @@ static void mn_tower_chunk(const mn_model *m, mn_scratch *s, const uint8_t *px8,
             rows = 1;
         }
         switch (l->type) {
-        case MN_LAYER_CONV: mn_conv_fast(l, n, cur, s->col, nxt); break;
+        case MN_LAYER_CONV: mn_conv_fast(l, n, cur, s->col, s->pack, nxt); break;
         case MN_LAYER_MAXPOOL: mn_maxpool_fast(l, n, cur, nxt); break;
         case MN_LAYER_FC: mn_fc_fast(l, n, cur, l->in_c, nxt); break;
         case MN_LAYER_L2NORM:

@@ -45,7 +45,9 @@ static void test_conv(int in_c, int out_c, int hw, int k, int stride, int pad, i
     float *fast = malloc((size_t)out_c * n * ohw * sizeof(float));
     float *ref = malloc((size_t)n * out_c * ohw * sizeof(float)), *ref_chunk = malloc((size_t)n * out_c * ohw * sizeof(float));
     to_chunk(in, n, in_c, ihw, chunk_in);
-    mn_conv_fast(&l, n, chunk_in, col, fast);
+    float *pack = malloc(mn_gemm_pack_floats() * sizeof(float));
+    mn_conv_fast(&l, n, chunk_in, col, pack, fast);
+    free(pack);
     for (int i = 0; i < n; i++)
         mn_conv_ref(&l, in + (size_t)i * in_c * ihw, ref + (size_t)i * out_c * ohw);
     to_chunk(ref, n, out_c, ohw, ref_chunk);
@@ -96,8 +98,40 @@ static void test_fc(int in, int out, int n, int relu)
     free(w), free(b), free(x), free(y1), free(y2);
 }
 
+/* The AVX2 and AVX-512 products against BLAS, on shapes with every kind of edge. */
+static void test_gemm(int m, int n, int k, int wide)
+{
+    if (wide ? !mn_gemm_avx512_available() : !mn_gemm_avx2_available())
+        return;
+    float *a = rand_buf((size_t)m * (k + 2)), *b = rand_buf((size_t)k * (n + 5));
+    float *c1 = malloc((size_t)m * (n + 3) * sizeof(float)), *c2 = malloc((size_t)m * (n + 3) * sizeof(float));
+    float *pack = malloc(mn_gemm_pack_floats() * sizeof(float));
+    for (size_t i = 0; i < (size_t)m * (n + 3); i++)
+        c1[i] = c2[i] = 123.0f; /* the padding columns must stay untouched */
+    if (wide)
+        mn_gemm_nn_avx512(m, n, k, a, k + 2, b, n + 5, c1, n + 3, pack);
+    else
+        mn_gemm_nn_avx2(m, n, k, a, k + 2, b, n + 5, c1, n + 3, pack);
+    mn_gemm(m, n, k, a, k + 2, b, n + 5, 0, 0.0f, c2, n + 3);
+    double e = max_abs_diff(c1, c2, (size_t)m * (n + 3), NULL);
+    CHECK(e < 1e-5 + 1e-7 * k * 4, "%s gemm %dx%dx%d: differs from BLAS by %.3g", wide ? "avx512" : "avx2", m, n,
+          k, e);
+    free(a), free(b), free(c1), free(c2), free(pack);
+}
+
 int main(void)
 {
+    printf("AVX2 kernel: %d, AVX-512 kernel: %d, used for convolutions: %d\n", mn_gemm_avx2_available(),
+           mn_gemm_avx512_available(), mn_gemm_uses_avx2());
+    for (int wide = 0; wide <= 1; wide++) {
+        test_gemm(1, 1, 1, wide);
+        test_gemm(6, 16, 256, wide);
+        test_gemm(64, 8192, 600, wide); /* conv1 on a chunk of 8: K > KC, N > NC, M % 6 != 0 */
+        test_gemm(96, 2048, 864, wide);
+        test_gemm(24, 4096 + 7, 49, wide);
+        test_gemm(13, 35, 517, wide);
+    }
+
     /* MatchNet's convolutions, and odd shapes that exercise the edges. */
     test_conv(1, 24, 64, 7, 1, 3, 1, 3);
     test_conv(24, 64, 32, 5, 1, 2, 1, 2);

@@ -1,0 +1,303 @@
+/*
+ * gemm_avx2.c - single-precision matrix product for the convolutions, with
+ * AVX2 + FMA or AVX-512, selected at run time.
+ *
+ * Why not always OpenBLAS: a BLAS build falls back to generic SSE kernels on
+ * CPUs newer than itself (Debian 12's OpenBLAS 0.3.21 picks "Prescott" on
+ * Sapphire Rapids, 3-4x slower), and the convolutions are 95% of the work.
+ * These kernels need only AVX2 and FMA (Haswell, 2013, and later) or
+ * AVX-512F, so the library runs at a reasonable speed whatever BLAS it was
+ * given. The packing buffer is sized for the wider (32-column) strips.
+ *
+ * Scheme (as BLIS / GotoBLAS): C = A B with A (M x K) the weights and B
+ * (K x N) the im2col matrix, row-major. K is cut in blocks of KC; for each
+ * block, B is packed into strips of 16 columns and A into strips of 6 rows,
+ * both contiguous in k, and a 6 x 16 micro-kernel keeps its tile of C in
+ * 12 ymm registers for the whole block. N is cut in blocks of NC so the
+ * packed B stays in L2/L3. Edges are padded with zeros in the packs and
+ * written through a small temporary tile.
+ */
+#include "internal.h"
+
+#include <string.h>
+
+#define MR 6
+#define NR 16
+#define KC 256
+#define NC 1536
+#define MC 96
+
+size_t mn_gemm_pack_floats(void)
+{
+    return (size_t)KC * NC + (size_t)KC * (MC + MR) + 64;
+}
+
+#if defined(__GNUC__) && (defined(__x86_64__) || defined(__i386__))
+#include <immintrin.h>
+
+#define MN_TARGET __attribute__((target("avx2,fma")))
+
+/* Pack rows [0, kc) x columns [j0, j0 + nc) of B into NR-wide strips. */
+MN_TARGET static void pack_b(int kc, int nc, const float *b, int ldb, float *bp)
+{
+    for (int j = 0; j < nc; j += NR) {
+        int w = nc - j < NR ? nc - j : NR;
+        if (w == NR) {
+            for (int k = 0; k < kc; k++) {
+                const float *src = b + (size_t)k * ldb + j;
+                _mm256_storeu_ps(bp, _mm256_loadu_ps(src));
+                _mm256_storeu_ps(bp + 8, _mm256_loadu_ps(src + 8));
+                bp += NR;
+            }
+        } else {
+            for (int k = 0; k < kc; k++) {
+                const float *src = b + (size_t)k * ldb + j;
+                int t = 0;
+                for (; t < w; t++)
+                    bp[t] = src[t];
+                for (; t < NR; t++)
+                    bp[t] = 0.0f;
+                bp += NR;
+            }
+        }
+    }
+}
+
+/* Pack rows [0, mc) x columns [0, kc) of A into MR-tall strips. */
+static void pack_a(int mc, int kc, const float *a, int lda, float *ap)
+{
+    for (int i = 0; i < mc; i += MR) {
+        int h = mc - i < MR ? mc - i : MR;
+        for (int k = 0; k < kc; k++) {
+            int r = 0;
+            for (; r < h; r++)
+                ap[r] = a[(size_t)(i + r) * lda + k];
+            for (; r < MR; r++)
+                ap[r] = 0.0f;
+            ap += MR;
+        }
+    }
+}
+
+/* C tile (MR x NR, ldc) (+)= Ap (MR x kc) * Bp (kc x NR). */
+MN_TARGET static void kernel_6x16(int kc, const float *ap, const float *bp, float *c, int ldc, int accumulate,
+                                  int rows, int cols)
+{
+    __m256 c00 = _mm256_setzero_ps(), c01 = _mm256_setzero_ps(), c10 = _mm256_setzero_ps(),
+           c11 = _mm256_setzero_ps(), c20 = _mm256_setzero_ps(), c21 = _mm256_setzero_ps(),
+           c30 = _mm256_setzero_ps(), c31 = _mm256_setzero_ps(), c40 = _mm256_setzero_ps(),
+           c41 = _mm256_setzero_ps(), c50 = _mm256_setzero_ps(), c51 = _mm256_setzero_ps();
+    for (int k = 0; k < kc; k++) {
+        __m256 b0 = _mm256_loadu_ps(bp), b1 = _mm256_loadu_ps(bp + 8), a;
+        a = _mm256_broadcast_ss(ap + 0);
+        c00 = _mm256_fmadd_ps(a, b0, c00);
+        c01 = _mm256_fmadd_ps(a, b1, c01);
+        a = _mm256_broadcast_ss(ap + 1);
+        c10 = _mm256_fmadd_ps(a, b0, c10);
+        c11 = _mm256_fmadd_ps(a, b1, c11);
+        a = _mm256_broadcast_ss(ap + 2);
+        c20 = _mm256_fmadd_ps(a, b0, c20);
+        c21 = _mm256_fmadd_ps(a, b1, c21);
+        a = _mm256_broadcast_ss(ap + 3);
+        c30 = _mm256_fmadd_ps(a, b0, c30);
+        c31 = _mm256_fmadd_ps(a, b1, c31);
+        a = _mm256_broadcast_ss(ap + 4);
+        c40 = _mm256_fmadd_ps(a, b0, c40);
+        c41 = _mm256_fmadd_ps(a, b1, c41);
+        a = _mm256_broadcast_ss(ap + 5);
+        c50 = _mm256_fmadd_ps(a, b0, c50);
+        c51 = _mm256_fmadd_ps(a, b1, c51);
+        ap += MR;
+        bp += NR;
+    }
+    float tile[MR * NR];
+    float *t = c;
+    int ldt = ldc;
+    if (rows < MR || cols < NR) { /* edge: go through a full temporary tile */
+        t = tile;
+        ldt = NR;
+        memset(tile, 0, sizeof tile);
+        if (accumulate)
+            for (int r = 0; r < rows; r++)
+                memcpy(tile + r * NR, c + (size_t)r * ldc, sizeof(float) * (size_t)cols);
+    }
+    __m256 acc[MR][2] = {{c00, c01}, {c10, c11}, {c20, c21}, {c30, c31}, {c40, c41}, {c50, c51}};
+    for (int r = 0; r < MR; r++) {
+        float *row = t + (size_t)r * ldt;
+        if (t == tile || r < rows) {
+            if (accumulate) {
+                acc[r][0] = _mm256_add_ps(acc[r][0], _mm256_loadu_ps(row));
+                acc[r][1] = _mm256_add_ps(acc[r][1], _mm256_loadu_ps(row + 8));
+            }
+            _mm256_storeu_ps(row, acc[r][0]);
+            _mm256_storeu_ps(row + 8, acc[r][1]);
+        }
+    }
+    if (t == tile)
+        for (int r = 0; r < rows; r++)
+            memcpy(c + (size_t)r * ldc, tile + r * NR, sizeof(float) * (size_t)cols);
+}
+
+MN_TARGET static void gemm_avx2(int m, int n, int k, const float *a, int lda, const float *b, int ldb, float *c,
+                                int ldc, float *pack)
+{
+    float *bp = (float *)(((uintptr_t)pack + 63) & ~(uintptr_t)63);
+    float *ap = bp + (size_t)KC * NC;
+    for (int jc = 0; jc < n; jc += NC) {
+        int nc = n - jc < NC ? n - jc : NC;
+        for (int pc = 0; pc < k; pc += KC) {
+            int kc = k - pc < KC ? k - pc : KC;
+            pack_b(kc, nc, b + (size_t)pc * ldb + jc, ldb, bp);
+            for (int ic = 0; ic < m; ic += MC) {
+                int mc = m - ic < MC ? m - ic : MC;
+                pack_a(mc, kc, a + (size_t)ic * lda + pc, lda, ap);
+                for (int jr = 0; jr < nc; jr += NR)
+                    for (int ir = 0; ir < mc; ir += MR)
+                        kernel_6x16(kc, ap + (size_t)ir * kc, bp + (size_t)jr * kc,
+                                    c + (size_t)(ic + ir) * ldc + jc + jr, ldc, pc > 0,
+                                    mc - ir < MR ? mc - ir : MR, nc - jr < NR ? nc - jr : NR);
+            }
+        }
+    }
+}
+
+/* ---- AVX-512: the same scheme with 6 x 32 tiles in 12 zmm registers ---- */
+
+#define NR5 32
+#define MN_TARGET512 __attribute__((target("avx512f,fma")))
+
+MN_TARGET512 static void pack_b32(int kc, int nc, const float *b, int ldb, float *bp)
+{
+    for (int j = 0; j < nc; j += NR5) {
+        int w = nc - j < NR5 ? nc - j : NR5;
+        for (int k = 0; k < kc; k++) {
+            const float *src = b + (size_t)k * ldb + j;
+            if (w == NR5) {
+                _mm512_storeu_ps(bp, _mm512_loadu_ps(src));
+                _mm512_storeu_ps(bp + 16, _mm512_loadu_ps(src + 16));
+            } else {
+                int t = 0;
+                for (; t < w; t++)
+                    bp[t] = src[t];
+                for (; t < NR5; t++)
+                    bp[t] = 0.0f;
+            }
+            bp += NR5;
+        }
+    }
+}
+
+MN_TARGET512 static void kernel_6x32(int kc, const float *ap, const float *bp, float *c, int ldc, int accumulate,
+                                     int rows, int cols)
+{
+    __m512 acc[MR][2];
+    for (int r = 0; r < MR; r++)
+        acc[r][0] = acc[r][1] = _mm512_setzero_ps();
+    for (int k = 0; k < kc; k++) {
+        __m512 b0 = _mm512_loadu_ps(bp), b1 = _mm512_loadu_ps(bp + 16);
+        for (int r = 0; r < MR; r++) { /* unrolled by the compiler: MR is a constant */
+            __m512 a = _mm512_set1_ps(ap[r]);
+            acc[r][0] = _mm512_fmadd_ps(a, b0, acc[r][0]);
+            acc[r][1] = _mm512_fmadd_ps(a, b1, acc[r][1]);
+        }
+        ap += MR;
+        bp += NR5;
+    }
+    float tile[MR * NR5];
+    float *t = c;
+    int ldt = ldc;
+    if (rows < MR || cols < NR5) {
+        t = tile;
+        ldt = NR5;
+        memset(tile, 0, sizeof tile);
+        if (accumulate)
+            for (int r = 0; r < rows; r++)
+                memcpy(tile + r * NR5, c + (size_t)r * ldc, sizeof(float) * (size_t)cols);
+    }
+    for (int r = 0; r < MR; r++) {
+        float *row = t + (size_t)r * ldt;
+        if (t == tile || r < rows) {
+            if (accumulate) {
+                acc[r][0] = _mm512_add_ps(acc[r][0], _mm512_loadu_ps(row));
+                acc[r][1] = _mm512_add_ps(acc[r][1], _mm512_loadu_ps(row + 16));
+            }
+            _mm512_storeu_ps(row, acc[r][0]);
+            _mm512_storeu_ps(row + 16, acc[r][1]);
+        }
+    }
+    if (t == tile)
+        for (int r = 0; r < rows; r++)
+            memcpy(c + (size_t)r * ldc, tile + r * NR5, sizeof(float) * (size_t)cols);
+}
+
+MN_TARGET512 static void gemm_avx512(int m, int n, int k, const float *a, int lda, const float *b, int ldb,
+                                     float *c, int ldc, float *pack)
+{
+    float *bp = (float *)(((uintptr_t)pack + 63) & ~(uintptr_t)63);
+    float *ap = bp + (size_t)KC * NC;
+    for (int jc = 0; jc < n; jc += NC) {
+        int nc = n - jc < NC ? n - jc : NC;
+        for (int pc = 0; pc < k; pc += KC) {
+            int kc = k - pc < KC ? k - pc : KC;
+            pack_b32(kc, nc, b + (size_t)pc * ldb + jc, ldb, bp);
+            for (int ic = 0; ic < m; ic += MC) {
+                int mc = m - ic < MC ? m - ic : MC;
+                pack_a(mc, kc, a + (size_t)ic * lda + pc, lda, ap);
+                for (int jr = 0; jr < nc; jr += NR5)
+                    for (int ir = 0; ir < mc; ir += MR)
+                        kernel_6x32(kc, ap + (size_t)ir * kc, bp + (size_t)jr * kc,
+                                    c + (size_t)(ic + ir) * ldc + jc + jr, ldc, pc > 0,
+                                    mc - ir < MR ? mc - ir : MR, nc - jr < NR5 ? nc - jr : NR5);
+            }
+        }
+    }
+}
+
+int mn_gemm_avx512_available(void)
+{
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("fma");
+}
+
+void mn_gemm_nn_avx512(int m, int n, int k, const float *a, int lda, const float *b, int ldb, float *c, int ldc,
+                       float *pack)
+{
+    gemm_avx512(m, n, k, a, lda, b, ldb, c, ldc, pack);
+}
+
+int mn_gemm_avx2_available(void)
+{
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+}
+
+void mn_gemm_nn_avx2(int m, int n, int k, const float *a, int lda, const float *b, int ldb, float *c, int ldc,
+                     float *pack)
+{
+    gemm_avx2(m, n, k, a, lda, b, ldb, c, ldc, pack);
+}
+#else
+int mn_gemm_avx2_available(void)
+{
+    return 0;
+}
+
+int mn_gemm_avx512_available(void)
+{
+    return 0;
+}
+
+void mn_gemm_nn_avx512(int m, int n, int k, const float *a, int lda, const float *b, int ldb, float *c, int ldc,
+                       float *pack)
+{
+    (void)pack;
+    mn_gemm(m, n, k, a, lda, b, ldb, 0, 0.0f, c, ldc);
+}
+
+void mn_gemm_nn_avx2(int m, int n, int k, const float *a, int lda, const float *b, int ldb, float *c, int ldc,
+                     float *pack)
+{
+    (void)pack;
+    mn_gemm(m, n, k, a, lda, b, ldb, 0, 0.0f, c, ldc);
+}
+#endif
