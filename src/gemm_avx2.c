@@ -138,29 +138,6 @@ MN_TARGET static void kernel_6x16(int kc, const float *ap, const float *bp, floa
             memcpy(c + (size_t)r * ldc, tile + r * NR, sizeof(float) * (size_t)cols);
 }
 
-MN_TARGET static void gemm_avx2(int m, int n, int k, const float *a, int lda, const float *b, int ldb, float *c,
-                                int ldc, float *pack)
-{
-    float *bp = (float *)(((uintptr_t)pack + 63) & ~(uintptr_t)63);
-    float *ap = bp + (size_t)KC * NC;
-    for (int jc = 0; jc < n; jc += NC) {
-        int nc = n - jc < NC ? n - jc : NC;
-        for (int pc = 0; pc < k; pc += KC) {
-            int kc = k - pc < KC ? k - pc : KC;
-            pack_b(kc, nc, b + (size_t)pc * ldb + jc, ldb, bp);
-            for (int ic = 0; ic < m; ic += MC) {
-                int mc = m - ic < MC ? m - ic : MC;
-                pack_a(mc, kc, a + (size_t)ic * lda + pc, lda, ap);
-                for (int jr = 0; jr < nc; jr += NR)
-                    for (int ir = 0; ir < mc; ir += MR)
-                        kernel_6x16(kc, ap + (size_t)ir * kc, bp + (size_t)jr * kc,
-                                    c + (size_t)(ic + ir) * ldc + jc + jr, ldc, pc > 0,
-                                    mc - ir < MR ? mc - ir : MR, nc - jr < NR ? nc - jr : NR);
-            }
-        }
-    }
-}
-
 /* ---- AVX-512: the same scheme with 6 x 32 tiles in 12 zmm registers ---- */
 
 #define NR5 32
@@ -230,8 +207,13 @@ MN_TARGET512 static void kernel_6x32(int kc, const float *ap, const float *bp, f
             memcpy(c + (size_t)r * ldc, tile + r * NR5, sizeof(float) * (size_t)cols);
 }
 
-MN_TARGET512 static void gemm_avx512(int m, int n, int k, const float *a, int lda, const float *b, int ldb,
-                                     float *c, int ldc, float *pack)
+typedef void (*mn_pack_b_fn)(int kc, int nc, const float *b, int ldb, float *bp);
+typedef void (*mn_kernel_fn)(int kc, const float *ap, const float *bp, float *c, int ldc, int accumulate, int rows,
+                             int cols);
+
+/* The blocked product around a micro-kernel of MR x nr. */
+static void gemm_blocked(int nr, mn_pack_b_fn pack_b_nr, mn_kernel_fn kernel, int m, int n, int k, const float *a,
+                         int lda, const float *b, int ldb, float *c, int ldc, float *pack)
 {
     float *bp = (float *)(((uintptr_t)pack + 63) & ~(uintptr_t)63);
     float *ap = bp + (size_t)KC * NC;
@@ -239,15 +221,14 @@ MN_TARGET512 static void gemm_avx512(int m, int n, int k, const float *a, int ld
         int nc = n - jc < NC ? n - jc : NC;
         for (int pc = 0; pc < k; pc += KC) {
             int kc = k - pc < KC ? k - pc : KC;
-            pack_b32(kc, nc, b + (size_t)pc * ldb + jc, ldb, bp);
+            pack_b_nr(kc, nc, b + (size_t)pc * ldb + jc, ldb, bp);
             for (int ic = 0; ic < m; ic += MC) {
                 int mc = m - ic < MC ? m - ic : MC;
                 pack_a(mc, kc, a + (size_t)ic * lda + pc, lda, ap);
-                for (int jr = 0; jr < nc; jr += NR5)
+                for (int jr = 0; jr < nc; jr += nr)
                     for (int ir = 0; ir < mc; ir += MR)
-                        kernel_6x32(kc, ap + (size_t)ir * kc, bp + (size_t)jr * kc,
-                                    c + (size_t)(ic + ir) * ldc + jc + jr, ldc, pc > 0,
-                                    mc - ir < MR ? mc - ir : MR, nc - jr < NR5 ? nc - jr : NR5);
+                        kernel(kc, ap + (size_t)ir * kc, bp + (size_t)jr * kc, c + (size_t)(ic + ir) * ldc + jc + jr,
+                               ldc, pc > 0, mc - ir < MR ? mc - ir : MR, nc - jr < nr ? nc - jr : nr);
             }
         }
     }
@@ -262,7 +243,7 @@ int mn_gemm_avx512_available(void)
 void mn_gemm_nn_avx512(int m, int n, int k, const float *a, int lda, const float *b, int ldb, float *c, int ldc,
                        float *pack)
 {
-    gemm_avx512(m, n, k, a, lda, b, ldb, c, ldc, pack);
+    gemm_blocked(NR5, pack_b32, kernel_6x32, m, n, k, a, lda, b, ldb, c, ldc, pack);
 }
 
 int mn_gemm_avx2_available(void)
@@ -274,7 +255,7 @@ int mn_gemm_avx2_available(void)
 void mn_gemm_nn_avx2(int m, int n, int k, const float *a, int lda, const float *b, int ldb, float *c, int ldc,
                      float *pack)
 {
-    gemm_avx2(m, n, k, a, lda, b, ldb, c, ldc, pack);
+    gemm_blocked(NR, pack_b, kernel_6x16, m, n, k, a, lda, b, ldb, c, ldc, pack);
 }
 #else
 int mn_gemm_avx2_available(void)

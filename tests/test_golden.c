@@ -48,7 +48,7 @@ static void check_desc(const char *what, const float *got, const float *want, si
     CHECK(e <= TOL, "%s: max abs error %.3g at %zu (got %.6f, PyTorch %.6f)", what, e, w, got[w], want[w]);
 }
 
-static void run_arch(const char *arch)
+static void run_arch(const char *arch, const char *model_path)
 {
     char path[1024];
     golden g;
@@ -57,7 +57,10 @@ static void run_arch(const char *arch)
         CHECK(0, "cannot read %s", path);
         return;
     }
-    snprintf(path, sizeof path, "%s/golden_%s.mnw", MN_TEST_DATA, arch);
+    if (model_path)
+        snprintf(path, sizeof path, "%s", model_path);
+    else
+        snprintf(path, sizeof path, "%s/golden_%s.mnw", MN_TEST_DATA, arch);
     mn_model *m = NULL;
     CHECK_OK(mn_model_load_file(path, &m));
     if (!m) {
@@ -143,8 +146,19 @@ static void run_arch(const char *arch)
 
 int main(void)
 {
-    run_arch("original");
-    run_arch("pytorch");
-    run_arch("bottleneck");
+    run_arch("original", NULL);
+    run_arch("pytorch", NULL);
+    run_arch("bottleneck", NULL);
+    /* The shipped model, against PyTorch's reading of the same file; its
+     * fixture is regenerated whenever the model changes. */
+    FILE *fm = fopen(MN_SOURCE_DIR "/models/matchnet.mnw", "rb"), *fg = fopen(MN_TEST_DATA "/golden_shipped.bin", "rb");
+    CHECK(!fm == !fg, "models/matchnet.mnw and tests/data/golden_shipped.bin must come together "
+                      "(tools/make_golden.py tests/data models/matchnet.mnw)");
+    if (fm && fg)
+        run_arch("shipped", MN_SOURCE_DIR "/models/matchnet.mnw");
+    if (fm)
+        fclose(fm);
+    if (fg)
+        fclose(fg);
     return check_summary("test_golden");
 }

@@ -12,6 +12,7 @@ golden_<arch>.bin with inputs and PyTorch's outputs:
   ...     n*n f32 match probabilities, [i*n + j] = P(match | a = patch i, b = patch j)
 
   /usr/bin/python3 tools/make_golden.py tests/data
+  /usr/bin/python3 tools/make_golden.py tests/data models/matchnet.mnw   (golden_shipped.bin only)
 """
 import os
 import struct
@@ -108,10 +109,32 @@ def make(arch, outdir, seed, fp16, **kw):
         arch, d, desc.abs().max(), desc.abs().mean(), p.min(), p.max(), p.mean()))
 
 
+def shipped(model_path, outdir):
+    """golden_shipped.bin: PyTorch's outputs for the shipped model file, read
+    back from the .mnw, on textured patches (same layout as above)."""
+    from matchnet_torch import load_mnw
+    model = load_mnw(model_path)
+    rng = np.random.default_rng(7)
+    px = patches(rng, N, model.patch)
+    with torch.no_grad():
+        desc = model.describe(torch.from_numpy(px))
+        ia, ib = torch.meshgrid(torch.arange(N), torch.arange(N), indexing="ij")
+        prob = model.match_prob(desc[ia.reshape(-1)], desc[ib.reshape(-1)])
+    with open(os.path.join(outdir, "golden_shipped.bin"), "wb") as f:
+        f.write(b"MNGOLDEN" + struct.pack("<4I", N, model.patch, desc.shape[1], 0))
+        f.write(px.tobytes())
+        f.write(desc.numpy().astype("<f4").tobytes())
+        f.write(prob.numpy().astype("<f4").tobytes())
+    print("shipped %s: D=%d" % (model_path, desc.shape[1]))
+
+
 def main():
     outdir = sys.argv[1] if len(sys.argv) > 1 else "tests/data"
     os.makedirs(outdir, exist_ok=True)
     torch.set_num_threads(2)
+    if len(sys.argv) > 2:
+        shipped(sys.argv[2], outdir)
+        return
     make("original", outdir, 1, True)
     make("pytorch", outdir, 2, True)
     make("bottleneck", outdir, 3, False, bottleneck=96, metric_width=192, l2norm=True)

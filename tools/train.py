@@ -7,7 +7,9 @@
 Stages (each logged, checkpointed and resumable: rerunning the same command
 continues from RUN/checkpoint.pt):
   1. descriptor: tower + 256-D L2-normalised bottleneck, hardest-in-batch
-     triplet loss (margin 1) on batches of corresponding pairs;
+     triplet loss (margin 1) on batches of corresponding pairs (runs of 32
+     from one image pair), Adam, learning rate constant for half the time
+     then cosine-decayed to 5%;
   2. metric: the metric network (concat 512 -> 512 -> 512 -> 2, softmax
      cross-entropy, balanced) on the frozen bottleneck, trained on the
      matcher's own candidates: for each training anchor, its true partner
@@ -213,6 +215,12 @@ def main():
             # Random swap of which view is the anchor.
             flip = rng.random(len(sel)) < 0.5
             sel = np.where(flip[:, None], sel[:, ::-1], sel)
+            # Learning rate: constant for the first half of the time, then a
+            # cosine decay to 5% of it.
+            frac = (time.time() - t_start + elapsed0) / (args.minutes * 60)
+            decay = 0.5 * (1 + np.cos(np.pi * min(1.0, max(0.0, (frac - 0.5) / 0.5))))
+            for g in opt.param_groups:
+                g["lr"] = args.lr * (0.05 + 0.95 * decay)
             pa = torch.from_numpy(patches[sel[:, 0]]).to(dev)
             pb = torch.from_numpy(patches[sel[:, 1]]).to(dev)
             d = model.describe(torch.cat([pa, pb]))
@@ -222,7 +230,8 @@ def main():
             opt.step()
             state["step"] += 1
             if state["step"] % 10 == 0:
-                note(stage=1, step=state["step"], loss=round(loss.item(), 4), batch_acc=round(acc.item(), 3))
+                note(stage=1, step=state["step"], loss=round(loss.item(), 4), batch_acc=round(acc.item(), 3),
+                     lr=round(opt.param_groups[0]["lr"], 7))
             if state["step"] % args.val_every == 0:
                 note(stage=1, step=state["step"], val=validate(model, val_quick))
                 save()
