@@ -76,8 +76,9 @@ mn_status mn_session_create(const mn_model *model, const mn_session_params *para
         mn_blas_set_threads(1);
     for (int t = 0; t < s->threads; t++) {
         if (mn_scratch_init(model, &s->scratch[t]) != MN_OK) {
+            int threads = s->threads;
             mn_session_free(s);
-            return mn_error(MN_ERR_OUT_OF_MEMORY, fn, "out of memory for %d threads' scratch", s->threads);
+            return mn_error(MN_ERR_OUT_OF_MEMORY, fn, "out of memory for %d threads' scratch", threads);
         }
     }
     *out = s;
