@@ -12,7 +12,7 @@ mkdir -p "$out"
 CC=${CC:-clang}
 flags="-g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all -std=c11 -Iinclude -Isrc -Itools"
 blas_inc=$(dirname "$(find /usr/include -name cblas.h -path '*openblas*' | head -n1)")
-src="src/common.c src/model_io.c src/layers.c src/blas.c src/tower.c src/metric.c src/session.c src/patch.c"
+src=$(ls src/*.c)
 $CC $flags -I"$blas_inc" -DMN_HAVE_OPENBLAS=1 tests/fuzz/fuzz_model.c $src -o "$out/fuzz_model" -lopenblas -lpthread -lm
 $CC $flags -I"$blas_inc" -DMN_HAVE_OPENBLAS=1 tests/fuzz/fuzz_patches.c $src -o "$out/fuzz_patches" -lopenblas -lpthread -lm
 $CC $flags tests/fuzz/fuzz_bmp.c tools/brown.c -o "$out/fuzz_bmp"
