@@ -111,6 +111,18 @@ int main(void)
               "24-bit BMP top_down=%d decoded wrong", td);
         free(px);
     }
+    /* Height INT32_MIN (found by fuzz_bmp): refused, no overflow. */
+    {
+        static const uint8_t hd[54] = {'B', 'M', 0x26, 5, 0, 0, 0, 0, 0, 0, 0x36, 4, 0, 0, 40, 0, 0, 0, 20, 0, 0, 0,
+                                       0, 0, 0, 0x80, 1, 0, 8, 0};
+        snprintf(path, sizeof path, "%s/intmin.bmp", dir);
+        FILE *fb = fopen(path, "wb");
+        fwrite(hd, 1, sizeof hd, fb);
+        fclose(fb);
+        uint8_t *px = brown_read_bmp(path, &w, &h, err, sizeof err);
+        CHECK(px == NULL && strstr(err, "unsupported BMP"), "INT32_MIN height: %s", px ? "accepted" : err);
+        free(px);
+    }
     /* Missing sheet. */
     snprintf(path, sizeof path, "%s/patches0001.bmp", dir);
     unlink(path);

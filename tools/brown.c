@@ -45,16 +45,20 @@ uint8_t *brown_read_bmp(const char *path, int *w, int *h, char *err, size_t errl
         goto done;
     }
     uint32_t off = le32(hd + 10), hsize = le32(hd + 14);
-    int32_t bw = (int32_t)le32(hd + 18), bh = (int32_t)le32(hd + 22);
+    /* 64-bit: a height of INT32_MIN must not overflow when negated. */
+    int64_t bw64 = (int32_t)le32(hd + 18), bh64 = (int32_t)le32(hd + 22);
     int bpp = hd[28] | hd[29] << 8;
     uint32_t comp = le32(hd + 30), ncol = le32(hd + 46);
-    int top_down = bh < 0;
+    int top_down = bh64 < 0;
     if (top_down)
-        bh = -bh;
-    if (hsize < 40 || comp != 0 || (bpp != 8 && bpp != 24) || bw <= 0 || bh <= 0 || bw > 65536 || bh > 65536) {
-        fail(err, errlen, "%s: unsupported BMP (%d bpp, compression %u, %dx%d)", path, bpp, comp, bw, bh);
+        bh64 = -bh64;
+    if (hsize < 40 || comp != 0 || (bpp != 8 && bpp != 24) || bw64 <= 0 || bh64 <= 0 || bw64 > 65536 ||
+        bh64 > 65536) {
+        fail(err, errlen, "%s: unsupported BMP (%d bpp, compression %u, %lldx%lld)", path, bpp, comp,
+             (long long)bw64, (long long)bh64);
         goto done;
     }
+    int bw = (int)bw64, bh = (int)bh64;
     if (bpp == 8) {
         if (ncol == 0 || ncol > 256)
             ncol = 256;

@@ -3,6 +3,8 @@
 # UndefinedBehaviorSanitizer, and run each for SECONDS (default 30) on its
 # seed corpus (tests/fuzz/corpus/<target>, new finds kept in build-fuzz/).
 #   tests/fuzz/run.sh [SECONDS]
+# With FUZZ_RUNS=N set, each target instead runs N inputs from a fixed seed
+# (reproducible: what CI uses), within SECONDS at most.
 # Needs clang and libclang-rt-14-dev (apt-get install -y clang libclang-rt-14-dev).
 set -eu
 cd "$(dirname "$0")/../.."
@@ -20,7 +22,9 @@ status=0
 for t in model patches bmp; do
     mkdir -p "$out/corpus_$t"
     echo "== fuzz_$t for ${secs}s"
-    if ! "$out/fuzz_$t" -max_total_time="$secs" -max_len=65536 -rss_limit_mb=4096 -print_final_stats=1 \
+    limits="-max_total_time=$secs"
+    [ -n "${FUZZ_RUNS:-}" ] && limits="$limits -runs=$FUZZ_RUNS -seed=1"
+    if ! "$out/fuzz_$t" $limits -max_len=65536 -rss_limit_mb=4096 -print_final_stats=1 \
         "$out/corpus_$t" "tests/fuzz/corpus/$t" 2>"$out/fuzz_$t.log"; then
         status=1
         tail -n 40 "$out/fuzz_$t.log"
