@@ -17,7 +17,7 @@ void mn_gemm(int m, int n, int k, const float *a, int lda, const float *b, int l
 }
 
 static char mn_blas_line[256];
-int mn_gemm_uses_avx2(void);
+int mn_gemm_kernel(void);
 static int mn_gemm_choice;
 static pthread_once_t mn_gemm_once = PTHREAD_ONCE_INIT;
 static pthread_once_t mn_blas_once = PTHREAD_ONCE_INIT;
@@ -63,8 +63,8 @@ static void mn_blas_describe(void)
         hint = " (CPU has AVX2: OPENBLAS_CORETYPE=Haswell makes OpenBLAS about 2x faster)";
 #endif
     snprintf(mn_blas_line, sizeof mn_blas_line, "%s; core %s%s%s", openblas_get_config(), core ? core : "?",
-             mn_gemm_uses_avx2() == 5   ? "; convolutions use libmatchnet's AVX-512 kernel"
-             : mn_gemm_uses_avx2() == 2 ? "; convolutions use libmatchnet's AVX2 kernel"
+             mn_gemm_kernel() == 5   ? "; convolutions use libmatchnet's AVX-512 kernel"
+             : mn_gemm_kernel() == 2 ? "; convolutions use libmatchnet's AVX2 kernel"
                                         : "",
              hint);
 }
@@ -106,7 +106,7 @@ static void mn_gemm_choose(void)
         mn_gemm_choice = mn_blas_core_is_generic() ? best : 0;
 }
 
-int mn_gemm_uses_avx2(void)
+int mn_gemm_kernel(void)
 {
     pthread_once(&mn_gemm_once, mn_gemm_choose);
     return mn_gemm_choice;
@@ -115,7 +115,7 @@ int mn_gemm_uses_avx2(void)
 void mn_gemm_conv(int m, int n, int k, const float *a, int lda, const float *b, int ldb, float *c, int ldc,
                   float *pack)
 {
-    int kind = mn_gemm_uses_avx2();
+    int kind = mn_gemm_kernel();
     if (kind == 5)
         mn_gemm_nn_avx512(m, n, k, a, lda, b, ldb, c, ldc, pack);
     else if (kind == 2)

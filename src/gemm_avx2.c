@@ -79,6 +79,22 @@ static void pack_a(int mc, int kc, const float *a, int lda, float *ap)
     }
 }
 
+/* Edge tiles (fewer than MR rows or nr columns of C left) go through a full
+ * MR x nr temporary, so the vector stores never leave C. */
+static void edge_tile_load(float *tile, int nr, const float *c, int ldc, int rows, int cols, int accumulate)
+{
+    memset(tile, 0, sizeof(float) * (size_t)MR * nr);
+    if (accumulate)
+        for (int r = 0; r < rows; r++)
+            memcpy(tile + (size_t)r * nr, c + (size_t)r * ldc, sizeof(float) * (size_t)cols);
+}
+
+static void edge_tile_store(const float *tile, int nr, float *c, int ldc, int rows, int cols)
+{
+    for (int r = 0; r < rows; r++)
+        memcpy(c + (size_t)r * ldc, tile + (size_t)r * nr, sizeof(float) * (size_t)cols);
+}
+
 /* C tile (MR x NR, ldc) (+)= Ap (MR x kc) * Bp (kc x NR). */
 MN_TARGET static void kernel_6x16(int kc, const float *ap, const float *bp, float *c, int ldc, int accumulate,
                                   int rows, int cols)
@@ -111,31 +127,23 @@ MN_TARGET static void kernel_6x16(int kc, const float *ap, const float *bp, floa
         bp += NR;
     }
     float tile[MR * NR];
-    float *t = c;
-    int ldt = ldc;
-    if (rows < MR || cols < NR) { /* edge: go through a full temporary tile */
-        t = tile;
-        ldt = NR;
-        memset(tile, 0, sizeof tile);
-        if (accumulate)
-            for (int r = 0; r < rows; r++)
-                memcpy(tile + r * NR, c + (size_t)r * ldc, sizeof(float) * (size_t)cols);
-    }
+    const int edge = rows < MR || cols < NR;
+    float *t = edge ? tile : c;
+    const int ldt = edge ? NR : ldc;
+    if (edge)
+        edge_tile_load(tile, NR, c, ldc, rows, cols, accumulate);
     __m256 acc[MR][2] = {{c00, c01}, {c10, c11}, {c20, c21}, {c30, c31}, {c40, c41}, {c50, c51}};
     for (int r = 0; r < MR; r++) {
         float *row = t + (size_t)r * ldt;
-        if (t == tile || r < rows) {
-            if (accumulate) {
-                acc[r][0] = _mm256_add_ps(acc[r][0], _mm256_loadu_ps(row));
-                acc[r][1] = _mm256_add_ps(acc[r][1], _mm256_loadu_ps(row + 8));
-            }
-            _mm256_storeu_ps(row, acc[r][0]);
-            _mm256_storeu_ps(row + 8, acc[r][1]);
+        if (accumulate) {
+            acc[r][0] = _mm256_add_ps(acc[r][0], _mm256_loadu_ps(row));
+            acc[r][1] = _mm256_add_ps(acc[r][1], _mm256_loadu_ps(row + 8));
         }
+        _mm256_storeu_ps(row, acc[r][0]);
+        _mm256_storeu_ps(row + 8, acc[r][1]);
     }
-    if (t == tile)
-        for (int r = 0; r < rows; r++)
-            memcpy(c + (size_t)r * ldc, tile + r * NR, sizeof(float) * (size_t)cols);
+    if (edge)
+        edge_tile_store(tile, NR, c, ldc, rows, cols);
 }
 
 /* ---- AVX-512: the same scheme with 6 x 32 tiles in 12 zmm registers ---- */
@@ -181,30 +189,22 @@ MN_TARGET512 static void kernel_6x32(int kc, const float *ap, const float *bp, f
         bp += NR5;
     }
     float tile[MR * NR5];
-    float *t = c;
-    int ldt = ldc;
-    if (rows < MR || cols < NR5) {
-        t = tile;
-        ldt = NR5;
-        memset(tile, 0, sizeof tile);
-        if (accumulate)
-            for (int r = 0; r < rows; r++)
-                memcpy(tile + r * NR5, c + (size_t)r * ldc, sizeof(float) * (size_t)cols);
-    }
+    const int edge = rows < MR || cols < NR5;
+    float *t = edge ? tile : c;
+    const int ldt = edge ? NR5 : ldc;
+    if (edge)
+        edge_tile_load(tile, NR5, c, ldc, rows, cols, accumulate);
     for (int r = 0; r < MR; r++) {
         float *row = t + (size_t)r * ldt;
-        if (t == tile || r < rows) {
-            if (accumulate) {
-                acc[r][0] = _mm512_add_ps(acc[r][0], _mm512_loadu_ps(row));
-                acc[r][1] = _mm512_add_ps(acc[r][1], _mm512_loadu_ps(row + 16));
-            }
-            _mm512_storeu_ps(row, acc[r][0]);
-            _mm512_storeu_ps(row + 16, acc[r][1]);
+        if (accumulate) {
+            acc[r][0] = _mm512_add_ps(acc[r][0], _mm512_loadu_ps(row));
+            acc[r][1] = _mm512_add_ps(acc[r][1], _mm512_loadu_ps(row + 16));
         }
+        _mm512_storeu_ps(row, acc[r][0]);
+        _mm512_storeu_ps(row + 16, acc[r][1]);
     }
-    if (t == tile)
-        for (int r = 0; r < rows; r++)
-            memcpy(c + (size_t)r * ldc, tile + r * NR5, sizeof(float) * (size_t)cols);
+    if (edge)
+        edge_tile_store(tile, NR5, c, ldc, rows, cols);
 }
 
 typedef void (*mn_pack_b_fn)(int kc, int nc, const float *b, int ldb, float *bp);

@@ -90,7 +90,7 @@ int mn_blas_get_threads(void);
  * pack: mn_gemm_pack_floats() floats of scratch. */
 void mn_gemm_conv(int m, int n, int k, const float *a, int lda, const float *b, int ldb, float *c, int ldc,
                   float *pack);
-int mn_gemm_uses_avx2(void); /* 0: BLAS, 2: AVX2 kernel, 5: AVX-512 kernel */
+int mn_gemm_kernel(void); /* which product the convolutions use: 0 BLAS, 2 AVX2, 5 AVX-512 */
 
 /* ---- own kernels (gemm_avx2.c) ---- */
 size_t mn_gemm_pack_floats(void);

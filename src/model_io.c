@@ -273,6 +273,16 @@ static mn_status mn_parse_layer(const char *fn, const char *where, int idx, cons
     return MN_OK;
 }
 
+/* "tower layer 3 (conv) weight" / "metric layer 0 (fc) bias": where a tensor
+ * belongs, for messages. li counts tower layers then metric layers. */
+static void mn_tensor_where(const mn_model *m, int li, const char *what, char *buf, size_t len)
+{
+    if (li < m->n_layers)
+        snprintf(buf, len, "tower layer %d (%s) %s", li, mn_layer_name(m->layers[li].type), what);
+    else
+        snprintf(buf, len, "metric layer %d (fc) %s", li - m->n_layers, what);
+}
+
 typedef struct mn_tensor_expect {
     const char *what;  /* "tower layer 3 (conv) weight" */
     int ndim;
@@ -460,11 +470,7 @@ static mn_status mn_parse(const char *fn, const uint8_t *d, size_t size, mn_mode
         const uint8_t *r = trec + (size_t)t * MN_TENSOR_RECORD;
         int li = owner[t];
         char where[64];
-        if (li < m->n_layers)
-            snprintf(where, sizeof where, "tower layer %d (%s) %s", li,
-                     mn_layer_name(m->layers[li].type), exp[t].what);
-        else
-            snprintf(where, sizeof where, "metric layer %d (fc) %s", li - m->n_layers, exp[t].what);
+        mn_tensor_where(m, li, exp[t].what, where, sizeof where);
         uint32_t dtype = rd32(r + 24), ndim = rd32(r + 28), dims[4];
         uint64_t off = rd64(r + 48), nbytes = rd64(r + 56), n = 1;
         for (int k = 0; k < 4; k++)
@@ -542,11 +548,7 @@ static mn_status mn_parse(const char *fn, const uint8_t *d, size_t size, mn_mode
         for (size_t k = 0; k < elems[t]; k++) {
             if (!isfinite(dst[k])) {
                 char where[64];
-                int li = owner[t];
-                if (li < m->n_layers)
-                    snprintf(where, sizeof where, "tower layer %d %s", li, exp[t].what);
-                else
-                    snprintf(where, sizeof where, "metric layer %d %s", li - m->n_layers, exp[t].what);
+                mn_tensor_where(m, owner[t], exp[t].what, where, sizeof where);
                 st = mn_error(MN_ERR_FORMAT, fn, "%s: element %zu is not finite", where, k);
                 goto fail;
             }

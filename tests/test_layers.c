@@ -122,7 +122,7 @@ static void test_gemm(int m, int n, int k, int wide)
 int main(void)
 {
     printf("AVX2 kernel: %d, AVX-512 kernel: %d, used for convolutions: %d\n", mn_gemm_avx2_available(),
-           mn_gemm_avx512_available(), mn_gemm_uses_avx2());
+           mn_gemm_avx512_available(), mn_gemm_kernel());
     for (int wide = 0; wide <= 1; wide++) {
         test_gemm(1, 1, 1, wide);
         test_gemm(6, 16, 256, wide);
