@@ -83,7 +83,7 @@ typedef enum mn_status {
     MN_ERR_INVALID_ARGUMENT = 1, /**< NULL pointer, zero size, out-of-range index */
     MN_ERR_OUT_OF_MEMORY = 2,    /**< an allocation failed; nothing was changed */
     MN_ERR_IO = 3,               /**< a file could not be opened or read */
-    MN_ERR_FORMAT = 4,           /**< a model file is truncated, corrupt or inconsistent */
+    MN_ERR_FORMAT = 4,           /**< a model or image file is truncated, corrupt or inconsistent */
     MN_ERR_VERSION = 5,          /**< a model file has a format version this library cannot read */
     MN_ERR_CHECKSUM = 6,         /**< a model file's checksum does not match its contents */
     MN_ERR_UNSUPPORTED = 7       /**< valid request this build or model cannot serve */
@@ -99,6 +99,13 @@ MN_API const char *mn_status_str(mn_status status);
  * The pointer stays valid until the next failing call on the same thread.
  */
 MN_API const char *mn_last_error(void);
+
+/**
+ * Record a message for mn_last_error() on the calling thread, as
+ * "func(): message", and return status. For libraries built on libmatchnet
+ * (the OpenCV plugin) so that their failures read like the library's own.
+ */
+MN_API mn_status mn_error_set(mn_status status, const char *func, const char *message);
 
 /* ------------------------------------------------------------------------ */
 /* Model                                                                     */
@@ -117,8 +124,10 @@ MN_API mn_status mn_model_load_file(const char *path, mn_model **out);
 /**
  * Load the default model: the file named by the environment variable
  * MATCHNET_MODEL if it is set, else the model installed with the library
- * (mn_default_model_path()), else the copy in the source tree the library
- * was built from (for use without installing).
+ * (mn_default_model_path()), else share/matchnet/matchnet.mnw beside the
+ * lib/ directory this library was loaded from (an installed tree moved to
+ * another prefix), else the copy in the source tree the library was built
+ * from (for use without installing).
  */
 MN_API mn_status mn_model_load_default(mn_model **out);
 
@@ -351,6 +360,120 @@ MN_API mn_status mn_metric_score_all(mn_session *session, const float *desc_a, s
 MN_API mn_status mn_metric_score_pairs_plain(mn_session *session, const float *desc_a, size_t na,
                                              const float *desc_b, size_t nb,
                                              const mn_pair *pairs, size_t npairs, float *prob);
+
+/* ------------------------------------------------------------------------ */
+/* Keypoints to descriptors                                                  */
+/* ------------------------------------------------------------------------ */
+
+/**
+ * mn_extract_patches() and mn_describe_u8() in one call: descriptors[k *
+ * mn_model_descriptor_dim()] for keypoints[k]. params NULL means
+ * mn_extract_params_default(); params->patch_size must equal the model's
+ * patch size. Patches are cut and described in blocks, so the temporary
+ * memory stays small whatever n is. n == 0 is a valid empty request.
+ */
+MN_API mn_status mn_describe_keypoints(mn_session *session, const uint8_t *image, int width, int height,
+                                       size_t stride, const mn_keypoint *keypoints, size_t n,
+                                       const mn_extract_params *params, float *descriptors);
+
+/* ------------------------------------------------------------------------ */
+/* Matching                                                                  */
+/* ------------------------------------------------------------------------ */
+
+/** How mn_match() decides between candidates. */
+typedef enum mn_match_method {
+    /** Candidates by L2 distance, chosen by the metric network's probability. */
+    MN_MATCH_METRIC = 0,
+    /** Plain nearest neighbour in L2 distance (the metric network only
+     *  reports the probability of the kept matches). */
+    MN_MATCH_L2 = 1
+} mn_match_method;
+
+/**
+ * Options for mn_match(). Start from mn_match_params_default() or
+ * mn_match_params_preset().
+ *
+ * Measured on the Oxford homography sequences (20 pairs, 2000 SIFT
+ * keypoints, tools/eval_matching.cpp; figures in bench/README.md): L2
+ * nearest neighbour on MatchNet descriptors with the ratio test 0.8 found
+ * the most correct matches (457 per pair against 442 for the metric
+ * network's choice and 418 for SIFT with the same ratio test), so it is the
+ * default; the metric network's preset gives slightly fewer matches.
+ */
+typedef struct mn_match_params {
+    /** MN_MATCH_METRIC or MN_MATCH_L2. Default MN_MATCH_L2. */
+    mn_match_method method;
+    /** Candidates per query: its k nearest descriptors in L2 distance
+     *  (1..256). MN_MATCH_METRIC scores each with the metric network.
+     *  Default 5. */
+    int k;
+    /** Keep a match only if its probability is at least this (with
+     *  MN_MATCH_L2: the probability of the L2 choice, so the metric network
+     *  verifies it; 0 gives plain L2 matching). Default 0 (MN_MATCH_METRIC
+     *  preset: 0.5). */
+    float min_probability;
+    /** Keep a match only if its ratio of best to second-best "distance"
+     *  is below this: L2 distance with MN_MATCH_L2 (Lowe's ratio test),
+     *  1 - probability with MN_MATCH_METRIC. 1 or more disables it.
+     *  Default 0.8 (MN_MATCH_METRIC preset: 1, off). */
+    float ratio;
+    /** Keep (q, t) only if q is also t's best match in the other direction
+     *  (cross check). Default 0 (MN_MATCH_METRIC preset: 1). */
+    int mutual;
+    /** MN_MATCH_METRIC only: score every query against every train
+     *  descriptor instead of its k L2 neighbours. Refused with
+     *  MN_ERR_INVALID_ARGUMENT when nq * nt exceeds max_all_pairs. Default 0. */
+    int all_pairs;
+    /** Largest nq * nt that all_pairs accepts. Default 4,000,000. */
+    size_t max_all_pairs;
+} mn_match_params;
+
+/** Default matching options: mn_match_params_preset(MN_MATCH_L2). */
+MN_API mn_match_params mn_match_params_default(void);
+
+/**
+ * The measured settings for a method: MN_MATCH_L2: k 5, ratio 0.8, no
+ * mutual check, min_probability 0 (Lowe's nearest neighbour rule on
+ * MatchNet descriptors). MN_MATCH_METRIC: k 5, min_probability 0.5, mutual
+ * check, no ratio test. An unknown method gives the MN_MATCH_L2 preset.
+ */
+MN_API mn_match_params mn_match_params_preset(mn_match_method method);
+
+/** One match: like cv::DMatch, with the metric network's probability. */
+typedef struct mn_dmatch {
+    uint32_t query;    /**< index into the query set */
+    uint32_t train;    /**< index into the train set */
+    float probability; /**< metric network's match probability, 0..1 */
+    float distance;    /**< L2 distance between the two descriptors */
+} mn_dmatch;
+
+/**
+ * Match two descriptor sets (rows of mn_model_descriptor_dim() floats, as
+ * written by mn_describe_*()): for each query its k nearest train
+ * descriptors (one matrix product per block of queries), scored by the
+ * metric network with the two-stage first layer, the best kept when it
+ * passes min_probability, ratio and mutual. At most one match per query
+ * and, with mutual, per train descriptor.
+ *
+ * matches: caller-owned room for `capacity` entries; capacity >= nq always
+ * suffices. *count receives the number written, in increasing query order.
+ * Empty sets give *count = 0. params NULL means mn_match_params_default().
+ * Uses the session's threads; temporary memory is O((nq + nt) * (k + F)).
+ */
+MN_API mn_status mn_match(mn_session *session, const float *query, size_t nq, const float *train,
+                          size_t nt, const mn_match_params *params, mn_dmatch *matches,
+                          size_t capacity, size_t *count);
+
+/**
+ * The candidate search mn_match() uses: for each query row its k nearest
+ * train rows in L2 distance, nearest first. index[q * k + r] and
+ * distance[q * k + r] (L2, not squared) for q < nq, r < k; when nt < k (or
+ * the mask leaves fewer), the missing entries get index UINT32_MAX and
+ * distance INFINITY. mask: NULL, or nq * nt bytes where mask[q * nt + t] == 0
+ * excludes the pair. distance may be NULL.
+ */
+MN_API mn_status mn_match_knn(mn_session *session, const float *query, size_t nq, const float *train,
+                              size_t nt, const uint8_t *mask, int k, uint32_t *index, float *distance);
 
 #ifdef __cplusplus
 }

@@ -51,6 +51,11 @@ mn_status mn_error(mn_status status, const char *func, const char *fmt, ...)
     return status;
 }
 
+mn_status mn_error_set(mn_status status, const char *func, const char *message)
+{
+    return mn_error(status, func ? func : "?", "%s", message ? message : "");
+}
+
 /* Failure injection: a countdown shared by all threads. Tests that use it
  * run single-threaded, so a plain counter suffices. */
 static long mn_fail_countdown;

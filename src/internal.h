@@ -39,6 +39,9 @@ typedef struct mn_layer {
     int relu;      /* conv, fc: apply ReLU to the output */
     const float *weight; /* conv: [out_c][in_c][k][k]; fc: [out][in] */
     const float *bias;   /* [out_c] */
+    /* fc: weight transposed, [in][out], for the own product kernels (which
+     * take B untransposed); NULL when the products run on BLAS. */
+    const float *weight_t;
 } mn_layer;
 
 struct mn_model {
@@ -56,6 +59,7 @@ struct mn_model {
     size_t max_col;     /* floats: largest im2col matrix of one image */
     size_t max_metric;  /* floats: widest metric layer */
     float *weights;     /* all tensors, owned */
+    float *weights_t;   /* transposed fc weights (weight_t), owned; may be NULL */
 };
 
 /* ---- errors (common.c) ---- */
@@ -109,7 +113,8 @@ void mn_maxpool_fast(const mn_layer *l, int n, const float *in, float *out);
 void mn_conv_ref(const mn_layer *l, const float *in, float *out);
 void mn_maxpool_ref(const mn_layer *l, const float *in, float *out);
 /* Fully connected on n row vectors: out[n][out_c] = in[n][in_c] W^T + b. */
-void mn_fc_fast(const mn_layer *l, int n, const float *in, int ld_in, float *out);
+/* pack: mn_gemm_pack_floats() floats of scratch, used with weight_t. */
+void mn_fc_fast(const mn_layer *l, int n, const float *in, int ld_in, float *out, float *pack);
 void mn_fc_ref(const mn_layer *l, int n, const float *in, int ld_in, float *out);
 void mn_l2norm_rows(int n, int dim, float *x);
 /* Size of a pooled axis, Caffe (ceil) or PyTorch-default (floor) rounding. */
@@ -140,7 +145,18 @@ void mn_metric_run_plain(const mn_model *m, mn_scratch *s, int reference, const 
                          const float *desc_b, const mn_pair *pairs, size_t begin, size_t end,
                          float *prob);
 /* Project rows [begin, end) of desc through one half of metric layer 0. */
-void mn_metric_run_project(const mn_model *m, int reference, const float *desc, mn_side side,
+void mn_metric_run_project(const mn_model *m, mn_scratch *s, int reference, const float *desc, mn_side side,
                            size_t begin, size_t end, float *proj);
+
+/* ---- sessions (session.c) ---- */
+const mn_model *mn_session_model(const mn_session *s);
+int mn_session_threads(const mn_session *s);
+int mn_session_reference(const mn_session *s);
+/* Run task over [0, total) split into ranges of whole grains, one range per
+ * thread of the session; thread is 0..mn_session_threads() - 1 and scratch
+ * that thread's own. Ranges are contiguous and in thread order. */
+typedef void (*mn_task_fn)(void *ctx, mn_scratch *scratch, int thread, size_t begin, size_t end);
+void mn_session_parallel(mn_session *s, mn_task_fn task, void *ctx, size_t total, size_t grain);
+
 
 #endif

@@ -160,9 +160,12 @@ void mn_maxpool_ref(const mn_layer *l, const float *in, float *out)
             }
 }
 
-void mn_fc_fast(const mn_layer *l, int n, const float *in, int ld_in, float *out)
+void mn_fc_fast(const mn_layer *l, int n, const float *in, int ld_in, float *out, float *pack)
 {
-    mn_gemm(n, l->out_c, l->in_c, in, ld_in, l->weight, l->in_c, 1, 0.0f, out, l->out_c);
+    if (l->weight_t)
+        mn_gemm_conv(n, l->out_c, l->in_c, in, ld_in, l->weight_t, l->out_c, out, l->out_c, pack);
+    else
+        mn_gemm(n, l->out_c, l->in_c, in, ld_in, l->weight, l->in_c, 1, 0.0f, out, l->out_c);
     for (int r = 0; r < n; r++) {
         float *o = out + (size_t)r * l->out_c;
         for (int j = 0; j < l->out_c; j++) {

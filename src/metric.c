@@ -11,7 +11,7 @@
 #include <math.h>
 #include <string.h>
 
-void mn_metric_run_project(const mn_model *m, int reference, const float *desc, mn_side side,
+void mn_metric_run_project(const mn_model *m, mn_scratch *s, int reference, const float *desc, mn_side side,
                            size_t begin, size_t end, float *proj)
 {
     const mn_layer *l0 = &m->metric[0];
@@ -22,6 +22,11 @@ void mn_metric_run_project(const mn_model *m, int reference, const float *desc, 
     const int n = (int)(end - begin);
     if (n <= 0)
         return;
+    if (!reference && l0->weight_t) {
+        /* W0^T is [2D][F]: side A's half is its first D rows, side B's the next D. */
+        mn_gemm_conv(n, F, D, x, D, l0->weight_t + (side == MN_SIDE_B ? (size_t)D * F : 0), F, y, F, s->pack);
+        return;
+    }
     if (!reference) {
         mn_gemm(n, F, D, x, D, w, ld, 1, 0.0f, y, F);
         return;
@@ -45,7 +50,7 @@ static void mn_metric_tail(const mn_model *m, mn_scratch *s, int reference, floa
         if (reference)
             mn_fc_ref(l, n, cur, l->in_c, nxt);
         else
-            mn_fc_fast(l, n, cur, l->in_c, nxt);
+            mn_fc_fast(l, n, cur, l->in_c, nxt, s->pack);
         t = cur, cur = nxt, nxt = t;
     }
     for (int r = 0; r < n; r++) {
@@ -89,7 +94,7 @@ void mn_metric_run_plain(const mn_model *m, mn_scratch *s, int reference, const 
         if (reference)
             mn_fc_ref(l0, n, s->concat, (int)(2 * D), s->h0);
         else
-            mn_fc_fast(l0, n, s->concat, (int)(2 * D), s->h0);
+            mn_fc_fast(l0, n, s->concat, (int)(2 * D), s->h0, s->pack);
         mn_metric_tail(m, s, reference, s->h0, n, prob + p);
     }
 }

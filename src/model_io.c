@@ -51,8 +51,10 @@
  * file size, checksum, then every record and every tensor's shape and extent
  * against the architecture, and reports the first problem found.
  */
-#define _POSIX_C_SOURCE 200809L
+#define _GNU_SOURCE /* dladdr */
 #include "internal.h"
+
+#include <dlfcn.h>
 
 #include <errno.h>
 #include <sys/stat.h>
@@ -324,6 +326,38 @@ static int mn_expect_layer(mn_layer *l, mn_tensor_expect *e, float **slots)
     return 2;
 }
 
+/* When the convolutions run on the own kernels, the fully connected layers
+ * (wide enough to profit) do too; those kernels take B untransposed, so
+ * keep a [in][out] copy of each such weight. */
+static mn_status mn_transpose_fc(const char *fn, mn_model *m)
+{
+    if (mn_gemm_kernel() == 0)
+        return MN_OK;
+    size_t total = 0;
+    for (int k = 0; k < m->n_layers + m->n_metric; k++) {
+        const mn_layer *l = k < m->n_layers ? &m->layers[k] : &m->metric[k - m->n_layers];
+        if (l->type == MN_LAYER_FC && l->out_c >= 16)
+            total += (size_t)l->in_c * l->out_c;
+    }
+    if (total == 0)
+        return MN_OK;
+    m->weights_t = mn_malloc(total * sizeof(float));
+    if (!m->weights_t)
+        return mn_error(MN_ERR_OUT_OF_MEMORY, fn, "out of memory for %zu transposed weights", total);
+    float *dst = m->weights_t;
+    for (int k = 0; k < m->n_layers + m->n_metric; k++) {
+        mn_layer *l = k < m->n_layers ? &m->layers[k] : &m->metric[k - m->n_layers];
+        if (l->type != MN_LAYER_FC || l->out_c < 16)
+            continue;
+        for (int o = 0; o < l->out_c; o++)
+            for (int i = 0; i < l->in_c; i++)
+                dst[(size_t)i * l->out_c + o] = l->weight[(size_t)o * l->in_c + i];
+        l->weight_t = dst;
+        dst += (size_t)l->in_c * l->out_c;
+    }
+    return MN_OK;
+}
+
 static mn_status mn_parse(const char *fn, const uint8_t *d, size_t size, mn_model **out)
 {
     if (size < MN_HEADER_FIXED + 4)
@@ -562,6 +596,8 @@ static mn_status mn_parse(const char *fn, const uint8_t *d, size_t size, mn_mode
         l->weight = slots[t];
         l->bias = slots[t + 1];
     }
+    if ((st = mn_transpose_fc(fn, m)) != MN_OK)
+        goto fail;
     *out = m;
     return MN_OK;
 fail:
@@ -645,11 +681,22 @@ mn_status mn_model_load_default(mn_model **out)
         }
         return MN_OK;
     }
-    const char *paths[2] = {MN_INSTALLED_MODEL, NULL};
+    /* The configured install path; the same place relative to this
+     * library's own file (an install moved to another prefix); the
+     * source tree's model (a build that is not installed). */
+    char rel[4096] = "";
+    Dl_info info;
+    if (dladdr((void *)&mn_model_load_default, &info) && info.dli_fname && strrchr(info.dli_fname, '/')) {
+        int dir = (int)(strrchr(info.dli_fname, '/') - info.dli_fname);
+        snprintf(rel, sizeof rel, "%.*s/../share/matchnet/matchnet.mnw", dir, info.dli_fname);
+    }
+    const char *paths[3] = {MN_INSTALLED_MODEL, rel[0] ? rel : NULL, NULL};
 #ifdef MN_SOURCE_MODEL
-    paths[1] = MN_SOURCE_MODEL;
+    paths[2] = MN_SOURCE_MODEL;
 #endif
-    for (int i = 0; i < 2 && paths[i]; i++) {
+    for (int i = 0; i < 3; i++) {
+        if (!paths[i])
+            continue;
         FILE *f = fopen(paths[i], "rb");
         if (!f)
             continue;
@@ -662,8 +709,9 @@ mn_status mn_model_load_default(mn_model **out)
         }
         return MN_OK;
     }
-    return mn_error(MN_ERR_IO, fn, "no model at %s%s%s; set MATCHNET_MODEL", MN_INSTALLED_MODEL,
-                    paths[1] ? " or " : "", paths[1] ? paths[1] : "");
+    return mn_error(MN_ERR_IO, fn, "no model at %s%s%s%s%s; set MATCHNET_MODEL", MN_INSTALLED_MODEL,
+                    paths[1] ? " or " : "", paths[1] ? paths[1] : "", paths[2] ? " or " : "",
+                    paths[2] ? paths[2] : "");
 }
 
 void mn_model_free(mn_model *model)
@@ -671,6 +719,7 @@ void mn_model_free(mn_model *model)
     if (!model)
         return;
     mn_free(model->weights);
+    mn_free(model->weights_t);
     mn_free(model);
 }
 

@@ -97,7 +97,7 @@ void mn_session_free(mn_session *s)
 
 /* ---- work splitting ---- */
 
-typedef enum { MN_JOB_DESCRIBE, MN_JOB_PROJECT, MN_JOB_PROJECTED, MN_JOB_PLAIN } mn_job_kind;
+typedef enum { MN_JOB_DESCRIBE, MN_JOB_PROJECT, MN_JOB_PROJECTED, MN_JOB_PLAIN, MN_JOB_TASK } mn_job_kind;
 
 typedef struct mn_job {
     mn_job_kind kind;
@@ -111,6 +111,9 @@ typedef struct mn_job {
     mn_side side;
     const mn_pair *pairs;
     float *out;
+    mn_task_fn task; /* MN_JOB_TASK */
+    void *ctx;
+    int thread;
 } mn_job;
 
 static void *mn_job_run(void *arg)
@@ -121,13 +124,16 @@ static void *mn_job_run(void *arg)
         mn_tower_run(j->m, j->s, j->reference, j->px8, j->pxf, j->begin, j->end, j->out);
         break;
     case MN_JOB_PROJECT:
-        mn_metric_run_project(j->m, j->reference, j->a, j->side, j->begin, j->end, j->out);
+        mn_metric_run_project(j->m, j->s, j->reference, j->a, j->side, j->begin, j->end, j->out);
         break;
     case MN_JOB_PROJECTED:
         mn_metric_run_projected(j->m, j->s, j->reference, j->a, j->b, j->pairs, j->begin, j->end, j->out);
         break;
     case MN_JOB_PLAIN:
         mn_metric_run_plain(j->m, j->s, j->reference, j->a, j->b, j->pairs, j->begin, j->end, j->out);
+        break;
+    case MN_JOB_TASK:
+        j->task(j->ctx, j->s, j->thread, j->begin, j->end);
         break;
     }
     return NULL;
@@ -141,6 +147,7 @@ static void mn_parallel(mn_session *s, mn_job job, size_t total, size_t grain)
     int nt = blocks < (size_t)s->threads ? (int)blocks : s->threads;
     if (nt <= 1) {
         job.s = &s->scratch[0];
+        job.thread = 0;
         job.begin = 0;
         job.end = total;
         mn_job_run(&job);
@@ -153,6 +160,7 @@ static void mn_parallel(mn_session *s, mn_job job, size_t total, size_t grain)
     for (int t = 0; t < nt; t++) {
         jobs[t] = job;
         jobs[t].s = &s->scratch[t];
+        jobs[t].thread = t;
         jobs[t].begin = (size_t)t * per < total ? (size_t)t * per : total;
         jobs[t].end = jobs[t].begin + per < total ? jobs[t].begin + per : total;
     }
@@ -165,6 +173,34 @@ static void mn_parallel(mn_session *s, mn_job job, size_t total, size_t grain)
         else
             mn_job_run(&jobs[t]);
     }
+}
+
+const mn_model *mn_session_model(const mn_session *s)
+{
+    return s->model;
+}
+
+int mn_session_threads(const mn_session *s)
+{
+    return s->threads;
+}
+
+int mn_session_reference(const mn_session *s)
+{
+    return s->reference;
+}
+
+void mn_session_parallel(mn_session *s, mn_task_fn task, void *ctx, size_t total, size_t grain)
+{
+    if (total == 0)
+        return;
+    mn_job job;
+    memset(&job, 0, sizeof job);
+    job.kind = MN_JOB_TASK;
+    job.m = s->model;
+    job.task = task;
+    job.ctx = ctx;
+    mn_parallel(s, job, total, grain ? grain : 1);
 }
 
 /* ---- descriptors ---- */

@@ -98,7 +98,7 @@ static void mn_tower_chunk(const mn_model *m, mn_scratch *s, const uint8_t *px8,
         switch (l->type) {
         case MN_LAYER_CONV: mn_conv_fast(l, n, cur, s->col, s->pack, nxt); break;
         case MN_LAYER_MAXPOOL: mn_maxpool_fast(l, n, cur, nxt); break;
-        case MN_LAYER_FC: mn_fc_fast(l, n, cur, l->in_c, nxt); break;
+        case MN_LAYER_FC: mn_fc_fast(l, n, cur, l->in_c, nxt, s->pack); break;
         case MN_LAYER_L2NORM:
             mn_l2norm_rows(n, l->in_c, cur);
             continue;

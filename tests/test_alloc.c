@@ -1,6 +1,7 @@
 /*
  * test_alloc.c - make the n-th allocation fail, for every n, through model
- * load, session creation, describe, metric scoring and patch extraction:
+ * load, session creation, describe, metric scoring, patch extraction and
+ * matching:
  * each failure must come back as MN_ERR_OUT_OF_MEMORY with a message, with
  * NULL outputs, and leak nothing (checked by LeakSanitizer in the sanitizer
  * build).
@@ -42,6 +43,31 @@ static mn_status run_once(const char *model_path, const uint8_t *img, int *oom_m
         goto done;
     }
     if ((st = mn_metric_score_all(s, desc, 2, desc, 3, prob)) != MN_OK) {
+        *oom_msg_ok = strstr(mn_last_error(), "out of memory") != NULL;
+        goto done;
+    }
+    if ((st = mn_describe_keypoints(s, img, 100, 100, 100, kp, 3, NULL, desc)) != MN_OK) {
+        *oom_msg_ok = strstr(mn_last_error(), "out of memory") != NULL;
+        goto done;
+    }
+    mn_dmatch matches[3];
+    size_t nm = 0;
+    mn_match_params mp = mn_match_params_default();
+    for (int method = 0; method < 2; method++) {
+        mp.method = method ? MN_MATCH_L2 : MN_MATCH_METRIC;
+        if ((st = mn_match(s, desc, 3, desc, 3, &mp, matches, 3, &nm)) != MN_OK) {
+            *oom_msg_ok = strstr(mn_last_error(), "out of memory") != NULL && nm == 0;
+            goto done;
+        }
+    }
+    mp.all_pairs = 1;
+    mp.method = MN_MATCH_METRIC;
+    if ((st = mn_match(s, desc, 3, desc, 3, &mp, matches, 3, &nm)) != MN_OK) {
+        *oom_msg_ok = strstr(mn_last_error(), "out of memory") != NULL && nm == 0;
+        goto done;
+    }
+    uint32_t idx[6];
+    if ((st = mn_match_knn(s, desc, 3, desc, 3, NULL, 2, idx, NULL)) != MN_OK) {
         *oom_msg_ok = strstr(mn_last_error(), "out of memory") != NULL;
         goto done;
     }

@@ -90,12 +90,21 @@ static void test_fc(int in, int out, int n, int relu)
     float *w = rand_buf((size_t)in * out), *b = rand_buf((size_t)out), *x = rand_buf((size_t)n * (in + 3));
     float *y1 = malloc((size_t)n * out * sizeof(float)), *y2 = malloc((size_t)n * out * sizeof(float));
     l.weight = w, l.bias = b;
-    mn_fc_fast(&l, n, x, in + 3, y1); /* ld larger than the row: a strided input */
+    float *wt = malloc((size_t)in * out * sizeof(float)), *pack = malloc(mn_gemm_pack_floats() * sizeof(float));
+    for (int o = 0; o < out; o++)
+        for (int i = 0; i < in; i++)
+            wt[(size_t)i * out + o] = w[(size_t)o * in + i];
     mn_fc_ref(&l, n, x, in + 3, y2);
-    double e = max_abs_diff(y1, y2, (size_t)n * out, NULL);
-    /* Summation order differs: allow float rounding that grows with the length. */
-    CHECK(e < 1e-5 + 1e-7 * in * 4, "fc %d->%d n %d relu %d: fast vs reference %.3g", in, out, n, relu, e);
-    free(w), free(b), free(x), free(y1), free(y2);
+    /* BLAS on W, then the convolution product (own kernel where it runs) on W^T. */
+    for (int pass = 0; pass < 2; pass++) {
+        l.weight_t = pass ? wt : NULL;
+        mn_fc_fast(&l, n, x, in + 3, y1, pack); /* ld larger than the row: a strided input */
+        double e = max_abs_diff(y1, y2, (size_t)n * out, NULL);
+        /* Summation order differs: allow float rounding that grows with the length. */
+        CHECK(e < 1e-5 + 1e-7 * in * 4, "fc %d->%d n %d relu %d %s: fast vs reference %.3g", in, out, n, relu,
+              pass ? "transposed" : "BLAS", e);
+    }
+    free(w), free(b), free(x), free(y1), free(y2), free(wt), free(pack);
 }
 
 /* The AVX2 and AVX-512 products against BLAS, on shapes with every kind of edge. */

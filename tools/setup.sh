@@ -1,11 +1,12 @@
 #!/bin/sh
 # Install the Debian 12 packages libmatchnet needs (as root, or through sudo).
-#   tools/setup.sh           build and test: compilers, CMake, OpenBLAS, OpenCV (for the tools)
+#   tools/setup.sh           build and test: compilers, CMake, OpenBLAS, OpenCV and TurboJPEG
+#                            (plugin and tools), Python 3 (the tests check JSON output with it)
 #   tools/setup.sh --bench   also the benchmark's peers and training: PyTorch, Python OpenCV
 #   tools/setup.sh --fuzz    also clang and its sanitizer runtimes (tests/fuzz/run.sh)
 # Packages already installed are skipped, so a second run is quick.
 set -eu
-pkgs="build-essential g++ cmake libopenblas-dev libopencv-dev"
+pkgs="build-essential g++ cmake pkg-config libopenblas-dev libopencv-dev libturbojpeg0-dev python3"
 for arg in "$@"; do
     case "$arg" in
     --bench) pkgs="$pkgs python3-torch python3-numpy python3-opencv" ;;

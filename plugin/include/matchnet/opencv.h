@@ -1,0 +1,132 @@
+/*
+ * matchnet/opencv.h - OpenCV services for C callers of libmatchnet.
+ *
+ * OpenCV 4 has no C API; libmatchnet_opencv wraps the parts a matching
+ * pipeline needs behind C functions in libmatchnet's conventions (status
+ * codes, messages through mn_last_error(), caller-owned buffers, no
+ * printing, no exceptions crossing into C):
+ *
+ *   mn_image img1, img2;                         // 8-bit grey
+ *   mn_image_load("a.jpg", &img1);               // JPEG: TurboJPEG; others: OpenCV imgcodecs
+ *   mn_keypoint *kp1 = malloc(2000 * sizeof *kp1);
+ *   size_t n1;
+ *   mn_keypoints_detect(&img1, MN_DETECTOR_SIFT, 2000, kp1, &n1);
+ *   ... mn_describe_keypoints() with mn_detector_scale_factor(MN_DETECTOR_SIFT),
+ *   ... mn_match(), then optionally:
+ *   mn_matches_filter(MN_GEOMETRY_HOMOGRAPHY, kp1, n1, kp2, n2, matches, nm, 3.0, H, inliers, &ni);
+ *   mn_matches_draw(&img1, kp1, n1, &img2, kp2, n2, matches, nm, inliers, "out.png");
+ *   mn_image_free(&img1);
+ *
+ * All functions are thread-safe.
+ */
+#ifndef MATCHNET_OPENCV_H
+#define MATCHNET_OPENCV_H
+
+#include <matchnet.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#if defined(_WIN32)
+#  define MN_CV_API __declspec(dllexport)
+#elif defined(__GNUC__)
+#  define MN_CV_API __attribute__((visibility("default")))
+#else
+#  define MN_CV_API
+#endif
+
+/** An 8-bit grey image: height rows of width bytes, rows stride bytes apart. */
+typedef struct mn_image {
+    uint8_t *pixels;
+    int width, height;
+    size_t stride;
+} mn_image;
+
+/**
+ * Decode an image file to 8-bit grey. JPEG files (by their first bytes, not
+ * their name) are decoded by libjpeg-turbo's TurboJPEG API; other formats
+ * (PNG, BMP, TIFF, PPM, ...) by OpenCV imgcodecs. out->pixels is allocated
+ * by the call; release it with mn_image_free(). On failure *out is zeroed:
+ * MN_ERR_IO when the file cannot be opened or read (missing, a directory),
+ * MN_ERR_FORMAT when it cannot be decoded (empty, unknown format, truncated
+ * or corrupt: a JPEG that libjpeg-turbo decodes only with a warning is
+ * refused, and a PNG's chunk lengths and CRCs are checked before decoding),
+ * MN_ERR_INVALID_ARGUMENT for more than 2^28 pixels (checked before
+ * decoding for JPEG, after for other formats).
+ * Note: OpenCV's codecs (libpng, libtiff) may print their own warnings
+ * for files they decode anyway.
+ */
+MN_CV_API mn_status mn_image_load(const char *path, mn_image *out);
+
+/** Release the pixels of an image from mn_image_load() and zero it. NULL is accepted. */
+MN_CV_API void mn_image_free(mn_image *image);
+
+/** Keypoint detectors (OpenCV's implementations). */
+typedef enum mn_detector {
+    MN_DETECTOR_SIFT = 0,  /**< cv::SIFT (DoG), what the shipped models are trained on */
+    MN_DETECTOR_ORB = 1,   /**< cv::ORB */
+    MN_DETECTOR_AKAZE = 2  /**< cv::AKAZE */
+} mn_detector;
+
+/** The extraction scale factor for a detector's keypoints: MN_SCALE_SIFT,
+ *  MN_SCALE_ORB or MN_SCALE_AKAZE; 0 for a value that is not an mn_detector. */
+MN_CV_API float mn_detector_scale_factor(mn_detector detector);
+
+/**
+ * Detect keypoints in an 8-bit grey image: at most max_keypoints, the
+ * strongest by detector response, strongest first, in OpenCV's convention
+ * (see mn_keypoint). The pixels are read in place (stride honoured).
+ * keypoints: caller-owned room for max_keypoints entries; *count receives
+ * the number written. An empty image (width or height 0) or max_keypoints 0
+ * gives 0 keypoints. Deterministic: the same image gives the same keypoints.
+ */
+MN_CV_API mn_status mn_keypoints_detect(const mn_image *image, mn_detector detector,
+                                        size_t max_keypoints, mn_keypoint *keypoints, size_t *count);
+
+/** Geometric models for mn_matches_filter(). */
+typedef enum mn_geometry {
+    MN_GEOMETRY_NONE = 0,        /**< no filtering: every match is an inlier */
+    MN_GEOMETRY_HOMOGRAPHY = 1,  /**< planar scene or rotating camera */
+    MN_GEOMETRY_FUNDAMENTAL = 2  /**< general two-view geometry */
+} mn_geometry;
+
+/**
+ * Fit a homography (cv::findHomography) or fundamental matrix
+ * (cv::findFundamentalMat) to matches by RANSAC with the given inlier
+ * threshold in pixels (> 0). matches[k].query indexes kp1 (image 1) and
+ * .train kp2 (image 2); an index out of range, or a matched keypoint with a
+ * non-finite coordinate, is refused with MN_ERR_INVALID_ARGUMENT.
+ * model: 9 doubles, row-major, maps image 1 to image 2 (F: x2^T F x1 = 0);
+ * may be NULL. inliers: nm bytes, 1 for an inlier, may be NULL.
+ * *n_inliers receives their number (0, and a zero model, when too few
+ * matches or no model was found: 4 for a homography, 8 for F).
+ * MN_GEOMETRY_NONE marks every match an inlier and writes a zero model
+ * (there is no model to report); threshold_px is then ignored.
+ * Repeatable: OpenCV's RANSAC seeds its own generator on each call.
+ */
+MN_CV_API mn_status mn_matches_filter(mn_geometry geometry, const mn_keypoint *kp1, size_t n1,
+                                      const mn_keypoint *kp2, size_t n2, const mn_dmatch *matches,
+                                      size_t nm, double threshold_px, double *model, uint8_t *inliers,
+                                      size_t *n_inliers);
+
+/**
+ * Draw two images side by side (image 1 on the left, in colour over grey)
+ * with a circle per keypoint and a line per match, inliers in green and
+ * outliers in red (inliers: NULL for all inliers, or nm bytes), and write
+ * the picture to path, format from its extension (.png, .jpg, ...).
+ * The file is written through a temporary file in the same directory and
+ * renamed, so a failure never leaves a partial picture. Errors: MN_ERR_IO
+ * when the file cannot be written, MN_ERR_UNSUPPORTED for an extension
+ * OpenCV has no encoder for, MN_ERR_INVALID_ARGUMENT for bad indices.
+ */
+MN_CV_API mn_status mn_matches_draw(const mn_image *image1, const mn_keypoint *kp1, size_t n1,
+                                    const mn_image *image2, const mn_keypoint *kp2, size_t n2,
+                                    const mn_dmatch *matches, size_t nm, const uint8_t *inliers,
+                                    const char *path);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* MATCHNET_OPENCV_H */

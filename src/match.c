@@ -1,0 +1,489 @@
+/*
+ * match.c - descriptors of keypoints, candidate search, and the matcher.
+ *
+ * Candidate search: squared L2 distances |q|^2 + |t|^2 - 2 q.t for a block
+ * of queries against all train rows come from one matrix product (the
+ * train set is transposed once so the convolution kernel can run it); each
+ * row is scanned once to keep its k smallest. With mutual checking the same
+ * scan also keeps, per train row, its k nearest queries (per thread, merged
+ * afterwards), so both directions cost one product.
+ *
+ * Every top-k list is ordered by (distance, index): a new entry goes after
+ * equal ones and a tie with the last kept entry loses, which is the order a
+ * single scan in increasing index produces. Merging per-thread lists in
+ * thread order keeps that order, so results do not depend on the number
+ * of threads.
+ *
+ * Selection: every scored pair (i, j) - i's candidates and, with mutual,
+ * j's - updates the best and second-best partner of both i and j. A match
+ * (i, j) is kept when j is i's best, passes the probability and ratio
+ * tests, and (mutual) i is j's best.
+ */
+#include "internal.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+#define MN_KNN_BLOCK 32 /* queries per distance block */
+#define MN_DESCRIBE_BLOCK 256
+
+/* ---- keypoints to descriptors ---- */
+
+mn_status mn_describe_keypoints(mn_session *s, const uint8_t *image, int width, int height, size_t stride,
+                                const mn_keypoint *kps, size_t n, const mn_extract_params *params,
+                                float *desc)
+{
+    static const char fn[] = "mn_describe_keypoints";
+    if (!s)
+        return mn_error(MN_ERR_INVALID_ARGUMENT, fn, "session is NULL");
+    if (n == 0)
+        return MN_OK;
+    if (!kps || !desc)
+        return mn_error(MN_ERR_INVALID_ARGUMENT, fn, "%s is NULL", kps ? "descriptors" : "keypoints");
+    const mn_model *m = mn_session_model(s);
+    mn_extract_params p = params ? *params : mn_extract_params_default();
+    if (p.patch_size != m->patch)
+        return mn_error(MN_ERR_INVALID_ARGUMENT, fn, "patch_size = %d, the model takes %d", p.patch_size,
+                        m->patch);
+    size_t pp = (size_t)m->patch * (size_t)m->patch;
+    size_t block = n < MN_DESCRIBE_BLOCK ? n : MN_DESCRIBE_BLOCK;
+    uint8_t *patches = mn_malloc(block * pp);
+    if (!patches)
+        return mn_error(MN_ERR_OUT_OF_MEMORY, fn, "out of memory for %zu patches", block);
+    mn_status st = MN_OK;
+    for (size_t b = 0; b < n && st == MN_OK; b += block) {
+        size_t nb = n - b < block ? n - b : block;
+        st = mn_extract_patches(image, width, height, stride, kps + b, nb, &p, patches);
+        if (st == MN_OK)
+            st = mn_describe_u8(s, patches, nb, desc + b * m->desc_dim);
+        if (st != MN_OK) {
+            /* The message names the keypoint within the block. */
+            char msg[512];
+            snprintf(msg, sizeof msg, "%s (in the block of keypoints from %zu)", mn_last_error(), b);
+            mn_error(st, fn, "%s", msg);
+        }
+    }
+    mn_free(patches);
+    return st;
+}
+
+/* ---- candidate search ---- */
+
+typedef struct mn_knn {
+    const float *query, *train_t; /* train_t: [D][nt] */
+    const float *qnorm, *tnorm;   /* squared norms */
+    const uint8_t *mask;
+    size_t nq, nt;
+    int dim, k, kb;               /* kb: per-train list length, 0 = none */
+    uint32_t *fidx;               /* [nq][k] */
+    float *fdist;                 /* [nq][k], squared */
+    uint32_t *bidx;               /* [threads][nt][kb] */
+    float *bdist;
+    float *block;                 /* [threads][MN_KNN_BLOCK][nt] */
+} mn_knn;
+
+static void mn_topk_insert(uint32_t *idx, float *dist, int k, uint32_t j, float v)
+{
+    if (!(v < dist[k - 1]))
+        return;
+    int p = k - 1;
+    while (p > 0 && v < dist[p - 1]) {
+        dist[p] = dist[p - 1];
+        idx[p] = idx[p - 1];
+        p--;
+    }
+    dist[p] = v;
+    idx[p] = j;
+}
+
+static void mn_topk_clear(uint32_t *idx, float *dist, size_t n)
+{
+    for (size_t r = 0; r < n; r++) {
+        idx[r] = UINT32_MAX;
+        dist[r] = INFINITY;
+    }
+}
+
+static void mn_knn_task(void *arg, mn_scratch *scratch, int thread, size_t begin, size_t end)
+{
+    mn_knn *c = arg;
+    const size_t nt = c->nt;
+    float *d = c->block + (size_t)thread * MN_KNN_BLOCK * nt;
+    uint32_t *bidx = c->kb ? c->bidx + (size_t)thread * nt * (size_t)c->kb : NULL;
+    float *bdist = c->kb ? c->bdist + (size_t)thread * nt * (size_t)c->kb : NULL;
+    for (size_t q0 = begin; q0 < end; q0 += MN_KNN_BLOCK) {
+        int m = (int)(end - q0 < MN_KNN_BLOCK ? end - q0 : MN_KNN_BLOCK);
+        mn_gemm_conv(m, (int)nt, c->dim, c->query + q0 * (size_t)c->dim, c->dim, c->train_t, (int)nt, d,
+                     (int)nt, scratch->pack);
+        for (int r = 0; r < m; r++) {
+            size_t q = q0 + (size_t)r;
+            const float *dot = d + (size_t)r * nt;
+            const uint8_t *mask = c->mask ? c->mask + q * nt : NULL;
+            uint32_t *fi = c->fidx + q * (size_t)c->k;
+            float *fd = c->fdist + q * (size_t)c->k;
+            for (size_t t = 0; t < nt; t++) {
+                if (mask && !mask[t])
+                    continue;
+                float v = c->qnorm[q] + c->tnorm[t] - 2.0f * dot[t];
+                v = v > 0.0f ? v : 0.0f;
+                mn_topk_insert(fi, fd, c->k, (uint32_t)t, v);
+                if (bidx)
+                    mn_topk_insert(bidx + t * (size_t)c->kb, bdist + t * (size_t)c->kb, c->kb, (uint32_t)q, v);
+            }
+        }
+    }
+}
+
+static void mn_sq_norms(const float *x, size_t n, int dim, float *out)
+{
+    for (size_t i = 0; i < n; i++) {
+        float acc = 0.0f;
+        for (int d = 0; d < dim; d++)
+            acc += x[i * (size_t)dim + d] * x[i * (size_t)dim + d];
+        out[i] = acc;
+    }
+}
+
+/* Forward lists (and per-train lists when kb > 0) into fidx/fdist and
+ * bidx/bdist (merged into thread 0's part). Distances stay squared. */
+static mn_status mn_knn_run(const char *fn, mn_session *s, const float *query, size_t nq, const float *train,
+                            size_t nt, const uint8_t *mask, int k, int kb, uint32_t *fidx, float *fdist,
+                            uint32_t **bidx_out, float **bdist_out)
+{
+    const mn_model *m = mn_session_model(s);
+    const int dim = (int)m->desc_dim;
+    const int threads = mn_session_threads(s);
+    mn_knn c;
+    memset(&c, 0, sizeof c);
+    c.query = query;
+    c.mask = mask;
+    c.nq = nq;
+    c.nt = nt;
+    c.dim = dim;
+    c.k = k;
+    c.kb = kb;
+    c.fidx = fidx;
+    c.fdist = fdist;
+    size_t tb = kb ? (size_t)threads * nt * (size_t)kb : 0;
+    float *train_t = mn_malloc(sizeof(float) * nt * (size_t)dim);
+    float *norms = mn_malloc(sizeof(float) * (nq + nt));
+    float *block = mn_malloc(sizeof(float) * (size_t)threads * MN_KNN_BLOCK * nt);
+    uint32_t *bidx = tb ? mn_malloc(sizeof(uint32_t) * tb) : NULL;
+    float *bdist = tb ? mn_malloc(sizeof(float) * tb) : NULL;
+    if (!train_t || !norms || !block || (tb && (!bidx || !bdist))) {
+        mn_free(train_t);
+        mn_free(norms);
+        mn_free(block);
+        mn_free(bidx);
+        mn_free(bdist);
+        return mn_error(MN_ERR_OUT_OF_MEMORY, fn, "out of memory for the distances of %zu x %zu descriptors",
+                        nq, nt);
+    }
+    for (size_t t = 0; t < nt; t++)
+        for (int d = 0; d < dim; d++)
+            train_t[(size_t)d * nt + t] = train[t * (size_t)dim + d];
+    mn_sq_norms(query, nq, dim, norms);
+    mn_sq_norms(train, nt, dim, norms + nq);
+    c.train_t = train_t;
+    c.qnorm = norms;
+    c.tnorm = norms + nq;
+    c.block = block;
+    c.bidx = bidx;
+    c.bdist = bdist;
+    mn_topk_clear(fidx, fdist, nq * (size_t)k);
+    if (tb)
+        mn_topk_clear(bidx, bdist, tb);
+    mn_session_parallel(s, mn_knn_task, &c, nq, MN_KNN_BLOCK);
+    /* Merge the per-thread lists into thread 0's, in thread order. */
+    for (int t = 1; t < threads && tb; t++)
+        for (size_t j = 0; j < nt; j++) {
+            const uint32_t *si = bidx + ((size_t)t * nt + j) * (size_t)kb;
+            const float *sd = bdist + ((size_t)t * nt + j) * (size_t)kb;
+            for (int r = 0; r < kb && si[r] != UINT32_MAX; r++)
+                mn_topk_insert(bidx + j * (size_t)kb, bdist + j * (size_t)kb, kb, si[r], sd[r]);
+        }
+    mn_free(train_t);
+    mn_free(norms);
+    mn_free(block);
+    if (bidx_out) {
+        *bidx_out = bidx;
+        *bdist_out = bdist;
+    } else {
+        mn_free(bidx);
+        mn_free(bdist);
+    }
+    return MN_OK;
+}
+
+static mn_status mn_check_sets(const char *fn, mn_session *s, const float *q, size_t nq, const float *t,
+                               size_t nt)
+{
+    if (!s)
+        return mn_error(MN_ERR_INVALID_ARGUMENT, fn, "session is NULL");
+    if ((nq && !q) || (nt && !t))
+        return mn_error(MN_ERR_INVALID_ARGUMENT, fn, "%s descriptors are NULL", nq && !q ? "query" : "train");
+    if (nq > INT32_MAX || nt > INT32_MAX || (nt && nq > SIZE_MAX / sizeof(float) / nt))
+        return mn_error(MN_ERR_INVALID_ARGUMENT, fn, "%zu x %zu descriptors is too many", nq, nt);
+    for (size_t i = 0; i < nq * mn_session_model(s)->desc_dim; i++)
+        if (!isfinite(q[i]))
+            return mn_error(MN_ERR_INVALID_ARGUMENT, fn, "query descriptor %zu is not finite",
+                            i / mn_session_model(s)->desc_dim);
+    for (size_t i = 0; i < nt * mn_session_model(s)->desc_dim; i++)
+        if (!isfinite(t[i]))
+            return mn_error(MN_ERR_INVALID_ARGUMENT, fn, "train descriptor %zu is not finite",
+                            i / mn_session_model(s)->desc_dim);
+    return MN_OK;
+}
+
+mn_status mn_match_knn(mn_session *s, const float *query, size_t nq, const float *train, size_t nt,
+                       const uint8_t *mask, int k, uint32_t *index, float *distance)
+{
+    static const char fn[] = "mn_match_knn";
+    mn_status st = mn_check_sets(fn, s, query, nq, train, nt);
+    if (st != MN_OK)
+        return st;
+    if (k < 1 || k > 256)
+        return mn_error(MN_ERR_INVALID_ARGUMENT, fn, "k = %d, expected 1..256", k);
+    if (nq == 0)
+        return MN_OK;
+    if (!index)
+        return mn_error(MN_ERR_INVALID_ARGUMENT, fn, "index is NULL");
+    float *dist = distance ? distance : mn_malloc(sizeof(float) * nq * (size_t)k);
+    if (!dist)
+        return mn_error(MN_ERR_OUT_OF_MEMORY, fn, "out of memory for %zu distances", nq * (size_t)k);
+    if (nt == 0)
+        mn_topk_clear(index, dist, nq * (size_t)k);
+    else if ((st = mn_knn_run(fn, s, query, nq, train, nt, mask, k, 0, index, dist, NULL, NULL)) == MN_OK)
+        for (size_t r = 0; r < nq * (size_t)k; r++)
+            dist[r] = sqrtf(dist[r]);
+    if (dist != distance)
+        mn_free(dist);
+    return st;
+}
+
+/* ---- matcher ---- */
+
+mn_match_params mn_match_params_preset(mn_match_method method)
+{
+    mn_match_params p;
+    memset(&p, 0, sizeof p);
+    p.k = 5;
+    p.all_pairs = 0;
+    p.max_all_pairs = 4000000;
+    if (method == MN_MATCH_METRIC) {
+        p.method = MN_MATCH_METRIC;
+        p.min_probability = 0.5f;
+        p.ratio = 1.0f;
+        p.mutual = 1;
+    } else {
+        p.method = MN_MATCH_L2;
+        p.min_probability = 0.0f;
+        p.ratio = 0.8f;
+        p.mutual = 0;
+    }
+    return p;
+}
+
+mn_match_params mn_match_params_default(void)
+{
+    return mn_match_params_preset(MN_MATCH_L2);
+}
+
+/* Best and second-best partner of one descriptor; larger score is better,
+ * ties go to the smaller index. */
+typedef struct mn_best {
+    uint32_t j1, j2;
+    float s1, s2;
+} mn_best;
+
+static int mn_better(float s, uint32_t j, float s0, uint32_t j0)
+{
+    return s > s0 || (s == s0 && j < j0);
+}
+
+static void mn_best_update(mn_best *b, uint32_t j, float score)
+{
+    if (j == b->j1)
+        return;
+    if (mn_better(score, j, b->s1, b->j1)) {
+        b->j2 = b->j1;
+        b->s2 = b->s1;
+        b->j1 = j;
+        b->s1 = score;
+    } else if (j != b->j2 && mn_better(score, j, b->s2, b->j2)) {
+        b->j2 = j;
+        b->s2 = score;
+    }
+}
+
+static float mn_l2(const float *a, const float *b, size_t dim)
+{
+    float acc = 0.0f;
+    for (size_t d = 0; d < dim; d++)
+        acc += (a[d] - b[d]) * (a[d] - b[d]);
+    return sqrtf(acc);
+}
+
+mn_status mn_match(mn_session *s, const float *query, size_t nq, const float *train, size_t nt,
+                   const mn_match_params *params, mn_dmatch *matches, size_t capacity, size_t *count)
+{
+    static const char fn[] = "mn_match";
+    if (count)
+        *count = 0;
+    if (!count)
+        return mn_error(MN_ERR_INVALID_ARGUMENT, fn, "count is NULL");
+    mn_status st = mn_check_sets(fn, s, query, nq, train, nt);
+    if (st != MN_OK)
+        return st;
+    mn_match_params p = params ? *params : mn_match_params_default();
+    if (p.method != MN_MATCH_METRIC && p.method != MN_MATCH_L2)
+        return mn_error(MN_ERR_INVALID_ARGUMENT, fn, "method = %d, expected MN_MATCH_METRIC or MN_MATCH_L2",
+                        (int)p.method);
+    if (!p.all_pairs && (p.k < 1 || p.k > 256))
+        return mn_error(MN_ERR_INVALID_ARGUMENT, fn, "k = %d, expected 1..256", p.k);
+    if (!(p.min_probability >= 0.0f && p.min_probability <= 1.0f) || !(p.ratio > 0.0f))
+        return mn_error(MN_ERR_INVALID_ARGUMENT, fn, "min_probability = %g (expected 0..1), ratio = %g (expected > 0)",
+                        (double)p.min_probability, (double)p.ratio);
+    if (p.all_pairs && p.method != MN_MATCH_METRIC)
+        return mn_error(MN_ERR_INVALID_ARGUMENT, fn, "all_pairs needs method MN_MATCH_METRIC");
+    if (p.all_pairs && nt && nq > p.max_all_pairs / nt)
+        return mn_error(MN_ERR_INVALID_ARGUMENT, fn, "all_pairs: %zu x %zu pairs exceeds max_all_pairs = %zu",
+                        nq, nt, p.max_all_pairs);
+    if (nq == 0 || nt == 0)
+        return MN_OK;
+    if (!matches)
+        return mn_error(MN_ERR_INVALID_ARGUMENT, fn, "matches is NULL");
+
+    const mn_model *m = mn_session_model(s);
+    const size_t dim = m->desc_dim, F = m->proj_dim;
+    const int metric = p.method == MN_MATCH_METRIC;
+    const int k = p.all_pairs ? 0 : (p.k < (int)nt ? p.k : (int)nt);
+    const int kb = p.all_pairs || !p.mutual ? 0 : (p.k < (int)nq ? p.k : (int)nq);
+    size_t npairs = p.all_pairs ? nq * nt : nq * (size_t)k + nt * (size_t)kb;
+
+    uint32_t *fidx = NULL, *bidx = NULL;
+    float *fdist = NULL, *bdist = NULL, *proj = NULL;
+    mn_pair *pairs = mn_malloc(sizeof(mn_pair) * npairs);
+    float *score = mn_malloc(sizeof(float) * npairs);
+    mn_best *best = mn_malloc(sizeof(mn_best) * (nq + nt));
+    mn_dmatch *out = mn_malloc(sizeof(mn_dmatch) * nq);
+    if (!pairs || !score || !best || !out) {
+        st = mn_error(MN_ERR_OUT_OF_MEMORY, fn, "out of memory for %zu candidate pairs", npairs);
+        goto done;
+    }
+    if (k) {
+        fidx = mn_malloc(sizeof(uint32_t) * nq * (size_t)k);
+        fdist = mn_malloc(sizeof(float) * nq * (size_t)k);
+        if (!fidx || !fdist) {
+            st = mn_error(MN_ERR_OUT_OF_MEMORY, fn, "out of memory for %zu candidates", nq * (size_t)k);
+            goto done;
+        }
+        st = mn_knn_run(fn, s, query, nq, train, nt, NULL, k, kb, fidx, fdist, kb ? &bidx : NULL,
+                        kb ? &bdist : NULL);
+        if (st != MN_OK)
+            goto done;
+    }
+
+    /* Candidate pairs, query always on side A, and their scores. */
+    size_t np = 0;
+    if (p.all_pairs) {
+        for (size_t i = 0; i < nq; i++)
+            for (size_t j = 0; j < nt; j++, np++) {
+                pairs[np].a = (uint32_t)i;
+                pairs[np].b = (uint32_t)j;
+            }
+    } else {
+        for (size_t i = 0; i < nq; i++)
+            for (int r = 0; r < k; r++)
+                if (fidx[i * (size_t)k + r] != UINT32_MAX) {
+                    pairs[np].a = (uint32_t)i;
+                    pairs[np].b = fidx[i * (size_t)k + r];
+                    score[np++] = -sqrtf(fdist[i * (size_t)k + r]);
+                }
+        for (size_t j = 0; j < nt && kb; j++)
+            for (int r = 0; r < kb; r++)
+                if (bidx[j * (size_t)kb + r] != UINT32_MAX) {
+                    pairs[np].a = bidx[j * (size_t)kb + r];
+                    pairs[np].b = (uint32_t)j;
+                    score[np++] = -sqrtf(bdist[j * (size_t)kb + r]);
+                }
+    }
+    if (metric || np) {
+        proj = mn_malloc(sizeof(float) * (nq + nt) * F);
+        if (!proj) {
+            st = mn_error(MN_ERR_OUT_OF_MEMORY, fn, "out of memory for %zu projections", nq + nt);
+            goto done;
+        }
+        if ((st = mn_metric_project(s, query, nq, MN_SIDE_A, proj)) != MN_OK ||
+            (st = mn_metric_project(s, train, nt, MN_SIDE_B, proj + nq * F)) != MN_OK)
+            goto done;
+    }
+    if (metric && (st = mn_metric_score_projected(s, proj, nq, proj + nq * F, nt, pairs, np, score)) != MN_OK)
+        goto done;
+
+    for (size_t r = 0; r < nq + nt; r++) {
+        best[r].j1 = best[r].j2 = UINT32_MAX;
+        best[r].s1 = best[r].s2 = -INFINITY;
+    }
+    for (size_t r = 0; r < np; r++) {
+        mn_best_update(&best[pairs[r].a], pairs[r].b, score[r]);
+        mn_best_update(&best[nq + pairs[r].b], pairs[r].a, score[r]);
+    }
+    size_t nout = 0;
+    for (size_t i = 0; i < nq; i++) {
+        const mn_best *b = &best[i];
+        if (b->j1 == UINT32_MAX)
+            continue;
+        if (metric && b->s1 < p.min_probability)
+            continue;
+        if (p.mutual && best[nq + b->j1].j1 != (uint32_t)i)
+            continue;
+        if (p.ratio < 1.0f && b->j2 != UINT32_MAX) {
+            /* distances: 1 - p (metric) or L2 */
+            float d1 = metric ? 1.0f - b->s1 : -b->s1, d2 = metric ? 1.0f - b->s2 : -b->s2;
+            if (!(d1 < p.ratio * d2))
+                continue;
+        }
+        out[nout].query = (uint32_t)i;
+        out[nout].train = b->j1;
+        out[nout].probability = metric ? b->s1 : 0.0f;
+        out[nout].distance = mn_l2(query + i * dim, train + (size_t)b->j1 * dim, dim);
+        nout++;
+    }
+    if (!metric && nout) {
+        /* The metric network's probability of each kept L2 match. */
+        for (size_t r = 0; r < nout; r++) {
+            pairs[r].a = out[r].query;
+            pairs[r].b = out[r].train;
+        }
+        if ((st = mn_metric_score_projected(s, proj, nq, proj + nq * F, nt, pairs, nout, score)) != MN_OK)
+            goto done;
+        size_t kept = 0;
+        for (size_t r = 0; r < nout; r++)
+            if (score[r] >= p.min_probability) {
+                out[kept] = out[r];
+                out[kept++].probability = score[r];
+            }
+        nout = kept;
+    }
+    if (nout > capacity) {
+        *count = nout;
+        st = mn_error(MN_ERR_INVALID_ARGUMENT, fn, "%zu matches do not fit capacity %zu (nq = %zu always does)",
+                      nout, capacity, nq);
+        goto done;
+    }
+    memcpy(matches, out, sizeof(mn_dmatch) * nout);
+    *count = nout;
+done:
+    mn_free(fidx);
+    mn_free(fdist);
+    mn_free(bidx);
+    mn_free(bdist);
+    mn_free(proj);
+    mn_free(pairs);
+    mn_free(score);
+    mn_free(best);
+    mn_free(out);
+    return st;
+}

@@ -1,0 +1,26 @@
+# Tests of the OpenCV plugin's C API (matchnet/opencv.h), of matchnet-match's
+# JSON writer and of the matchnet-match command line. Included from
+# tests/CMakeLists.txt when MN_BUILD_PLUGIN is on.
+
+# The test writes its JPEG with TurboJPEG's encoder, independent of the
+# plugin's decoding path.
+find_package(PkgConfig REQUIRED)
+pkg_check_modules(MN_TEST_TURBOJPEG REQUIRED IMPORTED_TARGET libturbojpeg)
+
+# Linked against the shared libraries only: one copy of the library's
+# thread-local error message.
+add_executable(test_plugin_c test_plugin_c.c)
+target_link_libraries(test_plugin_c PRIVATE matchnet_opencv PkgConfig::MN_TEST_TURBOJPEG m)
+add_test(NAME test_plugin_c COMMAND test_plugin_c)
+set_tests_properties(test_plugin_c PROPERTIES TIMEOUT 300)
+
+add_executable(test_match_json test_match_json.c ${PROJECT_SOURCE_DIR}/tools/match_json.c)
+target_include_directories(test_match_json PRIVATE ${PROJECT_SOURCE_DIR}/tools ${PROJECT_SOURCE_DIR}/include)
+target_link_libraries(test_match_json PRIVATE m)
+add_test(NAME test_match_json COMMAND test_match_json)
+
+if(TARGET matchnet-match)
+  add_test(NAME test_cli
+           COMMAND sh ${CMAKE_CURRENT_SOURCE_DIR}/test_cli.sh $<TARGET_FILE:matchnet-match> ${PROJECT_SOURCE_DIR})
+  set_tests_properties(test_cli PROPERTIES TIMEOUT 600)
+endif()

@@ -1,0 +1,336 @@
+// matchnet-eval-matching - image-level matching on homography sequences:
+// MatchNet against OpenCV SIFT + ratio test on the same SIFT keypoints.
+//
+//   matchnet-eval-matching --homography-dir DIR [--model PATH] [--max-keypoints N]
+//                          [--threads N] [--variant NAME:key=value,...]...
+//
+// DIR holds sequences in the Oxford layout (img1..img6, H1to2p..H1to6p
+// mapping img1 to imgN), or is one such sequence. For every pair (1, k):
+// OpenCV SIFT detects up to N keypoints (default 2000) in each image; those
+// keypoints are described by SIFT and by MatchNet (mn_describe_keypoints,
+// MN_SCALE_SIFT). SIFT matches by nearest neighbour with Lowe's ratio test
+// 0.8; MatchNet by mn_match() with each variant's parameters (default
+// variants: "metric" = mn_match_params_default(), "l2" = method l2, ratio
+// 0.8). Keys: method=metric|l2, k=N, p=MIN_PROBABILITY, ratio=R, mutual=0|1.
+//
+// Per pair and method: matches, correct matches (the ground-truth homography
+// maps the first keypoint within 3 px of the second), precision, and the
+// mean corner error of the homography that RANSAC (cv::findHomography, 3 px)
+// fits to the matches (inf when fewer than 4 matches or no fit). Summary:
+// mean correct, mean precision, share of pairs with corner error <= 3/5/10 px,
+// and the matching time per pair. Last line: JSON.
+#include "matchnet.h"
+
+#include <opencv2/calib3d.hpp>
+#include <opencv2/core.hpp>
+#include <opencv2/features2d.hpp>
+#include <opencv2/imgcodecs.hpp>
+
+#include <dirent.h>
+#include <sys/stat.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <fstream>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace {
+
+struct Variant {
+    std::string name;
+    bool sift = false; // SIFT descriptors + ratio test (the peer)
+    mn_match_params p = mn_match_params_default();
+};
+
+struct PairResult {
+    int matches = 0, correct = 0;
+    double precision = 0, corner_error = INFINITY, ms = 0;
+};
+
+[[noreturn]] void die(const std::string &msg)
+{
+    std::fprintf(stderr, "matchnet-eval-matching: %s\n", msg.c_str());
+    std::exit(1);
+}
+
+bool is_dir(const std::string &p)
+{
+    struct stat st;
+    return stat(p.c_str(), &st) == 0 && S_ISDIR(st.st_mode);
+}
+
+bool exists(const std::string &p)
+{
+    return std::ifstream(p).good();
+}
+
+std::vector<std::string> sequences(const std::string &dir)
+{
+    if (exists(dir + "/H1to2p"))
+        return {dir};
+    std::vector<std::string> out;
+    if (DIR *d = opendir(dir.c_str())) {
+        while (dirent *e = readdir(d)) {
+            std::string n = e->d_name;
+            if (n[0] != '.' && is_dir(dir + "/" + n) && exists(dir + "/" + n + "/H1to2p"))
+                out.push_back(dir + "/" + n);
+        }
+        closedir(d);
+    }
+    std::sort(out.begin(), out.end());
+    return out;
+}
+
+std::string image_path(const std::string &seq, int k)
+{
+    for (const char *ext : {".png", ".ppm", ".pgm", ".jpg"}) {
+        std::string p = seq + "/img" + std::to_string(k) + ext;
+        if (exists(p))
+            return p;
+    }
+    return "";
+}
+
+cv::Matx33d read_h(const std::string &path)
+{
+    std::ifstream f(path);
+    cv::Matx33d h;
+    for (int i = 0; i < 9; i++)
+        if (!(f >> h.val[i]))
+            die("cannot read homography " + path);
+    return h;
+}
+
+cv::Point2d apply(const cv::Matx33d &h, cv::Point2d p)
+{
+    cv::Vec3d v = h * cv::Vec3d(p.x, p.y, 1.0);
+    return {v[0] / v[2], v[1] / v[2]};
+}
+
+Variant parse_variant(const std::string &spec)
+{
+    Variant v;
+    size_t colon = spec.find(':');
+    v.name = spec.substr(0, colon);
+    if (colon == std::string::npos)
+        return v;
+    std::string rest = spec.substr(colon + 1);
+    size_t pos = 0;
+    while (pos < rest.size()) {
+        size_t comma = rest.find(',', pos);
+        std::string kv = rest.substr(pos, comma == std::string::npos ? std::string::npos : comma - pos);
+        pos = comma == std::string::npos ? rest.size() : comma + 1;
+        size_t eq = kv.find('=');
+        if (eq == std::string::npos)
+            die("variant " + spec + ": expected key=value, got " + kv);
+        std::string k = kv.substr(0, eq), val = kv.substr(eq + 1);
+        if (k == "method")
+            v.p.method = val == "l2" ? MN_MATCH_L2 : MN_MATCH_METRIC;
+        else if (k == "k")
+            v.p.k = std::atoi(val.c_str());
+        else if (k == "p")
+            v.p.min_probability = (float)std::atof(val.c_str());
+        else if (k == "ratio")
+            v.p.ratio = (float)std::atof(val.c_str());
+        else if (k == "mutual")
+            v.p.mutual = std::atoi(val.c_str());
+        else
+            die("variant " + spec + ": unknown key " + k);
+    }
+    return v;
+}
+
+struct Image {
+    cv::Mat gray;
+    std::vector<cv::KeyPoint> kps;
+    cv::Mat sift;             // SIFT descriptors
+    std::vector<float> mdesc; // MatchNet descriptors
+};
+
+} // namespace
+
+int main(int argc, char **argv)
+{
+    std::string dir, model_path;
+    int max_kp = 2000, threads = 0;
+    std::vector<Variant> variants;
+    for (int i = 1; i < argc; i++) {
+        std::string a = argv[i];
+        auto next = [&]() -> std::string {
+            if (i + 1 >= argc)
+                die("option " + a + " needs a value");
+            return argv[++i];
+        };
+        if (a == "--homography-dir")
+            dir = next();
+        else if (a == "--model")
+            model_path = next();
+        else if (a == "--max-keypoints")
+            max_kp = std::atoi(next().c_str());
+        else if (a == "--threads")
+            threads = std::atoi(next().c_str());
+        else if (a == "--variant")
+            variants.push_back(parse_variant(next()));
+        else if (a == "-h" || a == "--help") {
+            std::printf("usage: matchnet-eval-matching --homography-dir DIR [--model PATH] [--max-keypoints N]\n"
+                        "       [--threads N] [--variant NAME:method=metric|l2,k=N,p=P,ratio=R,mutual=0|1]...\n");
+            return 0;
+        } else
+            die("unknown option " + a);
+    }
+    if (dir.empty())
+        die("--homography-dir is required");
+    if (variants.empty()) {
+        variants.push_back(parse_variant("metric"));
+        variants.push_back(parse_variant("l2:method=l2,ratio=0.8"));
+    }
+    Variant sift;
+    sift.name = "sift";
+    sift.sift = true;
+    variants.insert(variants.begin(), sift);
+
+    mn_model *model = nullptr;
+    mn_status st = model_path.empty() ? mn_model_load_default(&model) : mn_model_load_file(model_path.c_str(), &model);
+    if (st != MN_OK)
+        die(mn_last_error());
+    mn_session_params sp = mn_session_params_default();
+    sp.num_threads = threads;
+    mn_session *session = nullptr;
+    if (mn_session_create(model, &sp, &session) != MN_OK)
+        die(mn_last_error());
+    const size_t dim = mn_model_descriptor_dim(model);
+    cv::Ptr<cv::SIFT> detector = cv::SIFT::create(max_kp);
+
+    auto load = [&](const std::string &path) {
+        Image im;
+        im.gray = cv::imread(path, cv::IMREAD_GRAYSCALE);
+        if (im.gray.empty())
+            die("cannot read " + path);
+        detector->detect(im.gray, im.kps);
+        cv::KeyPointsFilter::retainBest(im.kps, max_kp);
+        if ((int)im.kps.size() > max_kp)
+            im.kps.resize(max_kp);
+        detector->compute(im.gray, im.kps, im.sift);
+        std::vector<mn_keypoint> k(im.kps.size());
+        for (size_t r = 0; r < k.size(); r++)
+            k[r] = {im.kps[r].pt.x, im.kps[r].pt.y, im.kps[r].size, im.kps[r].angle};
+        im.mdesc.resize(k.size() * dim);
+        if (mn_describe_keypoints(session, im.gray.data, im.gray.cols, im.gray.rows, im.gray.step, k.data(), k.size(),
+                                  nullptr, im.mdesc.data()) != MN_OK)
+            die(mn_last_error());
+        return im;
+    };
+
+    std::vector<std::string> seqs = sequences(dir);
+    if (seqs.empty())
+        die("no sequences (img1.. + H1to2p..) under " + dir);
+    std::map<std::string, std::vector<PairResult>> results;
+    std::printf("%-8s %-4s", "sequence", "pair");
+    for (const Variant &v : variants)
+        std::printf(" | %-10s %5s %5s %6s %7s", v.name.c_str(), "match", "corr", "prec", "err_px");
+    std::printf("\n");
+    for (const std::string &seq : seqs) {
+        std::string name = seq.substr(seq.find_last_of('/') + 1);
+        Image a = load(image_path(seq, 1));
+        for (int k = 2; k <= 6; k++) {
+            std::string pb = image_path(seq, k);
+            std::string hp = seq + "/H1to" + std::to_string(k) + "p";
+            if (pb.empty() || !exists(hp))
+                continue;
+            Image b = load(pb);
+            cv::Matx33d h = read_h(hp);
+            std::printf("%-8s 1-%-2d", name.c_str(), k);
+            for (const Variant &v : variants) {
+                auto t0 = std::chrono::steady_clock::now();
+                std::vector<std::pair<int, int>> m;
+                if (v.sift) {
+                    cv::BFMatcher bf(cv::NORM_L2);
+                    std::vector<std::vector<cv::DMatch>> knn;
+                    bf.knnMatch(a.sift, b.sift, knn, 2);
+                    for (auto &c : knn)
+                        if (c.size() == 2 && c[0].distance < 0.8f * c[1].distance)
+                            m.push_back({c[0].queryIdx, c[0].trainIdx});
+                } else {
+                    std::vector<mn_dmatch> out(a.kps.size());
+                    size_t n = 0;
+                    if (mn_match(session, a.mdesc.data(), a.kps.size(), b.mdesc.data(), b.kps.size(), &v.p, out.data(),
+                                 out.size(), &n) != MN_OK)
+                        die(mn_last_error());
+                    for (size_t r = 0; r < n; r++)
+                        m.push_back({(int)out[r].query, (int)out[r].train});
+                }
+                double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+                PairResult r;
+                r.ms = ms;
+                r.matches = (int)m.size();
+                std::vector<cv::Point2f> p1, p2;
+                for (auto &c : m) {
+                    cv::Point2d x = a.kps[c.first].pt, y = b.kps[c.second].pt;
+                    cv::Point2d hx = apply(h, x);
+                    r.correct += std::hypot(hx.x - y.x, hx.y - y.y) <= 3.0;
+                    p1.push_back(a.kps[c.first].pt);
+                    p2.push_back(b.kps[c.second].pt);
+                }
+                r.precision = m.empty() ? 0 : (double)r.correct / m.size();
+                if (m.size() >= 4) {
+                    cv::Mat he = cv::findHomography(p1, p2, cv::RANSAC, 3.0);
+                    if (!he.empty()) {
+                        cv::Matx33d hm((double *)he.clone().ptr());
+                        const double w = a.gray.cols - 1, hh = a.gray.rows - 1;
+                        double err = 0;
+                        for (cv::Point2d c : {cv::Point2d(0, 0), cv::Point2d(w, 0), cv::Point2d(w, hh), cv::Point2d(0, hh)}) {
+                            cv::Point2d e = apply(hm, c), g = apply(h, c);
+                            err += std::hypot(e.x - g.x, e.y - g.y) / 4;
+                        }
+                        r.corner_error = std::isfinite(err) ? err : INFINITY;
+                    }
+                }
+                results[v.name].push_back(r);
+                std::printf(" | %-10s %5d %5d %6.3f %7.2f", "", r.matches, r.correct, r.precision,
+                            std::min(r.corner_error, 9999.0));
+            }
+            std::printf("\n");
+            std::fflush(stdout);
+        }
+    }
+    std::printf("\n%-24s %8s %8s %8s %8s %8s %8s %9s\n", "method", "matches", "correct", "precis.", "H<=3px",
+                "H<=5px", "H<=10px", "ms/pair");
+    std::string json = "{\"pairs\": " + std::to_string(results[variants[0].name].size()) + ", \"max_keypoints\": " +
+                       std::to_string(max_kp) + ", \"methods\": {";
+    for (size_t vi = 0; vi < variants.size(); vi++) {
+        const std::vector<PairResult> &rs = results[variants[vi].name];
+        double n = (double)rs.size(), mm = 0, mc = 0, mp = 0, h3 = 0, h5 = 0, h10 = 0;
+        std::vector<double> ms;
+        for (const PairResult &r : rs) {
+            mm += r.matches / n;
+            mc += r.correct / n;
+            mp += r.precision / n;
+            h3 += (r.corner_error <= 3) / n;
+            h5 += (r.corner_error <= 5) / n;
+            h10 += (r.corner_error <= 10) / n;
+            ms.push_back(r.ms);
+        }
+        std::sort(ms.begin(), ms.end());
+        double med = ms.empty() ? 0 : ms[ms.size() / 2];
+        std::printf("%-24s %8.1f %8.1f %8.3f %8.2f %8.2f %8.2f %9.1f\n", variants[vi].name.c_str(), mm, mc, mp, h3, h5,
+                    h10, med);
+        char buf[512];
+        std::snprintf(buf, sizeof buf,
+                      "%s\"%s\": {\"matches\": %.2f, \"correct\": %.2f, \"precision\": %.4f, \"h_within_3px\": %.3f, "
+                      "\"h_within_5px\": %.3f, \"h_within_10px\": %.3f, \"match_ms_median\": %.2f}",
+                      vi ? ", " : "", variants[vi].name.c_str(), mm, mc, mp, h3, h5, h10, med);
+        json += buf;
+    }
+    json += "}}";
+    std::printf("%s\n", json.c_str());
+    mn_session_free(session);
+    mn_model_free(model);
+    return 0;
+}

@@ -1,0 +1,392 @@
+/*
+ * matchnet_match.c - matchnet-match: detect, describe and match the
+ * keypoints of two images, and write the matches as JSON (match_json.h).
+ *
+ *   matchnet-match [options] IMAGE1 IMAGE2
+ *
+ * A complete pipeline on the C APIs only (matchnet.h, matchnet/opencv.h):
+ * mn_image_load, mn_keypoints_detect, mn_describe_keypoints, mn_match and,
+ * optionally, mn_matches_filter and mn_matches_draw.
+ *
+ * Exit status: 0 on success, 1 on a runtime error (unreadable image, bad
+ * model, failed write), 2 on a usage error. Every error is one line on
+ * stderr starting with "matchnet-match:".
+ */
+#define _POSIX_C_SOURCE 200809L
+#include "match_json.h"
+#include "matchnet.h"
+#include "matchnet/opencv.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#define PROG "matchnet-match"
+#define GEOMETRY_THRESHOLD_PX 3.0
+#define MAX_KEYPOINTS_LIMIT 1000000L
+
+static const char usage_text[] =
+    "usage: " PROG " [options] IMAGE1 IMAGE2\n"
+    "\n"
+    "Detect keypoints in two images, describe them with MatchNet and match them\n"
+    "with its metric network. Writes JSON: both images' keypoints [x, y, size,\n"
+    "angle_deg], the matches [i, j, probability] and the stage times in ms.\n"
+    "\n"
+    "options:\n"
+    "  -o, --output PATH       write the JSON to PATH (default: standard output)\n"
+    "      --draw PATH         draw the images side by side with a line per match\n"
+    "                          (inliers green, outliers red); format from extension\n"
+    "      --detector NAME     sift (default), orb or akaze\n"
+    "      --max-keypoints N   keypoints per image, strongest first (default 2000)\n"
+    "      --model PATH        model file (default: $MATCHNET_MODEL, else the\n"
+    "                          installed model)\n"
+    "      --threads N         threads for describing and matching (default: cores, at most 8)\n"
+    "      --method NAME       l2 (default): nearest neighbour on MatchNet descriptors\n"
+    "                          with the ratio test 0.8; metric: candidates by L2, chosen\n"
+    "                          by the metric network (p >= 0.5, mutual)\n"
+    "      --geometry NAME     none (default), homography or fundamental: keep only\n"
+    "                          the RANSAC inliers (threshold 3 px)\n"
+    "      --upright           ignore keypoint orientations when cutting patches\n"
+    "  -h, --help              show this help\n";
+
+/* The one line an error gets. */
+static void error_line(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    fputs(PROG ": ", stderr);
+    vfprintf(stderr, fmt, ap);
+    fputc('\n', stderr);
+    va_end(ap);
+}
+
+static double now_ms(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec * 1e3 + (double)t.tv_nsec * 1e-6;
+}
+
+/* A whole decimal number in [lo, hi], or -1. */
+static long parse_count(const char *s, long lo, long hi)
+{
+    char *end;
+    errno = 0;
+    long v = strtol(s, &end, 10);
+    if (errno || end == s || *end != '\0' || v < lo || v > hi)
+        return -1;
+    return v;
+}
+
+typedef struct options {
+    const char *image[2];
+    const char *output;
+    const char *draw;
+    const char *model;
+    mn_detector detector;
+    long max_keypoints;
+    int threads;
+    mn_match_method method;
+    mn_geometry geometry;
+    int upright;
+} options;
+
+/* Fill o from argv. Returns 0, 1 after --help, or 2 after a usage error
+ * (already reported). */
+static int parse_options(int argc, char **argv, options *o)
+{
+    int npos = 0, only_positional = 0;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (only_positional || a[0] != '-' || a[1] == '\0') {
+            if (npos == 2) {
+                error_line("too many arguments at '%s' (try --help)", a);
+                return 2;
+            }
+            o->image[npos++] = a;
+            continue;
+        }
+        if (strcmp(a, "--") == 0) {
+            only_positional = 1;
+            continue;
+        }
+        if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {
+            fputs(usage_text, stdout);
+            return 1;
+        }
+        if (strcmp(a, "--upright") == 0) {
+            o->upright = 1;
+            continue;
+        }
+        /* Options with a value: "--name value" or "--name=value". */
+        static const char *const with_value[] = {"-o", "--output", "--draw", "--detector", "--max-keypoints",
+                                                 "--model", "--threads", "--method", "--geometry"};
+        const char *name = NULL, *value = NULL;
+        size_t name_len = strcspn(a, "=");
+        for (size_t k = 0; k < sizeof with_value / sizeof *with_value; k++)
+            if (strlen(with_value[k]) == name_len && strncmp(a, with_value[k], name_len) == 0)
+                name = with_value[k];
+        if (!name) {
+            error_line("unknown option '%s' (try --help)", a);
+            return 2;
+        }
+        if (a[name_len] == '=')
+            value = a + name_len + 1;
+        else if (i + 1 < argc)
+            value = argv[++i];
+        else {
+            error_line("option %s needs a value (try --help)", name);
+            return 2;
+        }
+
+        if (strcmp(name, "-o") == 0 || strcmp(name, "--output") == 0) {
+            o->output = value;
+        } else if (strcmp(name, "--draw") == 0) {
+            o->draw = value;
+        } else if (strcmp(name, "--model") == 0) {
+            o->model = value;
+        } else if (strcmp(name, "--detector") == 0) {
+            if (strcmp(value, "sift") == 0)
+                o->detector = MN_DETECTOR_SIFT;
+            else if (strcmp(value, "orb") == 0)
+                o->detector = MN_DETECTOR_ORB;
+            else if (strcmp(value, "akaze") == 0)
+                o->detector = MN_DETECTOR_AKAZE;
+            else {
+                error_line("--detector must be sift, orb or akaze, not '%s'", value);
+                return 2;
+            }
+        } else if (strcmp(name, "--max-keypoints") == 0) {
+            if ((o->max_keypoints = parse_count(value, 1, MAX_KEYPOINTS_LIMIT)) < 0) {
+                error_line("--max-keypoints must be a whole number from 1 to %ld, not '%s'", MAX_KEYPOINTS_LIMIT,
+                           value);
+                return 2;
+            }
+        } else if (strcmp(name, "--threads") == 0) {
+            if ((o->threads = (int)parse_count(value, 1, 64)) < 0) {
+                error_line("--threads must be a whole number from 1 to 64, not '%s'", value);
+                return 2;
+            }
+        } else if (strcmp(name, "--method") == 0) {
+            if (strcmp(value, "metric") == 0)
+                o->method = MN_MATCH_METRIC;
+            else if (strcmp(value, "l2") == 0)
+                o->method = MN_MATCH_L2;
+            else {
+                error_line("--method must be metric or l2, not '%s'", value);
+                return 2;
+            }
+        } else if (strcmp(name, "--geometry") == 0) {
+            if (strcmp(value, "none") == 0)
+                o->geometry = MN_GEOMETRY_NONE;
+            else if (strcmp(value, "homography") == 0)
+                o->geometry = MN_GEOMETRY_HOMOGRAPHY;
+            else if (strcmp(value, "fundamental") == 0)
+                o->geometry = MN_GEOMETRY_FUNDAMENTAL;
+            else {
+                error_line("--geometry must be none, homography or fundamental, not '%s'", value);
+                return 2;
+            }
+        }
+    }
+    if (npos != 2) {
+        error_line("expected two images, got %d (try --help)", npos);
+        return 2;
+    }
+    return 0;
+}
+
+/* Write the JSON to path through a temporary file in the same directory
+ * and rename(): a failed run leaves no half-written output. Returns 0 or
+ * -1 (reported). */
+static int write_json_file(const char *path, const match_json_image *im1, const match_json_image *im2,
+                           const mn_dmatch *matches, size_t nm, const match_json_timing *timing)
+{
+    size_t len = strlen(path);
+    char *tmp = malloc(len + 32);
+    if (!tmp) {
+        error_line("out of memory");
+        return -1;
+    }
+    int fd = -1;
+    for (unsigned k = 0; k < 100 && fd < 0; k++) {
+        snprintf(tmp, len + 32, "%s.tmp.%ld.%u", path, (long)getpid(), k);
+        fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL, 0666); /* 0666: the umask decides, as for a plain write */
+        if (fd < 0 && errno != EEXIST)
+            break;
+    }
+    if (fd < 0) {
+        error_line("cannot create '%s': %s", path, strerror(errno));
+        free(tmp);
+        return -1;
+    }
+    FILE *f = fdopen(fd, "w");
+    if (!f) {
+        error_line("cannot write '%s': %s", path, strerror(errno));
+        close(fd);
+        unlink(tmp);
+        free(tmp);
+        return -1;
+    }
+    int err = match_json_write(f, im1, im2, matches, nm, timing);
+    err |= ferror(f);
+    int saved = errno;
+    if (fclose(f) != 0 && !err) {
+        err = 1;
+        saved = errno;
+    }
+    if (!err && rename(tmp, path) != 0) {
+        err = 1;
+        saved = errno;
+    }
+    if (err) {
+        error_line("cannot write '%s': %s", path, strerror(saved ? saved : EIO));
+        unlink(tmp);
+    }
+    free(tmp);
+    return err ? -1 : 0;
+}
+
+int main(int argc, char **argv)
+{
+    options o = {0};
+    o.detector = MN_DETECTOR_SIFT;
+    o.max_keypoints = 2000;
+    o.method = mn_match_params_default().method;
+    o.geometry = MN_GEOMETRY_NONE;
+    int parsed = parse_options(argc, argv, &o);
+    if (parsed)
+        return parsed == 1 ? 0 : 2;
+
+    int rc = 1;
+    mn_image img[2] = {{0}};
+    mn_keypoint *kp[2] = {NULL, NULL};
+    size_t nkp[2] = {0, 0};
+    float *desc[2] = {NULL, NULL};
+    mn_model *model = NULL;
+    mn_session *session = NULL;
+    mn_dmatch *matches = NULL, *kept = NULL;
+    uint8_t *inliers = NULL;
+    size_t nm = 0, nkept = 0;
+    match_json_timing timing = {0, 0, 0};
+
+    for (int i = 0; i < 2; i++)
+        if (mn_image_load(o.image[i], &img[i]) != MN_OK) {
+            error_line("%s", mn_last_error());
+            goto done;
+        }
+    if ((o.model ? mn_model_load_file(o.model, &model) : mn_model_load_default(&model)) != MN_OK) {
+        error_line("%s", mn_last_error());
+        goto done;
+    }
+    mn_session_params sp = mn_session_params_default();
+    sp.num_threads = o.threads;
+    if (mn_session_create(model, &sp, &session) != MN_OK) {
+        error_line("%s", mn_last_error());
+        goto done;
+    }
+
+    double t0 = now_ms();
+    for (int i = 0; i < 2; i++) {
+        if (!(kp[i] = malloc((size_t)o.max_keypoints * sizeof *kp[i]))) {
+            error_line("out of memory");
+            goto done;
+        }
+        if (mn_keypoints_detect(&img[i], o.detector, (size_t)o.max_keypoints, kp[i], &nkp[i]) != MN_OK) {
+            error_line("%s: %s", o.image[i], mn_last_error());
+            goto done;
+        }
+    }
+    double t1 = now_ms();
+    const size_t dim = mn_model_descriptor_dim(model);
+    mn_extract_params ep = mn_extract_params_default();
+    ep.scale_factor = mn_detector_scale_factor(o.detector);
+    ep.upright = o.upright;
+    for (int i = 0; i < 2; i++) {
+        if (!(desc[i] = malloc((nkp[i] ? nkp[i] : 1) * dim * sizeof *desc[i]))) {
+            error_line("out of memory for %zu descriptors", nkp[i]);
+            goto done;
+        }
+        if (mn_describe_keypoints(session, img[i].pixels, img[i].width, img[i].height, img[i].stride, kp[i], nkp[i],
+                                  &ep, desc[i]) != MN_OK) {
+            error_line("%s: %s", o.image[i], mn_last_error());
+            goto done;
+        }
+    }
+    double t2 = now_ms();
+    mn_match_params mp = mn_match_params_preset(o.method);
+    matches = malloc((nkp[0] ? nkp[0] : 1) * sizeof *matches);
+    inliers = malloc(nkp[0] ? nkp[0] : 1);
+    if (!matches || !inliers) {
+        error_line("out of memory");
+        goto done;
+    }
+    if (mn_match(session, desc[0], nkp[0], desc[1], nkp[1], &mp, matches, nkp[0], &nm) != MN_OK) {
+        error_line("%s", mn_last_error());
+        goto done;
+    }
+    size_t ninl = 0;
+    if (mn_matches_filter(o.geometry, kp[0], nkp[0], kp[1], nkp[1], matches, nm, GEOMETRY_THRESHOLD_PX, NULL,
+                          inliers, &ninl) != MN_OK) {
+        error_line("%s", mn_last_error());
+        goto done;
+    }
+    double t3 = now_ms();
+    timing.detect = t1 - t0;
+    timing.describe = t2 - t1;
+    timing.match = t3 - t2;
+
+    /* With a geometry only the inliers are reported; the drawing shows all
+     * matches, the outliers in red. */
+    if (!(kept = malloc((nm ? nm : 1) * sizeof *kept))) {
+        error_line("out of memory");
+        goto done;
+    }
+    for (size_t k = 0; k < nm; k++)
+        if (inliers[k])
+            kept[nkept++] = matches[k];
+
+    if (o.draw && mn_matches_draw(&img[0], kp[0], nkp[0], &img[1], kp[1], nkp[1], matches, nm, inliers, o.draw) !=
+                      MN_OK) {
+        error_line("%s", mn_last_error());
+        goto done;
+    }
+    match_json_image ji[2];
+    for (int i = 0; i < 2; i++)
+        ji[i] = (match_json_image){o.image[i], img[i].width, img[i].height, kp[i], nkp[i]};
+    if (o.output && strcmp(o.output, "-") != 0) {
+        if (write_json_file(o.output, &ji[0], &ji[1], kept, nkept, &timing) != 0)
+            goto done;
+    } else if (match_json_write(stdout, &ji[0], &ji[1], kept, nkept, &timing) != 0 || fflush(stdout) != 0) {
+        error_line("cannot write the JSON to standard output: %s", strerror(errno));
+        goto done;
+    }
+
+    if (o.geometry != MN_GEOMETRY_NONE)
+        fprintf(stderr, PROG ": %zu + %zu keypoints, %zu matches, %zu inliers; detect %.0f ms, describe %.0f ms, "
+                        "match %.0f ms\n",
+                nkp[0], nkp[1], nm, nkept, timing.detect, timing.describe, timing.match);
+    else
+        fprintf(stderr, PROG ": %zu + %zu keypoints, %zu matches; detect %.0f ms, describe %.0f ms, match %.0f ms\n",
+                nkp[0], nkp[1], nm, timing.detect, timing.describe, timing.match);
+    rc = 0;
+
+done:
+    free(kept);
+    free(inliers);
+    free(matches);
+    for (int i = 0; i < 2; i++) {
+        free(desc[i]);
+        free(kp[i]);
+        mn_image_free(&img[i]);
+    }
+    mn_session_free(session);
+    mn_model_free(model);
+    return rc;
+}
