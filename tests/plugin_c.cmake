@@ -24,3 +24,10 @@ if(TARGET matchnet-match)
            COMMAND sh ${CMAKE_CURRENT_SOURCE_DIR}/test_cli.sh $<TARGET_FILE:matchnet-match> ${PROJECT_SOURCE_DIR})
   set_tests_properties(test_cli PROPERTIES TIMEOUT 600)
 endif()
+
+# The C-only sample, on the bundled pair: it must find homography inliers.
+if(TARGET match_pair)
+  add_test(NAME test_sample_match_pair
+           COMMAND match_pair ${PROJECT_SOURCE_DIR}/samples/data/box.png ${PROJECT_SOURCE_DIR}/samples/data/box_in_scene.png)
+  set_tests_properties(test_sample_match_pair PROPERTIES PASS_REGULAR_EXPRESSION "matches, [1-9][0-9]+ homography inliers")
+endif()

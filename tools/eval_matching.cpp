@@ -10,8 +10,9 @@
 // keypoints are described by SIFT and by MatchNet (mn_describe_keypoints,
 // MN_SCALE_SIFT). SIFT matches by nearest neighbour with Lowe's ratio test
 // 0.8; MatchNet by mn_match() with each variant's parameters (default
-// variants: "metric" = mn_match_params_default(), "l2" = method l2, ratio
-// 0.8). Keys: method=metric|l2, k=N, p=MIN_PROBABILITY, ratio=R, mutual=0|1.
+// variants: "default" = mn_match_params_default(), "metric" =
+// mn_match_params_preset(MN_MATCH_METRIC)). Keys: method=metric|l2 (that
+// method's preset; put it first), k=N, p=MIN_PROBABILITY, ratio=R, mutual=0|1.
 //
 // Per pair and method: matches, correct matches (the ground-truth homography
 // maps the first keypoint within 3 px of the second), precision, and the
@@ -131,8 +132,8 @@ Variant parse_variant(const std::string &spec)
         if (eq == std::string::npos)
             die("variant " + spec + ": expected key=value, got " + kv);
         std::string k = kv.substr(0, eq), val = kv.substr(eq + 1);
-        if (k == "method")
-            v.p.method = val == "l2" ? MN_MATCH_L2 : MN_MATCH_METRIC;
+        if (k == "method") /* the method's preset; keys after it adjust it */
+            v.p = mn_match_params_preset(val == "l2" ? MN_MATCH_L2 : MN_MATCH_METRIC);
         else if (k == "k")
             v.p.k = std::atoi(val.c_str());
         else if (k == "p")
@@ -188,8 +189,8 @@ int main(int argc, char **argv)
     if (dir.empty())
         die("--homography-dir is required");
     if (variants.empty()) {
-        variants.push_back(parse_variant("metric"));
-        variants.push_back(parse_variant("l2:method=l2,ratio=0.8"));
+        variants.push_back(parse_variant("default"));
+        variants.push_back(parse_variant("metric:method=metric"));
     }
     Variant sift;
     sift.name = "sift";
