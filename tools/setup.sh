@@ -6,7 +6,7 @@
 #   tools/setup.sh --fuzz    also clang and its sanitizer runtimes (tests/fuzz/run.sh)
 # Packages already installed are skipped, so a second run is quick.
 set -eu
-pkgs="build-essential g++ cmake pkg-config libopenblas-dev libopencv-dev libturbojpeg0-dev python3"
+pkgs="build-essential g++ cmake pkg-config libopenblas-dev libopencv-dev libturbojpeg0-dev libsqlite3-dev python3"
 for arg in "$@"; do
     case "$arg" in
     --bench) pkgs="$pkgs python3-torch python3-numpy python3-opencv" ;;

@@ -1,0 +1,521 @@
+/*
+ * test_colmap.c - matchnet-colmap's COLMAP 3.8 database, checked with the
+ * SQLite C API against COLMAP's documented layout: tables and columns,
+ * cameras, keypoints (+0.5 and the affine shape, against
+ * mn_keypoints_detect() on the same image), descriptors, pair ids and
+ * match indices (against the ground truth of a rendered scene, which also
+ * checks the column order of swapped pairs), resuming without duplicates,
+ * an unreadable image, and refusal of foreign databases.
+ *
+ *   test_colmap PATH/TO/matchnet-colmap      run the checks
+ *   test_colmap --render DIR                 only write the views to DIR
+ *
+ * The views are ray-traced here: a box in front of a wall, both with a
+ * solid value-noise texture, seen by 5 cameras (320 x 240, f = 280 px).
+ */
+#define _POSIX_C_SOURCE 200809L
+#include "check.h"
+#include "matchnet/opencv.h"
+
+#include <sqlite3.h>
+#include <stdint.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#define W 320
+#define H 240
+#define FOCAL 280.0
+#define NVIEWS 5
+#define MAX_KP 500
+#define PAIR_ID_BASE 2147483647LL
+
+typedef struct view {
+    double R[9]; /* world -> camera rows */
+    double C[3]; /* centre */
+} view;
+
+static view views[NVIEWS];
+
+static void make_views(void)
+{
+    static const double cx[NVIEWS] = {-1.2, -0.6, 0.0, 0.6, 1.2}, cy[NVIEWS] = {0.0, 0.25, -0.15, 0.2, -0.25};
+    for (int k = 0; k < NVIEWS; k++) {
+        view *v = &views[k];
+        v->C[0] = cx[k];
+        v->C[1] = cy[k];
+        v->C[2] = -4.0;
+        double z[3] = {-v->C[0], -v->C[1], 0.3 - v->C[2]}, n = sqrt(z[0] * z[0] + z[1] * z[1] + z[2] * z[2]);
+        for (int i = 0; i < 3; i++)
+            z[i] /= n;
+        /* x = down x z, y = z x x: y points down in the image as in the world. */
+        double x[3] = {z[2], 0, -z[0]};
+        n = sqrt(x[0] * x[0] + x[2] * x[2]);
+        x[0] /= n;
+        x[2] /= n;
+        double y[3] = {z[1] * x[2] - z[2] * x[1], z[2] * x[0] - z[0] * x[2], z[0] * x[1] - z[1] * x[0]};
+        for (int i = 0; i < 3; i++) {
+            v->R[i] = x[i];
+            v->R[3 + i] = y[i];
+            v->R[6 + i] = z[i];
+        }
+    }
+}
+
+static double lattice(int x, int y, int z)
+{
+    uint32_t h = (uint32_t)x * 73856093u ^ (uint32_t)y * 19349663u ^ (uint32_t)z * 83492791u;
+    h ^= h >> 13;
+    h *= 0x5bd1e995u;
+    h ^= h >> 15;
+    return (h & 0xffff) / 65535.0;
+}
+
+static double value_noise(double x, double y, double z)
+{
+    int ix = (int)floor(x), iy = (int)floor(y), iz = (int)floor(z);
+    double fx = x - ix, fy = y - iy, fz = z - iz, r = 0;
+    fx = fx * fx * (3 - 2 * fx);
+    fy = fy * fy * (3 - 2 * fy);
+    fz = fz * fz * (3 - 2 * fz);
+    for (int c = 0; c < 8; c++) {
+        int dx = c & 1, dy = (c >> 1) & 1, dz = c >> 2;
+        r += (dx ? fx : 1 - fx) * (dy ? fy : 1 - fy) * (dz ? fz : 1 - fz) * lattice(ix + dx, iy + dy, iz + dz);
+    }
+    return r;
+}
+
+static double texture(const double *p)
+{
+    double v = 0, a = 1, f = 3;
+    for (int o = 0; o < 4; o++, a *= 0.6, f *= 2)
+        v += a * value_noise(p[0] * f + 17 * o, p[1] * f, p[2] * f);
+    return v / 2.2;
+}
+
+/* World point that the ray through COLMAP image coordinates (u, v) of a
+ * view hits: the wall z = 1 or the box [-0.7, 0.7]^2 x [-0.6, 1]. */
+static int trace(const view *v, double u, double vv, double *X)
+{
+    double dc[3] = {(u - W / 2.0) / FOCAL, (vv - H / 2.0) / FOCAL, 1}, d[3];
+    for (int i = 0; i < 3; i++)
+        d[i] = v->R[i] * dc[0] + v->R[3 + i] * dc[1] + v->R[6 + i] * dc[2];
+    double t = (1.0 - v->C[2]) / d[2];
+    static const double lo[3] = {-0.7, -0.7, -0.6}, hi[3] = {0.7, 0.7, 1.0};
+    double tmin = -1e30, tmax = 1e30;
+    for (int i = 0; i < 3; i++) {
+        double t1 = (lo[i] - v->C[i]) / d[i], t2 = (hi[i] - v->C[i]) / d[i];
+        if (t1 > t2) {
+            double s = t1;
+            t1 = t2;
+            t2 = s;
+        }
+        tmin = t1 > tmin ? t1 : tmin;
+        tmax = t2 < tmax ? t2 : tmax;
+    }
+    if (tmin <= tmax && tmin > 0 && tmin < t)
+        t = tmin;
+    for (int i = 0; i < 3; i++)
+        X[i] = v->C[i] + t * d[i];
+    return 0;
+}
+
+static void project(const view *v, const double *X, double *u, double *vv)
+{
+    double p[3];
+    for (int i = 0; i < 3; i++)
+        p[i] = v->R[3 * i] * (X[0] - v->C[0]) + v->R[3 * i + 1] * (X[1] - v->C[1]) + v->R[3 * i + 2] * (X[2] - v->C[2]);
+    *u = FOCAL * p[0] / p[2] + W / 2.0;
+    *vv = FOCAL * p[1] / p[2] + H / 2.0;
+}
+
+static int render(const char *dir)
+{
+    make_views();
+    uint8_t *img = malloc(W * H);
+    if (!img)
+        return -1;
+    for (int k = 0; k < NVIEWS; k++) {
+        for (int y = 0; y < H; y++)
+            for (int x = 0; x < W; x++) {
+                double acc = 0, X[3];
+                for (int s = 0; s < 4; s++) { /* 2 x 2 samples per pixel */
+                    trace(&views[k], x + 0.25 + 0.5 * (s & 1), y + 0.25 + 0.5 * (s >> 1), X);
+                    acc += texture(X);
+                }
+                double g = 255 * (acc / 4 - 0.25) / 0.5;
+                img[y * W + x] = (uint8_t)(g < 0 ? 0 : g > 255 ? 255 : g);
+            }
+        char path[512];
+        snprintf(path, sizeof path, "%s/view%d.pgm", dir, k);
+        FILE *f = fopen(path, "wb");
+        if (!f)
+            return -1;
+        fprintf(f, "P5\n%d %d\n255\n", W, H);
+        fwrite(img, 1, W * H, f);
+        if (fclose(f) != 0)
+            return -1;
+    }
+    free(img);
+    return 0;
+}
+
+/* ------------------------------------------------------------------------ */
+
+static char tmpdir[64];
+static const char *exe;
+
+/* Run matchnet-colmap with args; stderr into tmpdir/stderr. Exit status. */
+static int run(const char *args)
+{
+    char cmd[2048];
+    snprintf(cmd, sizeof cmd, "'%s' --threads 2 --max-keypoints %d %s 2>'%s/stderr' >/dev/null", exe, MAX_KP, args,
+             tmpdir);
+    int st = system(cmd);
+    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+static char *stderr_text(void)
+{
+    char path[128];
+    snprintf(path, sizeof path, "%s/stderr", tmpdir);
+    size_t n;
+    char *s = read_file(path, &n);
+    if (!s)
+        return calloc(1, 1);
+    char *t = realloc(s, n + 1);
+    t[n] = '\0';
+    return t;
+}
+
+static int count_lines(const char *s)
+{
+    int n = 0;
+    for (; *s; s++)
+        n += *s == '\n';
+    return n;
+}
+
+static sqlite3 *open_db(const char *path)
+{
+    sqlite3 *db = NULL;
+    if (sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL) != SQLITE_OK) {
+        CHECK(0, "cannot open %s", path);
+        return NULL;
+    }
+    return db;
+}
+
+static long long query_int(sqlite3 *db, const char *sql)
+{
+    sqlite3_stmt *st;
+    long long v = -1;
+    if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) == SQLITE_OK && sqlite3_step(st) == SQLITE_ROW)
+        v = sqlite3_column_int64(st, 0);
+    else
+        CHECK(0, "%s: %s", sql, sqlite3_errmsg(db));
+    sqlite3_finalize(st);
+    return v;
+}
+
+/* COLMAP 3.8's tables and columns (src/base/database.cc). */
+static void check_schema(sqlite3 *db)
+{
+    static const char *const expected[][2] = {
+        {"cameras", "camera_id model width height params prior_focal_length"},
+        {"images", "image_id name camera_id prior_qw prior_qx prior_qy prior_qz prior_tx prior_ty prior_tz"},
+        {"keypoints", "image_id rows cols data"},
+        {"descriptors", "image_id rows cols data"},
+        {"matches", "pair_id rows cols data"},
+        {"two_view_geometries", "pair_id rows cols data config F E H qvec tvec"},
+    };
+    for (size_t t = 0; t < sizeof expected / sizeof *expected; t++) {
+        char sql[128], got[512] = "";
+        snprintf(sql, sizeof sql, "PRAGMA table_info(%s)", expected[t][0]);
+        sqlite3_stmt *st;
+        sqlite3_prepare_v2(db, sql, -1, &st, NULL);
+        while (sqlite3_step(st) == SQLITE_ROW) {
+            if (got[0])
+                strcat(got, " ");
+            strncat(got, (const char *)sqlite3_column_text(st, 1), sizeof got - strlen(got) - 2);
+        }
+        sqlite3_finalize(st);
+        CHECK(strcmp(got, expected[t][1]) == 0, "table %s: columns '%s', expected '%s'", expected[t][0], got,
+              expected[t][1]);
+    }
+    CHECK(query_int(db, "PRAGMA user_version") == 3800, "user_version %lld", query_int(db, "PRAGMA user_version"));
+    CHECK(query_int(db, "SELECT count(*) FROM sqlite_master WHERE name = 'index_name'") == 1, "no index_name");
+}
+
+typedef struct db_image {
+    long long id, camera;
+    char name[64];
+    float *kp; /* rows x 6 */
+    long long nkp;
+} db_image;
+
+/* Read images (by name order) with their keypoints. Returns their number. */
+static int read_images(sqlite3 *db, db_image *out, int max)
+{
+    sqlite3_stmt *st;
+    int n = 0;
+    sqlite3_prepare_v2(db,
+                       "SELECT images.image_id, camera_id, name, rows, cols, data FROM images JOIN keypoints ON "
+                       "keypoints.image_id = images.image_id ORDER BY name",
+                       -1, &st, NULL);
+    while (sqlite3_step(st) == SQLITE_ROW && n < max) {
+        db_image *im = &out[n++];
+        im->id = sqlite3_column_int64(st, 0);
+        im->camera = sqlite3_column_int64(st, 1);
+        snprintf(im->name, sizeof im->name, "%s", (const char *)sqlite3_column_text(st, 2));
+        im->nkp = sqlite3_column_int64(st, 3);
+        int cols = sqlite3_column_int(st, 4), bytes = sqlite3_column_bytes(st, 5);
+        CHECK(cols == 6, "%s: keypoints have %d columns", im->name, cols);
+        CHECK(bytes == im->nkp * 6 * 4, "%s: keypoint blob %d bytes for %lld rows", im->name, bytes, im->nkp);
+        im->kp = malloc((size_t)bytes + 4);
+        memcpy(im->kp, sqlite3_column_blob(st, 5), (size_t)bytes);
+    }
+    sqlite3_finalize(st);
+    return n;
+}
+
+static void check_cameras_and_keypoints(sqlite3 *db, const db_image *im, int n)
+{
+    for (int k = 0; k < n; k++) {
+        char sql[256];
+        sqlite3_stmt *st;
+        snprintf(sql, sizeof sql,
+                 "SELECT model, width, height, params, prior_focal_length FROM cameras WHERE camera_id = %lld",
+                 im[k].camera);
+        sqlite3_prepare_v2(db, sql, -1, &st, NULL);
+        CHECK(sqlite3_step(st) == SQLITE_ROW, "%s: no camera %lld", im[k].name, im[k].camera);
+        CHECK(sqlite3_column_int(st, 0) == 2, "%s: camera model %d, want 2 (SIMPLE_RADIAL)", im[k].name,
+              sqlite3_column_int(st, 0));
+        CHECK(sqlite3_column_int(st, 1) == W && sqlite3_column_int(st, 2) == H, "%s: camera %d x %d", im[k].name,
+              sqlite3_column_int(st, 1), sqlite3_column_int(st, 2));
+        CHECK(sqlite3_column_bytes(st, 3) == 32, "%s: params blob %d bytes", im[k].name, sqlite3_column_bytes(st, 3));
+        if (sqlite3_column_bytes(st, 3) == 32) {
+            double p[4];
+            memcpy(p, sqlite3_column_blob(st, 3), sizeof p);
+            CHECK(p[0] == 1.2 * W && p[1] == W / 2.0 && p[2] == H / 2.0 && p[3] == 0, "%s: params %g %g %g %g",
+                  im[k].name, p[0], p[1], p[2], p[3]);
+        }
+        CHECK(sqlite3_column_int(st, 4) == 0, "%s: prior_focal_length %d", im[k].name, sqlite3_column_int(st, 4));
+        sqlite3_finalize(st);
+        for (int j = 0; j < k; j++)
+            CHECK(im[j].camera != im[k].camera, "%s and %s share camera %lld", im[j].name, im[k].name, im[k].camera);
+
+        /* The same keypoints as the C API's detector on the same image. */
+        char path[256];
+        snprintf(path, sizeof path, "%s/images/%s", tmpdir, im[k].name);
+        mn_image img;
+        CHECK_OK(mn_image_load(path, &img));
+        static mn_keypoint kp[MAX_KP];
+        size_t nkp = 0;
+        CHECK_OK(mn_keypoints_detect(&img, MN_DETECTOR_SIFT, MAX_KP, kp, &nkp));
+        mn_image_free(&img);
+        CHECK((long long)nkp == im[k].nkp, "%s: %lld keypoints in the database, detector gives %zu", im[k].name,
+              im[k].nkp, nkp);
+        int bad = 0;
+        for (size_t i = 0; i < nkp && (long long)i < im[k].nkp; i++) {
+            const float *r = im[k].kp + 6 * i;
+            double s = kp[i].size / 2, a = kp[i].angle * 3.14159265358979323846 / 180;
+            double want[6] = {kp[i].x + 0.5, kp[i].y + 0.5, s * cos(a), -s * sin(a), s * sin(a), s * cos(a)};
+            for (int c = 0; c < 6; c++)
+                if (fabs(r[c] - want[c]) > 1e-3 * (1 + fabs(want[c])) && bad++ < 3)
+                    fprintf(stderr, "%s keypoint %zu column %d: %g, want %g (OpenCV %g %g %g %g)\n", im[k].name, i,
+                            c, r[c], want[c], kp[i].x, kp[i].y, kp[i].size, kp[i].angle);
+        }
+        CHECK(bad == 0, "%s: %d keypoint values differ", im[k].name, bad);
+        snprintf(sql, sizeof sql, "SELECT rows * 1000 + cols FROM descriptors WHERE image_id = %lld", im[k].id);
+        CHECK(query_int(db, sql) == 128, "%s: descriptors rows*1000+cols = %lld, want 0 x 128", im[k].name,
+              query_int(db, sql));
+    }
+}
+
+static const db_image *by_id(const db_image *im, int n, long long id)
+{
+    for (int k = 0; k < n; k++)
+        if (im[k].id == id)
+            return &im[k];
+    return NULL;
+}
+
+/* Every pair once, valid ids, indices in range, and column 0 in the
+ * smaller id's image: the ground truth scene maps most matches within 2 px. */
+static void check_matches(sqlite3 *db, const db_image *im, int n, const char *table, int want_pairs)
+{
+    char sql[128];
+    snprintf(sql, sizeof sql, "SELECT pair_id, rows, cols, data FROM %s", table);
+    sqlite3_stmt *st;
+    sqlite3_prepare_v2(db, sql, -1, &st, NULL);
+    int pairs = 0;
+    long total = 0, good = 0;
+    while (sqlite3_step(st) == SQLITE_ROW) {
+        long long pid = sqlite3_column_int64(st, 0), rows = sqlite3_column_int64(st, 1);
+        long long id1 = pid / PAIR_ID_BASE, id2 = pid % PAIR_ID_BASE;
+        const db_image *a = by_id(im, n, id1), *b = by_id(im, n, id2);
+        pairs++;
+        CHECK(a && b && id1 < id2, "%s: pair_id %lld decodes to images %lld, %lld", table, pid, id1, id2);
+        CHECK(sqlite3_column_int(st, 2) == 2, "%s: pair %lld has %d columns", table, pid, sqlite3_column_int(st, 2));
+        CHECK(sqlite3_column_bytes(st, 3) == rows * 8, "%s: pair %lld blob %d bytes for %lld rows", table, pid,
+              sqlite3_column_bytes(st, 3), rows);
+        if (!a || !b || sqlite3_column_bytes(st, 3) != rows * 8)
+            continue;
+        const uint32_t *m = sqlite3_column_blob(st, 3);
+        int va = atoi(a->name + 4), vb = atoi(b->name + 4), out_of_range = 0;
+        for (long long r = 0; r < rows; r++) {
+            if (m[2 * r] >= a->nkp || m[2 * r + 1] >= b->nkp) {
+                out_of_range++;
+                continue;
+            }
+            const float *p = a->kp + 6 * m[2 * r], *q = b->kp + 6 * m[2 * r + 1];
+            double X[3], u, v;
+            trace(&views[va], p[0], p[1], X);
+            project(&views[vb], X, &u, &v);
+            total++;
+            good += hypot(u - q[0], v - q[1]) < 2.0;
+        }
+        CHECK(out_of_range == 0, "%s: pair %s/%s: %d indices out of range", table, a->name, b->name, out_of_range);
+    }
+    sqlite3_finalize(st);
+    CHECK(pairs == want_pairs, "%s: %d pairs, want %d", table, pairs, want_pairs);
+    CHECK(total > 100 * pairs / 2 && good > 0.8 * total, "%s: %ld of %ld matches agree with the scene within 2 px",
+          table, good, total);
+    printf("%s: %d pairs, %ld matches, %ld agree with the scene within 2 px\n", table, pairs, total, good);
+}
+
+static void expect_refusal(const char *what, const char *setup_sql, const char *want)
+{
+    char db_path[128], args[512];
+    snprintf(db_path, sizeof db_path, "%s/foreign.db", tmpdir);
+    unlink(db_path);
+    sqlite3 *db = open_db(db_path);
+    if (!db)
+        return;
+    CHECK(sqlite3_exec(db, setup_sql, NULL, NULL, NULL) == SQLITE_OK, "%s: setup: %s", what, sqlite3_errmsg(db));
+    sqlite3_close(db);
+    snprintf(args, sizeof args, "--images '%s/images' --database '%s'", tmpdir, db_path);
+    int rc = run(args);
+    char *err = stderr_text();
+    CHECK(rc == 1, "%s: exit status %d, want 1", what, rc);
+    CHECK(count_lines(err) == 1 && strncmp(err, "matchnet-colmap: ", 17) == 0 && strstr(err, want),
+          "%s: stderr '%s', want one line with '%s'", what, err, want);
+    free(err);
+}
+
+int main(int argc, char **argv)
+{
+    if (argc == 3 && strcmp(argv[1], "--render") == 0)
+        return render(argv[2]) == 0 ? 0 : 1;
+    if (argc != 2) {
+        fprintf(stderr, "usage: test_colmap PATH/TO/matchnet-colmap | --render DIR\n");
+        return 2;
+    }
+    exe = argv[1];
+    snprintf(tmpdir, sizeof tmpdir, "/tmp/test_colmap.XXXXXX");
+    if (!mkdtemp(tmpdir)) {
+        perror("mkdtemp");
+        return 1;
+    }
+    char images[128], sub[128], db_path[128], args[512], cmd[256];
+    snprintf(images, sizeof images, "%s/images", tmpdir);
+    snprintf(sub, sizeof sub, "%s/first", tmpdir);
+    snprintf(db_path, sizeof db_path, "%s/db.db", tmpdir);
+    mkdir(images, 0777);
+    mkdir(sub, 0777);
+    CHECK(render(images) == 0, "cannot render the views into %s", images);
+
+    /* Usage errors: exit 2, one line. */
+    int rc = run("--images");
+    char *err = stderr_text();
+    CHECK(rc == 2 && count_lines(err) == 1 && strncmp(err, "matchnet-colmap: ", 17) == 0,
+          "missing value: status %d, stderr '%s'", rc, err);
+    free(err);
+    snprintf(args, sizeof args, "--images '%s' --database '%s' --pairs sequential:0", images, db_path);
+    rc = run(args);
+    CHECK(rc == 2, "sequential:0: status %d", rc);
+
+    /* First run on view4 alone, so that it gets image id 1 and the pairs
+     * (viewK, view4) have their ids in the opposite order of their names. */
+    snprintf(cmd, sizeof cmd, "cp '%s/view4.pgm' '%s/'", images, sub);
+    CHECK(system(cmd) == 0, "%s", cmd);
+    snprintf(args, sizeof args, "--images '%s' --database '%s' --verify own", sub, db_path);
+    CHECK((rc = run(args)) == 0, "first run: status %d", rc);
+
+    /* Then all views and an unreadable file: resumed, view4 not duplicated. */
+    snprintf(cmd, sizeof cmd, "echo 'not an image' > '%s/broken.png'", images);
+    CHECK(system(cmd) == 0, "%s", cmd);
+    snprintf(args, sizeof args, "--images '%s' --database '%s' --verify own", images, db_path);
+    CHECK((rc = run(args)) == 0, "second run: status %d", rc);
+    err = stderr_text();
+    CHECK(strstr(err, "skipping 'broken.png'") && strstr(err, "1 unreadable"), "stderr does not report broken.png: %s",
+          err);
+    free(err);
+
+    make_views();
+    sqlite3 *db = open_db(db_path);
+    db_image im[NVIEWS + 1];
+    int n = 0;
+    if (db) {
+        check_schema(db);
+        n = read_images(db, im, NVIEWS + 1);
+        CHECK(n == NVIEWS, "%d images with keypoints, want %d", n, NVIEWS);
+        CHECK(query_int(db, "SELECT count(*) FROM images") == NVIEWS, "images has %lld rows",
+              query_int(db, "SELECT count(*) FROM images"));
+        CHECK(query_int(db, "SELECT image_id FROM images WHERE name = 'view4.pgm'") == 1, "view4 is not image 1");
+        check_cameras_and_keypoints(db, im, n);
+        check_matches(db, im, n, "matches", NVIEWS * (NVIEWS - 1) / 2);
+        check_matches(db, im, n, "two_view_geometries", NVIEWS * (NVIEWS - 1) / 2);
+        CHECK(query_int(db, "SELECT count(*) FROM two_view_geometries WHERE config = 3") == NVIEWS * (NVIEWS - 1) / 2,
+              "not every pair verified (config 3)");
+        sqlite3_close(db);
+    }
+
+    /* A third run adds nothing. */
+    CHECK((rc = run(args)) == 0, "third run: status %d", rc);
+    err = stderr_text();
+    CHECK(strstr(err, "(0 new, 1 unreadable skipped), 10 pairs (0 matched now"), "third run did work: %s", err);
+    free(err);
+    if ((db = open_db(db_path)) != NULL) {
+        CHECK(query_int(db, "SELECT count(*) FROM images") == NVIEWS, "images duplicated");
+        CHECK(query_int(db, "SELECT count(*) FROM cameras") == NVIEWS, "cameras duplicated");
+        CHECK(query_int(db, "SELECT count(*) FROM keypoints") == NVIEWS, "keypoints duplicated");
+        CHECK(query_int(db, "SELECT count(*) FROM matches") == 10, "matches duplicated");
+        sqlite3_close(db);
+    }
+
+    /* --single-camera: one camera for images of the same size (two views
+     * in a folder of their own, to keep the test short). */
+    snprintf(cmd, sizeof cmd, "mkdir '%s/two' && cp '%s/view0.pgm' '%s/view1.pgm' '%s/two/'", tmpdir, images, images,
+             tmpdir);
+    CHECK(system(cmd) == 0, "%s", cmd);
+    snprintf(args, sizeof args, "--images '%s/two' --database '%s/single.db' --single-camera --pairs sequential:1",
+             tmpdir, tmpdir);
+    CHECK((rc = run(args)) == 0, "--single-camera: status %d", rc);
+    snprintf(db_path, sizeof db_path, "%s/single.db", tmpdir);
+    if ((db = open_db(db_path)) != NULL) {
+        CHECK(query_int(db, "SELECT count(*) FROM cameras") == 1, "--single-camera: %lld cameras",
+              query_int(db, "SELECT count(*) FROM cameras"));
+        CHECK(query_int(db, "SELECT count(DISTINCT camera_id) FROM images") == 1, "--single-camera: images use "
+              "several cameras");
+        CHECK(query_int(db, "SELECT count(*) FROM matches") == 1, "sequential:1: %lld pairs",
+              query_int(db, "SELECT count(*) FROM matches"));
+        sqlite3_close(db);
+    }
+
+    /* Foreign databases are refused. */
+    expect_refusal("missing table", "CREATE TABLE cameras(camera_id INTEGER, model INTEGER)", "not a COLMAP 3.8 database");
+    expect_refusal("other columns",
+                   "CREATE TABLE cameras(camera_id INTEGER, model INTEGER, width INTEGER, height INTEGER, params BLOB,"
+                   " prior_focal_length INTEGER);"
+                   "CREATE TABLE images(image_id INTEGER, name TEXT, camera_id INTEGER);",
+                   "table 'images' has columns");
+
+    for (int k = 0; k < n; k++)
+        free(im[k].kp);
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir);
+    if (check_failures == 0 && system(cmd) != 0)
+        fprintf(stderr, "cannot remove %s\n", tmpdir);
+    return check_summary("test_colmap");
+}

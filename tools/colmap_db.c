@@ -1,0 +1,524 @@
+/*
+ * colmap_db.c - COLMAP 3.8 database access for matchnet-colmap (layout in
+ * colmap_db.h).
+ */
+#include "colmap_db.h"
+
+#include <sqlite3.h>
+
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* COLMAP_VERSION_NUMBER of 3.8, which its Database::UpdateSchema() stores. */
+#define COLMAP_USER_VERSION 3800
+
+struct colmap_db {
+    sqlite3 *sql;
+    int in_transaction;
+};
+
+/* COLMAP 3.8's CREATE statements (src/base/database.cc), verbatim. */
+static const char *const schema_sql[] = {
+    "CREATE TABLE IF NOT EXISTS cameras"
+    "   (camera_id            INTEGER  PRIMARY KEY AUTOINCREMENT  NOT NULL,"
+    "    model                INTEGER                             NOT NULL,"
+    "    width                INTEGER                             NOT NULL,"
+    "    height               INTEGER                             NOT NULL,"
+    "    params               BLOB,"
+    "    prior_focal_length   INTEGER                             NOT NULL)",
+    "CREATE TABLE IF NOT EXISTS images"
+    "   (image_id   INTEGER  PRIMARY KEY AUTOINCREMENT  NOT NULL,"
+    "    name       TEXT                                NOT NULL UNIQUE,"
+    "    camera_id  INTEGER                             NOT NULL,"
+    "    prior_qw   REAL,"
+    "    prior_qx   REAL,"
+    "    prior_qy   REAL,"
+    "    prior_qz   REAL,"
+    "    prior_tx   REAL,"
+    "    prior_ty   REAL,"
+    "    prior_tz   REAL,"
+    "CONSTRAINT image_id_check CHECK(image_id >= 0 and image_id < 2147483647),"
+    "FOREIGN KEY(camera_id) REFERENCES cameras(camera_id))",
+    "CREATE UNIQUE INDEX IF NOT EXISTS index_name ON images(name)",
+    "CREATE TABLE IF NOT EXISTS keypoints"
+    "   (image_id  INTEGER  PRIMARY KEY  NOT NULL,"
+    "    rows      INTEGER               NOT NULL,"
+    "    cols      INTEGER               NOT NULL,"
+    "    data      BLOB,"
+    "FOREIGN KEY(image_id) REFERENCES images(image_id) ON DELETE CASCADE)",
+    "CREATE TABLE IF NOT EXISTS descriptors"
+    "   (image_id  INTEGER  PRIMARY KEY  NOT NULL,"
+    "    rows      INTEGER               NOT NULL,"
+    "    cols      INTEGER               NOT NULL,"
+    "    data      BLOB,"
+    "FOREIGN KEY(image_id) REFERENCES images(image_id) ON DELETE CASCADE)",
+    "CREATE TABLE IF NOT EXISTS matches"
+    "   (pair_id  INTEGER  PRIMARY KEY  NOT NULL,"
+    "    rows     INTEGER               NOT NULL,"
+    "    cols     INTEGER               NOT NULL,"
+    "    data     BLOB)",
+    "CREATE TABLE IF NOT EXISTS two_view_geometries"
+    "   (pair_id  INTEGER  PRIMARY KEY  NOT NULL,"
+    "    rows     INTEGER               NOT NULL,"
+    "    cols     INTEGER               NOT NULL,"
+    "    data     BLOB,"
+    "    config   INTEGER               NOT NULL,"
+    "    F        BLOB,"
+    "    E        BLOB,"
+    "    H        BLOB,"
+    "    qvec     BLOB,"
+    "    tvec     BLOB)",
+};
+
+/* The columns each table must have, in order, for an existing database. */
+static const struct {
+    const char *table;
+    const char *columns;
+} expected_columns[] = {
+    {"cameras", "camera_id,model,width,height,params,prior_focal_length"},
+    {"images", "image_id,name,camera_id,prior_qw,prior_qx,prior_qy,prior_qz,prior_tx,prior_ty,prior_tz"},
+    {"keypoints", "image_id,rows,cols,data"},
+    {"descriptors", "image_id,rows,cols,data"},
+    {"matches", "pair_id,rows,cols,data"},
+    {"two_view_geometries", "pair_id,rows,cols,data,config,F,E,H,qvec,tvec"},
+};
+
+static int fail(char *err, size_t errlen, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(err, errlen, fmt, ap);
+    va_end(ap);
+    return -1;
+}
+
+static int fail_sql(colmap_db *db, char *err, size_t errlen, const char *what)
+{
+    return fail(err, errlen, "%s: %s", what, sqlite3_errmsg(db->sql));
+}
+
+int64_t colmap_pair_id(int64_t image_id1, int64_t image_id2)
+{
+    if (image_id1 > image_id2) {
+        int64_t t = image_id1;
+        image_id1 = image_id2;
+        image_id2 = t;
+    }
+    return COLMAP_MAX_NUM_IMAGES * image_id1 + image_id2;
+}
+
+static int exec(colmap_db *db, const char *sql, char *err, size_t errlen)
+{
+    char *msg = NULL;
+    if (sqlite3_exec(db->sql, sql, NULL, NULL, &msg) != SQLITE_OK) {
+        fail(err, errlen, "%s", msg ? msg : sqlite3_errmsg(db->sql));
+        sqlite3_free(msg);
+        return -1;
+    }
+    return 0;
+}
+
+/* Number of tables and indexes in the file (0 for a new database). */
+static int count_objects(colmap_db *db, int *n, char *err, size_t errlen)
+{
+    sqlite3_stmt *st;
+    if (sqlite3_prepare_v2(db->sql, "SELECT count(*) FROM sqlite_master", -1, &st, NULL) != SQLITE_OK)
+        return fail_sql(db, err, errlen, "cannot read the database");
+    int rc = sqlite3_step(st);
+    if (rc != SQLITE_ROW) {
+        fail_sql(db, err, errlen, "cannot read the database");
+        sqlite3_finalize(st);
+        return -1;
+    }
+    *n = sqlite3_column_int(st, 0);
+    sqlite3_finalize(st);
+    return 0;
+}
+
+/* Compare each table's columns with COLMAP 3.8's. */
+static int check_schema(colmap_db *db, char *err, size_t errlen)
+{
+    for (size_t t = 0; t < sizeof expected_columns / sizeof *expected_columns; t++) {
+        char sql[128], got[512] = "";
+        snprintf(sql, sizeof sql, "PRAGMA table_info(%s)", expected_columns[t].table);
+        sqlite3_stmt *st;
+        if (sqlite3_prepare_v2(db->sql, sql, -1, &st, NULL) != SQLITE_OK)
+            return fail_sql(db, err, errlen, "cannot read the schema");
+        size_t len = 0;
+        while (sqlite3_step(st) == SQLITE_ROW) {
+            const char *col = (const char *)sqlite3_column_text(st, 1);
+            len += (size_t)snprintf(got + len, len < sizeof got ? sizeof got - len : 0, "%s%s", len ? "," : "",
+                                    col ? col : "");
+            if (len >= sizeof got)
+                len = sizeof got - 1;
+        }
+        sqlite3_finalize(st);
+        if (got[0] == '\0')
+            return fail(err, errlen, "not a COLMAP 3.8 database: table '%s' is missing", expected_columns[t].table);
+        if (strcmp(got, expected_columns[t].columns) != 0)
+            return fail(err, errlen, "not a COLMAP 3.8 database: table '%s' has columns (%s), expected (%s)",
+                        expected_columns[t].table, got, expected_columns[t].columns);
+    }
+    return 0;
+}
+
+int colmap_db_open(const char *path, colmap_db **out, char *err, size_t errlen)
+{
+    *out = NULL;
+    colmap_db *db = calloc(1, sizeof *db);
+    if (!db)
+        return fail(err, errlen, "out of memory");
+    if (sqlite3_open_v2(path, &db->sql, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL) != SQLITE_OK) {
+        fail(err, errlen, "cannot open: %s", db->sql ? sqlite3_errmsg(db->sql) : "out of memory");
+        colmap_db_close(db);
+        return -1;
+    }
+    sqlite3_busy_timeout(db->sql, 10000);
+    int n = 0;
+    if (count_objects(db, &n, err, errlen) != 0) {
+        colmap_db_close(db);
+        return -1;
+    }
+    if (n == 0) {
+        if (colmap_db_begin(db, err, errlen) != 0) {
+            colmap_db_close(db);
+            return -1;
+        }
+        for (size_t k = 0; k < sizeof schema_sql / sizeof *schema_sql; k++)
+            if (exec(db, schema_sql[k], err, errlen) != 0) {
+                colmap_db_close(db);
+                return -1;
+            }
+        char pragma[64];
+        snprintf(pragma, sizeof pragma, "PRAGMA user_version = %d", COLMAP_USER_VERSION);
+        if (exec(db, pragma, err, errlen) != 0 || colmap_db_commit(db, err, errlen) != 0) {
+            colmap_db_close(db);
+            return -1;
+        }
+    } else if (check_schema(db, err, errlen) != 0) {
+        colmap_db_close(db);
+        return -1;
+    }
+    *out = db;
+    return 0;
+}
+
+void colmap_db_close(colmap_db *db)
+{
+    if (!db)
+        return;
+    colmap_db_rollback(db);
+    sqlite3_close(db->sql);
+    free(db);
+}
+
+int colmap_db_begin(colmap_db *db, char *err, size_t errlen)
+{
+    if (exec(db, "BEGIN IMMEDIATE", err, errlen) != 0)
+        return -1;
+    db->in_transaction = 1;
+    return 0;
+}
+
+int colmap_db_commit(colmap_db *db, char *err, size_t errlen)
+{
+    if (exec(db, "COMMIT", err, errlen) != 0)
+        return -1;
+    db->in_transaction = 0;
+    return 0;
+}
+
+void colmap_db_rollback(colmap_db *db)
+{
+    if (db && db->in_transaction) {
+        sqlite3_exec(db->sql, "ROLLBACK", NULL, NULL, NULL);
+        db->in_transaction = 0;
+    }
+}
+
+/* Prepare sql, or report. */
+static sqlite3_stmt *prepare(colmap_db *db, const char *sql, char *err, size_t errlen)
+{
+    sqlite3_stmt *st = NULL;
+    if (sqlite3_prepare_v2(db->sql, sql, -1, &st, NULL) != SQLITE_OK) {
+        fail_sql(db, err, errlen, "cannot prepare a statement");
+        return NULL;
+    }
+    return st;
+}
+
+/* Step a statement that returns no rows, finalize it. */
+static int step_done(colmap_db *db, sqlite3_stmt *st, const char *what, char *err, size_t errlen)
+{
+    int rc = sqlite3_step(st);
+    if (rc != SQLITE_DONE)
+        fail_sql(db, err, errlen, what);
+    sqlite3_finalize(st);
+    return rc == SQLITE_DONE ? 0 : -1;
+}
+
+int colmap_db_find_image(colmap_db *db, const char *name, int64_t *image_id, int64_t *camera_id,
+                         int64_t *keypoint_rows, char *err, size_t errlen)
+{
+    *image_id = 0;
+    *camera_id = 0;
+    *keypoint_rows = -1;
+    sqlite3_stmt *st = prepare(db,
+                               "SELECT images.image_id, camera_id, keypoints.rows FROM images LEFT JOIN keypoints "
+                               "ON keypoints.image_id = images.image_id WHERE name = ?",
+                               err, errlen);
+    if (!st)
+        return -1;
+    sqlite3_bind_text(st, 1, name, -1, SQLITE_TRANSIENT);
+    int rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW) {
+        *image_id = sqlite3_column_int64(st, 0);
+        *camera_id = sqlite3_column_int64(st, 1);
+        if (sqlite3_column_type(st, 2) != SQLITE_NULL)
+            *keypoint_rows = sqlite3_column_int64(st, 2);
+    } else if (rc != SQLITE_DONE) {
+        fail_sql(db, err, errlen, "cannot read table images");
+    }
+    sqlite3_finalize(st);
+    return rc == SQLITE_ROW || rc == SQLITE_DONE ? 0 : -1;
+}
+
+int colmap_db_camera_size(colmap_db *db, int64_t camera_id, int *width, int *height, char *err, size_t errlen)
+{
+    *width = *height = 0;
+    sqlite3_stmt *st = prepare(db, "SELECT width, height FROM cameras WHERE camera_id = ?", err, errlen);
+    if (!st)
+        return -1;
+    sqlite3_bind_int64(st, 1, camera_id);
+    int rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW) {
+        *width = sqlite3_column_int(st, 0);
+        *height = sqlite3_column_int(st, 1);
+    } else if (rc != SQLITE_DONE) {
+        fail_sql(db, err, errlen, "cannot read table cameras");
+    }
+    sqlite3_finalize(st);
+    return rc == SQLITE_ROW || rc == SQLITE_DONE ? 0 : -1;
+}
+
+int colmap_db_find_camera(colmap_db *db, int model, int width, int height, int64_t *camera_id, char *err,
+                          size_t errlen)
+{
+    *camera_id = 0;
+    sqlite3_stmt *st = prepare(
+        db, "SELECT camera_id FROM cameras WHERE model = ? AND width = ? AND height = ? ORDER BY camera_id LIMIT 1",
+        err, errlen);
+    if (!st)
+        return -1;
+    sqlite3_bind_int(st, 1, model);
+    sqlite3_bind_int(st, 2, width);
+    sqlite3_bind_int(st, 3, height);
+    int rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW)
+        *camera_id = sqlite3_column_int64(st, 0);
+    else if (rc != SQLITE_DONE)
+        fail_sql(db, err, errlen, "cannot read table cameras");
+    sqlite3_finalize(st);
+    return rc == SQLITE_ROW || rc == SQLITE_DONE ? 0 : -1;
+}
+
+int colmap_db_add_camera(colmap_db *db, int model, int width, int height, const double *params, int nparams,
+                         int64_t *camera_id, char *err, size_t errlen)
+{
+    sqlite3_stmt *st = prepare(
+        db, "INSERT INTO cameras(model, width, height, params, prior_focal_length) VALUES(?, ?, ?, ?, 0)", err, errlen);
+    if (!st)
+        return -1;
+    sqlite3_bind_int(st, 1, model);
+    sqlite3_bind_int(st, 2, width);
+    sqlite3_bind_int(st, 3, height);
+    sqlite3_bind_blob(st, 4, params, nparams * (int)sizeof *params, SQLITE_TRANSIENT);
+    if (step_done(db, st, "cannot add a camera", err, errlen) != 0)
+        return -1;
+    *camera_id = sqlite3_last_insert_rowid(db->sql);
+    return 0;
+}
+
+int colmap_db_add_image(colmap_db *db, const char *name, int64_t camera_id, int64_t *image_id, char *err,
+                        size_t errlen)
+{
+    sqlite3_stmt *st = prepare(db, "INSERT INTO images(name, camera_id) VALUES(?, ?)", err, errlen);
+    if (!st)
+        return -1;
+    sqlite3_bind_text(st, 1, name, -1, SQLITE_TRANSIENT);
+    sqlite3_bind_int64(st, 2, camera_id);
+    if (step_done(db, st, "cannot add an image", err, errlen) != 0)
+        return -1;
+    *image_id = sqlite3_last_insert_rowid(db->sql);
+    return 0;
+}
+
+/* INSERT OR REPLACE a (key, rows, cols, data) row. */
+static int write_matrix(colmap_db *db, const char *table, const char *key, int64_t id, size_t rows, int cols,
+                        const void *data, size_t bytes, char *err, size_t errlen)
+{
+    char sql[160];
+    snprintf(sql, sizeof sql, "INSERT OR REPLACE INTO %s(%s, rows, cols, data) VALUES(?, ?, ?, ?)", table, key);
+    sqlite3_stmt *st = prepare(db, sql, err, errlen);
+    if (!st)
+        return -1;
+    static const char empty = 0;
+    sqlite3_bind_int64(st, 1, id);
+    sqlite3_bind_int64(st, 2, (sqlite3_int64)rows);
+    sqlite3_bind_int(st, 3, cols);
+    sqlite3_bind_blob64(st, 4, bytes ? data : &empty, bytes, SQLITE_STATIC);
+    char what[64];
+    snprintf(what, sizeof what, "cannot write table %s", table);
+    return step_done(db, st, what, err, errlen);
+}
+
+int colmap_db_write_keypoints(colmap_db *db, int64_t image_id, const float *rows6, size_t n, char *err,
+                              size_t errlen)
+{
+    if (write_matrix(db, "keypoints", "image_id", image_id, n, 6, rows6, n * 6 * sizeof *rows6, err, errlen) != 0)
+        return -1;
+    return write_matrix(db, "descriptors", "image_id", image_id, 0, 128, NULL, 0, err, errlen);
+}
+
+int colmap_db_read_keypoints(colmap_db *db, int64_t image_id, float **rows6, size_t *n, char *err, size_t errlen)
+{
+    *rows6 = NULL;
+    *n = 0;
+    sqlite3_stmt *st = prepare(db, "SELECT rows, cols, data FROM keypoints WHERE image_id = ?", err, errlen);
+    if (!st)
+        return -1;
+    sqlite3_bind_int64(st, 1, image_id);
+    int rc = sqlite3_step(st), ok = -1;
+    if (rc != SQLITE_ROW) {
+        if (rc == SQLITE_DONE)
+            fail(err, errlen, "image %lld has no keypoints", (long long)image_id);
+        else
+            fail_sql(db, err, errlen, "cannot read table keypoints");
+        goto done;
+    }
+    sqlite3_int64 rows = sqlite3_column_int64(st, 0);
+    int cols = sqlite3_column_int(st, 1);
+    const float *data = sqlite3_column_blob(st, 2);
+    size_t bytes = (size_t)sqlite3_column_bytes(st, 2);
+    if (rows < 0 || (cols != 2 && cols != 4 && cols != 6) || bytes != (size_t)rows * (size_t)cols * sizeof(float)) {
+        fail(err, errlen, "image %lld: keypoints blob of %zu bytes for %lld x %d floats", (long long)image_id, bytes,
+             (long long)rows, cols);
+        goto done;
+    }
+    float *out = malloc(((size_t)rows ? (size_t)rows : 1) * 6 * sizeof *out);
+    if (!out) {
+        fail(err, errlen, "out of memory");
+        goto done;
+    }
+    for (sqlite3_int64 r = 0; r < rows; r++) {
+        const float *in = data + (size_t)r * (size_t)cols;
+        float *o = out + (size_t)r * 6;
+        float scale = cols >= 4 ? in[2] : 1.0f, orientation = cols >= 4 ? in[3] : 0.0f;
+        o[0] = in[0];
+        o[1] = in[1];
+        if (cols == 6) {
+            memcpy(o + 2, in + 2, 4 * sizeof *o);
+        } else {
+            o[2] = scale * cosf(orientation);
+            o[3] = -scale * sinf(orientation);
+            o[4] = scale * sinf(orientation);
+            o[5] = scale * cosf(orientation);
+        }
+    }
+    *rows6 = out;
+    *n = (size_t)rows;
+    ok = 0;
+done:
+    sqlite3_finalize(st);
+    return ok;
+}
+
+static int row_exists(colmap_db *db, const char *table, int64_t pair_id, int *exists, char *err, size_t errlen)
+{
+    char sql[128];
+    snprintf(sql, sizeof sql, "SELECT 1 FROM %s WHERE pair_id = ?", table);
+    sqlite3_stmt *st = prepare(db, sql, err, errlen);
+    if (!st)
+        return -1;
+    sqlite3_bind_int64(st, 1, pair_id);
+    int rc = sqlite3_step(st);
+    *exists = rc == SQLITE_ROW;
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+        fail_sql(db, err, errlen, "cannot read the pairs");
+    sqlite3_finalize(st);
+    return rc == SQLITE_ROW || rc == SQLITE_DONE ? 0 : -1;
+}
+
+int colmap_db_pair_status(colmap_db *db, int64_t image_id1, int64_t image_id2, int *has_matches, int *has_geometry,
+                          char *err, size_t errlen)
+{
+    int64_t pair = colmap_pair_id(image_id1, image_id2);
+    if (row_exists(db, "matches", pair, has_matches, err, errlen) != 0)
+        return -1;
+    return row_exists(db, "two_view_geometries", pair, has_geometry, err, errlen);
+}
+
+/* rows x 2 uint32, column 0 into the smaller id's keypoints. */
+static uint32_t *pack_pairs(int64_t image_id1, int64_t image_id2, const uint32_t *idx1, const uint32_t *idx2,
+                            size_t n)
+{
+    uint32_t *m = malloc((n ? n : 1) * 2 * sizeof *m);
+    if (!m)
+        return NULL;
+    int swap = image_id1 > image_id2;
+    for (size_t k = 0; k < n; k++) {
+        m[2 * k] = swap ? idx2[k] : idx1[k];
+        m[2 * k + 1] = swap ? idx1[k] : idx2[k];
+    }
+    return m;
+}
+
+int colmap_db_write_matches(colmap_db *db, int64_t image_id1, int64_t image_id2, const uint32_t *idx1,
+                            const uint32_t *idx2, size_t n, char *err, size_t errlen)
+{
+    uint32_t *m = pack_pairs(image_id1, image_id2, idx1, idx2, n);
+    if (!m)
+        return fail(err, errlen, "out of memory");
+    int rc = write_matrix(db, "matches", "pair_id", colmap_pair_id(image_id1, image_id2), n, 2, m,
+                          n * 2 * sizeof *m, err, errlen);
+    free(m);
+    return rc;
+}
+
+int colmap_db_write_geometry(colmap_db *db, int64_t image_id1, int64_t image_id2, const uint32_t *idx1,
+                             const uint32_t *idx2, size_t n, int config, const double *F, char *err,
+                             size_t errlen)
+{
+    uint32_t *m = pack_pairs(image_id1, image_id2, idx1, idx2, n);
+    if (!m)
+        return fail(err, errlen, "out of memory");
+    double f[9] = {0}, zero[9] = {0};
+    static const double qvec[4] = {1, 0, 0, 0}, tvec[3] = {0, 0, 0};
+    if (F)
+        for (int r = 0; r < 3; r++)
+            for (int c = 0; c < 3; c++)
+                f[3 * r + c] = image_id1 > image_id2 ? F[3 * c + r] : F[3 * r + c];
+    sqlite3_stmt *st = prepare(db,
+                               "INSERT OR REPLACE INTO two_view_geometries(pair_id, rows, cols, data, config, F, E, "
+                               "H, qvec, tvec) VALUES(?, ?, 2, ?, ?, ?, ?, ?, ?, ?)",
+                               err, errlen);
+    if (!st) {
+        free(m);
+        return -1;
+    }
+    sqlite3_bind_int64(st, 1, colmap_pair_id(image_id1, image_id2));
+    sqlite3_bind_int64(st, 2, (sqlite3_int64)n);
+    sqlite3_bind_blob64(st, 3, m, n * 2 * sizeof *m, SQLITE_STATIC);
+    sqlite3_bind_int(st, 4, config);
+    sqlite3_bind_blob(st, 5, f, sizeof f, SQLITE_STATIC);
+    sqlite3_bind_blob(st, 6, zero, sizeof zero, SQLITE_STATIC);
+    sqlite3_bind_blob(st, 7, zero, sizeof zero, SQLITE_STATIC);
+    sqlite3_bind_blob(st, 8, qvec, sizeof qvec, SQLITE_STATIC);
+    sqlite3_bind_blob(st, 9, tvec, sizeof tvec, SQLITE_STATIC);
+    int rc = step_done(db, st, "cannot write table two_view_geometries", err, errlen);
+    free(m);
+    return rc;
+}
