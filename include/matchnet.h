@@ -237,7 +237,9 @@ MN_API const char *mn_blas_info(void);
 MN_API mn_status mn_describe_u8(mn_session *session, const uint8_t *patches, size_t n,
                                 float *descriptors);
 
-/** As mn_describe_u8() for float pixels in the same 0..255 units. */
+/** As mn_describe_u8() for float pixels in the same 0..255 units. Fails
+ *  with MN_ERR_INVALID_ARGUMENT, writing nothing, when a pixel is NaN or
+ *  infinite (the message names the first). */
 MN_API mn_status mn_describe_f32(mn_session *session, const float *patches, size_t n,
                                  float *descriptors);
 
@@ -330,7 +332,9 @@ MN_API mn_status mn_metric_project(mn_session *session, const float *descriptors
 /**
  * Second stage: match probability of each pair from projections made by
  * mn_metric_project() (set A with MN_SIDE_A, set B with MN_SIDE_B).
- * prob[k] in [0, 1] for pairs[k]. Indices are checked against na and nb.
+ * prob[k] in [0, 1] for pairs[k]; 0 where the network's output is not a
+ * number, which only descriptors far outside the tower's range (values of
+ * 1e30 and more) cause. Indices are checked against na and nb.
  */
 MN_API mn_status mn_metric_score_projected(mn_session *session, const float *proj_a, size_t na,
                                            const float *proj_b, size_t nb,
@@ -468,8 +472,8 @@ MN_API mn_status mn_match(mn_session *session, const float *query, size_t nq, co
  * The candidate search mn_match() uses: for each query row its k nearest
  * train rows in L2 distance, nearest first. index[q * k + r] and
  * distance[q * k + r] (L2, not squared) for q < nq, r < k; when nt < k (or
- * the mask leaves fewer), the missing entries get index UINT32_MAX and
- * distance INFINITY. mask: NULL, or nq * nt bytes where mask[q * nt + t] == 0
+ * the mask leaves fewer, or a squared distance overflows a float), the
+ * missing entries get index UINT32_MAX and distance INFINITY. mask: NULL, or nq * nt bytes where mask[q * nt + t] == 0
  * excludes the pair. distance may be NULL.
  */
 MN_API mn_status mn_match_knn(mn_session *session, const float *query, size_t nq, const float *train,

@@ -105,6 +105,20 @@ static void mn_topk_clear(uint32_t *idx, float *dist, size_t n)
     }
 }
 
+/* Squared L2 distance of a row and a column of train_t, summed directly:
+ * the fallback for descriptors whose squared norms overflow a float, where
+ * |q|^2 + |t|^2 - 2 q.t is NaN or infinite whatever the distance (the NaN
+ * used to become 0: descriptors 1e30 apart reported as identical). */
+static float mn_sq_dist_strided(const float *q, const float *t, size_t stride, int dim)
+{
+    float acc = 0.0f;
+    for (int d = 0; d < dim; d++) {
+        float e = q[d] - t[(size_t)d * stride];
+        acc += e * e;
+    }
+    return acc;
+}
+
 static void mn_knn_task(void *arg, mn_scratch *scratch, int thread, size_t begin, size_t end)
 {
     mn_knn *c = arg;
@@ -126,6 +140,8 @@ static void mn_knn_task(void *arg, mn_scratch *scratch, int thread, size_t begin
                 if (mask && !mask[t])
                     continue;
                 float v = c->qnorm[q] + c->tnorm[t] - 2.0f * dot[t];
+                if (!(v < INFINITY)) /* NaN or inf: a norm or the product overflowed (values over ~1e19) */
+                    v = mn_sq_dist_strided(c->query + q * (size_t)c->dim, c->train_t + t, nt, c->dim);
                 v = v > 0.0f ? v : 0.0f;
                 mn_topk_insert(fi, fd, c->k, (uint32_t)t, v);
                 if (bidx)

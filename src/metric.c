@@ -53,9 +53,13 @@ static void mn_metric_tail(const mn_model *m, mn_scratch *s, int reference, floa
             mn_fc_fast(l, n, cur, l->in_c, nxt, s->pack);
         t = cur, cur = nxt, nxt = t;
     }
+    /* Descriptors far beyond anything the tower writes (values of 1e30 and
+     * more) overflow the layers to inf - inf: NaN logits. Report those
+     * pairs as no match rather than pass NaN on as a probability. */
     for (int r = 0; r < n; r++) {
         float z0 = cur[2 * r], z1 = cur[2 * r + 1];
-        prob[r] = 1.0f / (1.0f + expf(z0 - z1));
+        float p = 1.0f / (1.0f + expf(z0 - z1));
+        prob[r] = p == p ? p : 0.0f;
     }
 }
 

@@ -7,6 +7,7 @@
  */
 #include "internal.h"
 
+#include <math.h>
 #include <pthread.h>
 #include <stdint.h>
 #include <string.h>
@@ -217,6 +218,12 @@ static mn_status mn_describe(const char *fn, mn_session *s, const uint8_t *px8, 
     size_t pp = (size_t)s->model->patch * s->model->patch;
     if (n > SIZE_MAX / sizeof(float) / (pp > s->model->desc_dim ? pp : s->model->desc_dim))
         return mn_error(MN_ERR_INVALID_ARGUMENT, fn, "n = %zu patches is too large", n);
+    /* NaN and infinite pixels come out of the ReLUs and max-pools as
+     * ordinary numbers: a plausible descriptor of nothing. */
+    for (size_t i = 0; pxf && i < n * pp; i++)
+        if (!isfinite(pxf[i]))
+            return mn_error(MN_ERR_INVALID_ARGUMENT, fn, "patch %zu: pixel (%zu, %zu) is not finite", i / pp,
+                            i % pp % (size_t)s->model->patch, i % pp / (size_t)s->model->patch);
     mn_job job;
     memset(&job, 0, sizeof job);
     job.kind = MN_JOB_DESCRIBE;

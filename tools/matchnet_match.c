@@ -12,7 +12,7 @@
  * model, failed write), 2 on a usage error. Every error is one line on
  * stderr starting with "matchnet-match:".
  */
-#define _POSIX_C_SOURCE 200809L
+#define _XOPEN_SOURCE 700 /* POSIX.1-2008 with XSI: realpath */
 #include "match_json.h"
 #include "matchnet.h"
 #include "matchnet/opencv.h"
@@ -24,6 +24,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -202,54 +203,74 @@ static int parse_options(int argc, char **argv, options *o)
     return 0;
 }
 
-/* Write the JSON to path through a temporary file in the same directory
- * and rename(): a failed run leaves no half-written output. Returns 0 or
- * -1 (reported). */
-static int write_json_file(const char *path, const match_json_image *im1, const match_json_image *im2,
-                           const mn_dmatch *matches, size_t nm, const match_json_timing *timing)
+/* Write the JSON to a stream; returns 0, or -1 with errno set. */
+static int write_json_stream(FILE *f, const match_json_image *im1, const match_json_image *im2,
+                             const mn_dmatch *matches, size_t nm, const match_json_timing *timing)
 {
-    size_t len = strlen(path);
-    char *tmp = malloc(len + 32);
-    if (!tmp) {
-        error_line("out of memory");
-        return -1;
-    }
-    int fd = -1;
-    for (unsigned k = 0; k < 100 && fd < 0; k++) {
-        snprintf(tmp, len + 32, "%s.tmp.%ld.%u", path, (long)getpid(), k);
-        fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL, 0666); /* 0666: the umask decides, as for a plain write */
-        if (fd < 0 && errno != EEXIST)
-            break;
-    }
-    if (fd < 0) {
-        error_line("cannot create '%s': %s", path, strerror(errno));
-        free(tmp);
-        return -1;
-    }
-    FILE *f = fdopen(fd, "w");
-    if (!f) {
-        error_line("cannot write '%s': %s", path, strerror(errno));
-        close(fd);
-        unlink(tmp);
-        free(tmp);
-        return -1;
-    }
-    int err = match_json_write(f, im1, im2, matches, nm, timing);
-    err |= ferror(f);
+    errno = 0;
+    int err = match_json_write(f, im1, im2, matches, nm, timing) != 0 || ferror(f);
     int saved = errno;
     if (fclose(f) != 0 && !err) {
         err = 1;
         saved = errno;
     }
-    if (!err && rename(tmp, path) != 0) {
-        err = 1;
-        saved = errno;
+    errno = saved ? saved : EIO;
+    return err ? -1 : 0;
+}
+
+/* Write the JSON to path. A regular file, or a new one, is written through
+ * a temporary file beside it (beside the file a symbolic link leads to)
+ * and rename(): a failed run leaves no half-written output and keeps what
+ * was there. Anything else that exists (/dev/stdout, a pipe, a terminal)
+ * is written in place, as rename() would replace the device itself.
+ * Returns 0 or -1 (reported). */
+static int write_json_file(const char *path, const match_json_image *im1, const match_json_image *im2,
+                           const mn_dmatch *matches, size_t nm, const match_json_timing *timing)
+{
+    struct stat st;
+    if (stat(path, &st) == 0 && !S_ISREG(st.st_mode)) {
+        FILE *f = fopen(path, "w");
+        if (!f || write_json_stream(f, im1, im2, matches, nm, timing) != 0) {
+            error_line("cannot write '%s': %s", path, strerror(errno));
+            return -1;
+        }
+        return 0;
     }
-    if (err) {
-        error_line("cannot write '%s': %s", path, strerror(saved ? saved : EIO));
-        unlink(tmp);
+    char *real = realpath(path, NULL); /* NULL for a new file: path itself */
+    const char *target = real ? real : path;
+    size_t len = strlen(target);
+    char *tmp = malloc(len + 32);
+    if (!tmp) {
+        error_line("out of memory");
+        free(real);
+        return -1;
+    }
+    int fd = -1;
+    for (unsigned k = 0; k < 100 && fd < 0; k++) {
+        snprintf(tmp, len + 32, "%s.tmp.%ld.%u", target, (long)getpid(), k);
+        fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL, 0666); /* 0666: the umask decides, as for a plain write */
+        if (fd < 0 && errno != EEXIST)
+            break;
+    }
+    int err = 0;
+    if (fd < 0) {
+        error_line("cannot create '%s': %s", path, strerror(errno));
+        err = 1;
+    } else {
+        FILE *f = fdopen(fd, "w");
+        if (!f) {
+            error_line("cannot write '%s': %s", path, strerror(errno));
+            close(fd);
+            err = 1;
+        } else if (write_json_stream(f, im1, im2, matches, nm, timing) != 0 || rename(tmp, target) != 0) {
+            error_line("cannot write '%s': %s", path, strerror(errno));
+            err = 1;
+        }
+        if (err)
+            unlink(tmp);
     }
     free(tmp);
+    free(real);
     return err ? -1 : 0;
 }
 
@@ -306,6 +327,7 @@ int main(int argc, char **argv)
     double t1 = now_ms();
     const size_t dim = mn_model_descriptor_dim(model);
     mn_extract_params ep = mn_extract_params_default();
+    ep.patch_size = mn_model_patch_size(model); /* a model may take other than 64 x 64 patches */
     ep.scale_factor = mn_detector_scale_factor(o.detector);
     ep.upright = o.upright;
     for (int i = 0; i < 2; i++) {

@@ -16,7 +16,7 @@ case "${1:-}" in
 --tsan)
     dir=build-tsan
     opts="-DCMAKE_BUILD_TYPE=RelWithDebInfo -DMN_SANITIZE=thread -DMN_BUILD_TOOLS=OFF -DMN_BUILD_SAMPLES=OFF -DMN_BUILD_PLUGIN=OFF"
-    only="test_threads|test_api|test_match" ;;
+    only="test_threads|test_api|test_match|test_stress" ;;
 esac
 cmake -S . -B "$dir" $opts >/dev/null
 cmake --build "$dir" -j"$(nproc)"

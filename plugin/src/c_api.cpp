@@ -194,6 +194,33 @@ uint32_t be32(const unsigned char *p)
     return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
 }
 
+/* The IHDR chunk, which must come first: libpng would print its own
+ * message for a zero or oversized dimension or an invalid depth. Images
+ * over the pixel limit are refused here, before any decompression. */
+mn_status check_png_header(const char *func, const char *path, const std::string &type, uint32_t len,
+                           const unsigned char *d)
+{
+    if (type != "IHDR" || len != 13)
+        return fail(MN_ERR_FORMAT, func, quoted(path) + ": corrupt PNG (no IHDR chunk first)");
+    const uint32_t w = be32(d), h = be32(d + 4);
+    const int depth = d[8], colour = d[9];
+    const bool depth_ok = colour == 0   ? depth == 1 || depth == 2 || depth == 4 || depth == 8 || depth == 16
+                          : colour == 3 ? depth == 1 || depth == 2 || depth == 4 || depth == 8
+                          : colour == 2 || colour == 4 || colour == 6 ? depth == 8 || depth == 16
+                                                                      : false;
+    if (w == 0 || h == 0 || w > 0x7FFFFFFFu || h > 0x7FFFFFFFu || !depth_ok || d[10] != 0 || d[11] != 0 ||
+        d[12] > 1)
+        return fail(MN_ERR_FORMAT, func,
+                    quoted(path) + ": corrupt PNG (IHDR: " + std::to_string(w) + " x " + std::to_string(h) +
+                        " pixels, colour type " + std::to_string(colour) + ", bit depth " + std::to_string(depth) +
+                        ")");
+    if ((uint64_t)w * h > kMaxPixels)
+        return fail(MN_ERR_INVALID_ARGUMENT, func,
+                    quoted(path) + " has " + std::to_string(w) + " x " + std::to_string(h) +
+                        " pixels, more than 2^28");
+    return MN_OK;
+}
+
 /* Walk a PNG's chunks (lengths, CRCs, IEND) before OpenCV sees it: libpng,
  * as OpenCV sets it up, prints its errors on stderr, and a truncated or
  * damaged file is the common way to reach them. */
@@ -213,19 +240,23 @@ mn_status check_png(const char *func, const char *path, const std::vector<unsign
         if (crc32(&b[off + 4], (size_t)len + 4) != be32(&b[off + 8 + len]))
             return fail(MN_ERR_FORMAT, func, quoted(path) + ": corrupt PNG (chunk " + std::to_string(chunk) +
                                                  " has a wrong CRC)");
+        if (chunk == 0) {
+            mn_status st = check_png_header(func, path, type, len, &b[off + 8]);
+            if (st != MN_OK)
+                return st;
+        }
         off += 12 + (size_t)len;
         if (type == "IEND")
             return MN_OK;
     }
 }
 
-mn_status image_load(const char *path, mn_image *out)
+/* Decode an image file's bytes to grey; path only names the file in
+ * messages. Sets *out only when it succeeds. Kept apart from the file
+ * reading so that tests/fuzz/fuzz_image.cc can feed it bytes directly. */
+mn_status image_decode(const char *func, const char *path, const std::vector<unsigned char> &bytes, mn_image *out)
 {
-    static const char *func = "mn_image_load";
-    std::vector<unsigned char> bytes;
-    mn_status st = read_whole_file(func, path, bytes);
-    if (st != MN_OK)
-        return st;
+    mn_status st;
     if (bytes.empty())
         return fail(MN_ERR_FORMAT, func, quoted(path) + " is empty");
     if (bytes.size() >= 3 && bytes[0] == 0xFF && bytes[1] == 0xD8 && bytes[2] == 0xFF) {
@@ -248,6 +279,16 @@ mn_status image_load(const char *path, mn_image *out)
         grey = eight;
     }
     return image_from_mat(func, path, grey, out);
+}
+
+mn_status image_load(const char *path, mn_image *out)
+{
+    static const char *func = "mn_image_load";
+    std::vector<unsigned char> bytes;
+    mn_status st = read_whole_file(func, path, bytes);
+    if (st != MN_OK)
+        return st;
+    return image_decode(func, path, bytes, out);
 }
 
 bool finite_keypoint(const mn_keypoint &k)
@@ -303,43 +344,61 @@ cv::Mat view(const mn_image *im)
     return cv::Mat(im->height, im->width, CV_8UC1, const_cast<uint8_t *>(im->pixels), im->stride);
 }
 
-/* Write bytes to path through a temporary file in the same directory and
- * rename(), so that a failure never leaves a half-written picture. The
- * temporary is created with mode 0666 so the result gets the umask's
- * permissions, like a file written directly. */
+/* Write all bytes to fd; 0 or an errno value. */
+int write_all(int fd, const std::vector<unsigned char> &bytes)
+{
+    size_t done = 0;
+    while (done < bytes.size()) {
+        ssize_t w = write(fd, bytes.data() + done, bytes.size() - done);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w <= 0)
+            return w < 0 ? errno : EIO;
+        done += (size_t)w;
+    }
+    return 0;
+}
+
+/* Write bytes to path through a temporary file in the same directory (the
+ * directory of the file a symbolic link leads to) and rename(), so that a
+ * failure never leaves a half-written picture. The temporary is created
+ * with mode 0666 so the result gets the umask's permissions, like a file
+ * written directly. Anything but a regular file that exists (/dev/stdout,
+ * a pipe) is written in place: rename() would replace the device itself. */
 mn_status write_atomically(const char *func, const char *path, const std::vector<unsigned char> &bytes)
 {
+    struct stat st;
+    if (stat(path, &st) == 0 && !S_ISREG(st.st_mode)) {
+        int fd = open(path, O_WRONLY | O_TRUNC | O_CLOEXEC);
+        int e = fd < 0 ? errno : write_all(fd, bytes);
+        if (fd >= 0 && close(fd) != 0 && e == 0)
+            e = errno;
+        if (e != 0)
+            return fail(MN_ERR_IO, func, "cannot write " + quoted(path) + ": " + std::strerror(e));
+        return MN_OK;
+    }
+    std::string target = path;
+    if (char *real = realpath(path, nullptr)) { /* NULL for a new file: path itself */
+        target = real;
+        std::free(real);
+    }
     static std::atomic<unsigned> counter{0};
     std::string tmp;
     int fd = -1;
     for (int attempt = 0; attempt < 100 && fd < 0; attempt++) {
-        tmp = std::string(path) + ".tmp." + std::to_string((long)getpid()) + "." + std::to_string(counter++);
+        tmp = target + ".tmp." + std::to_string((long)getpid()) + "." + std::to_string(counter++);
         fd = open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
         if (fd < 0 && errno != EEXIST)
             break;
     }
     if (fd < 0)
         return fail(MN_ERR_IO, func, "cannot create " + quoted(path) + ": " + std::strerror(errno));
-    size_t done = 0;
-    while (done < bytes.size()) {
-        ssize_t w = write(fd, bytes.data() + done, bytes.size() - done);
-        if (w < 0 && errno == EINTR)
-            continue;
-        if (w <= 0) {
-            int e = w < 0 ? errno : EIO;
-            close(fd);
-            unlink(tmp.c_str());
-            return fail(MN_ERR_IO, func, "cannot write " + quoted(path) + ": " + std::strerror(e));
-        }
-        done += (size_t)w;
-    }
-    if (close(fd) != 0) {
-        int e = errno;
-        unlink(tmp.c_str());
-        return fail(MN_ERR_IO, func, "cannot write " + quoted(path) + ": " + std::strerror(e));
-    }
-    if (std::rename(tmp.c_str(), path) != 0) {
-        int e = errno;
+    int e = write_all(fd, bytes);
+    if (close(fd) != 0 && e == 0)
+        e = errno;
+    if (e == 0 && std::rename(tmp.c_str(), target.c_str()) != 0)
+        e = errno;
+    if (e != 0) {
         unlink(tmp.c_str());
         return fail(MN_ERR_IO, func, "cannot write " + quoted(path) + ": " + std::strerror(e));
     }
@@ -411,7 +470,9 @@ mn_status mn_keypoints_detect(const mn_image *image, mn_detector detector_arg, s
         const mn_detector detector = (mn_detector)dv;
         if (max_keypoints > 0 && !keypoints)
             return fail(MN_ERR_INVALID_ARGUMENT, func, "keypoints is NULL");
-        if (max_keypoints == 0 || image->width == 0 || image->height == 0)
+        /* A row or column of pixels has no keypoints, and ORB's and AKAZE's
+         * pyramids throw on it. */
+        if (max_keypoints == 0 || image->width < 2 || image->height < 2)
             return MN_OK;
 
         const int nfeatures = (int)std::min<size_t>(max_keypoints, INT_MAX);

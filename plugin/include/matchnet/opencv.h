@@ -53,9 +53,10 @@ typedef struct mn_image {
  * or corrupt: a JPEG that libjpeg-turbo decodes only with a warning is
  * refused, and a PNG's chunk lengths and CRCs are checked before decoding),
  * MN_ERR_INVALID_ARGUMENT for more than 2^28 pixels (checked before
- * decoding for JPEG, after for other formats).
- * Note: OpenCV's codecs (libpng, libtiff) may print their own warnings
- * for files they decode anyway.
+ * decoding for JPEG and PNG, after for other formats).
+ * Note: OpenCV's codecs may print on stderr: libpng and libtiff their
+ * warnings for files they decode anyway, and OpenCV itself a line for a
+ * file of a format it knows (BMP, PNM, TIFF, ...) that it fails to decode.
  */
 MN_CV_API mn_status mn_image_load(const char *path, mn_image *out);
 
@@ -78,8 +79,8 @@ MN_CV_API float mn_detector_scale_factor(mn_detector detector);
  * strongest by detector response, strongest first, in OpenCV's convention
  * (see mn_keypoint). The pixels are read in place (stride honoured).
  * keypoints: caller-owned room for max_keypoints entries; *count receives
- * the number written. An empty image (width or height 0) or max_keypoints 0
- * gives 0 keypoints. Deterministic: the same image gives the same keypoints.
+ * the number written. An empty image (width or height 0), an image one
+ * pixel wide or high, or max_keypoints 0 gives 0 keypoints. Deterministic: the same image gives the same keypoints.
  */
 MN_CV_API mn_status mn_keypoints_detect(const mn_image *image, mn_detector detector,
                                         size_t max_keypoints, mn_keypoint *keypoints, size_t *count);
