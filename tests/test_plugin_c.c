@@ -250,6 +250,14 @@ static void test_load(void)
     garbage[0] = 'x'; /* no format starts so */
     write_bytes(tmp_path("garbage.png"), garbage, sizeof garbage);
     expect_load_failure(tmp_path("garbage.png"), MN_ERR_FORMAT, "garbage bytes");
+    /* A broken DICOM file (the "DICM" tag at offset 128): OpenCV's GDCM
+     * decoder asserts on it and aborts (found by fuzz_image); it must be
+     * refused before any decoder sees it. */
+    uint8_t dicom[132];
+    memset(dicom, 0xFF, sizeof dicom);
+    memcpy(dicom + 128, "DICM", 4);
+    write_bytes(tmp_path("broken.dcm"), dicom, sizeof dicom);
+    expect_load_failure(tmp_path("broken.dcm"), MN_ERR_FORMAT, "a broken DICOM file");
     garbage[0] = 0xFF, garbage[1] = 0xD8, garbage[2] = 0xFF;
     write_bytes(tmp_path("garbage.jpg"), garbage, sizeof garbage);
     expect_load_failure(tmp_path("garbage.jpg"), MN_ERR_FORMAT, "garbage after the JPEG magic");

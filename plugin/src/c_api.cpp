@@ -251,6 +251,18 @@ mn_status check_png(const char *func, const char *path, const std::vector<unsign
     }
 }
 
+/* JPEG, PNG, BMP, PNM (P1-P6), TIFF or WebP, by the file's first bytes. */
+bool allowed_format(const std::vector<unsigned char> &b)
+{
+    auto starts = [&](const char *sig, size_t n) { return b.size() >= n && std::memcmp(b.data(), sig, n) == 0; };
+    if (starts("\xFF\xD8\xFF", 3) || starts("\x89PNG\r\n\x1A\n", 8) || starts("BM", 2) ||
+        starts("II*\0", 4) || starts("MM\0*", 4))
+        return true;
+    if (b.size() >= 2 && b[0] == 'P' && b[1] >= '1' && b[1] <= '6')
+        return true;
+    return b.size() >= 12 && std::memcmp(b.data(), "RIFF", 4) == 0 && std::memcmp(b.data() + 8, "WEBP", 4) == 0;
+}
+
 /* Decode an image file's bytes to grey; path only names the file in
  * messages. Sets *out only when it succeeds. Kept apart from the file
  * reading so that tests/fuzz/fuzz_image.cc can feed it bytes directly. */
@@ -268,6 +280,12 @@ mn_status image_decode(const char *func, const char *path, const std::vector<uns
     if (bytes.size() >= 8 && std::memcmp(bytes.data(), png_signature, 8) == 0 &&
         (st = check_png(func, path, bytes)) != MN_OK)
         return st;
+    /* Only formats on this list reach OpenCV: some of the decoders it is
+     * built with abort the process on malformed input (GDCM asserts on a
+     * broken DICOM file, found by fuzz_image), and the library must not. */
+    if (!allowed_format(bytes))
+        return fail(MN_ERR_FORMAT, func,
+                    quoted(path) + ": not a supported image format (JPEG, PNG, BMP, PNM, TIFF or WebP)");
     /* Decode the bytes already read rather than reopening the file, so
      * that the file cannot change between the check and the decoding. */
     cv::Mat grey = cv::imdecode(bytes, cv::IMREAD_GRAYSCALE);

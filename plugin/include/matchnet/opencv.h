@@ -45,8 +45,10 @@ typedef struct mn_image {
 
 /**
  * Decode an image file to 8-bit grey. JPEG files (by their first bytes, not
- * their name) are decoded by libjpeg-turbo's TurboJPEG API; other formats
- * (PNG, BMP, TIFF, PPM, ...) by OpenCV imgcodecs. out->pixels is allocated
+ * their name) are decoded by libjpeg-turbo's TurboJPEG API; PNG, BMP, PNM
+ * (PGM, PPM, PBM), TIFF and WebP by OpenCV imgcodecs. Other formats are
+ * refused before any decoder sees them (some of OpenCV's optional decoders
+ * abort the process on malformed files). out->pixels is allocated
  * by the call; release it with mn_image_free(). On failure *out is zeroed:
  * MN_ERR_IO when the file cannot be opened or read (missing, a directory),
  * MN_ERR_FORMAT when it cannot be decoded (empty, unknown format, truncated
