@@ -58,11 +58,14 @@ if [ -n "$tuned_core" ]; then
 fi
 dnn=$("$build/bench/bench_dnn" "$model" "$onnx" --threads "$threads" --repeats "$repeats")
 tch=$("$PY" bench/bench_torch.py "$model" --threads "$threads" --repeats "$repeats")
+# Matching and end to end on the shipped model, against OpenCV SIFT on the same keypoints.
+mat=$("$build/bench/bench_match" samples/data/box_in_scene.png --threads "$threads" --repeats "$repeats")
 
-"$PY" - "$eng" "$eng_blas" "$eng_tuned" "$dnn" "$tch" "$default_core" "$tuned_core" "$arch" <<'PYEOF'
+"$PY" - "$eng" "$eng_blas" "$eng_tuned" "$dnn" "$tch" "$default_core" "$tuned_core" "$arch" "$mat" <<'PYEOF'
 import json, sys
 eng, eng0, eng1, dnn, tch = (json.loads(a) for a in sys.argv[1:6])
 default_core, tuned_core, arch = sys.argv[6], sys.argv[7], sys.argv[8]
+mat = json.loads(sys.argv[9])
 rows = [
     ("tower batch 1", "tower_b1_patches_per_s", "torch_b1_patches_per_s", "opencv_dnn_b1_patches_per_s"),
     ("tower batch 64", "tower_b64_patches_per_s", "torch_b64_patches_per_s", "opencv_dnn_b64_patches_per_s"),
@@ -101,6 +104,15 @@ res = {
     "torch_metric_pairs_per_s": tch["torch_metric_pairs_per_s"],
     "engine": eng["blas"], "blas_core_detected": default_core, "blas_core_tuned": tuned,
     "opencv_dnn_max_abs_diff": dnn["opencv_dnn_vs_matchnet_max_abs_diff"],
+    "match_ratio_vs_bfmatcher": mat["match_ratio_vs_bfmatcher"],
+    "match_metric_ratio_vs_bfmatcher": mat["match_metric_ratio_vs_bfmatcher"],
+    "end_to_end_ratio_vs_sift": mat["end_to_end_ratio_vs_sift"],
 }
+print("matching, %d x %d SIFT keypoints (box_in_scene 2x and a rotated view; shipped model): SIFT detect+compute "
+      "%.0f ms, BFMatcher+ratio %.1f ms; MatchNet detect %.0f ms, describe %.0f ms, match %.1f ms (metric preset %.1f ms)"
+      % (mat["keypoints"][0], mat["keypoints"][1], mat["sift_detect_compute_ms"], mat["bfmatcher_ratio_ms"],
+         mat["mn_detect_ms"], mat["mn_describe_ms"], mat["mn_match_ms"], mat["mn_match_metric_ms"]))
+print("match_ratio_vs_bfmatcher %.2f (metric preset %.2f), end_to_end_ratio_vs_sift %.1f" % (
+    mat["match_ratio_vs_bfmatcher"], mat["match_metric_ratio_vs_bfmatcher"], mat["end_to_end_ratio_vs_sift"]))
 print(json.dumps(res))
 PYEOF
