@@ -19,6 +19,7 @@
  * line on stderr starting with "matchnet-colmap:".
  */
 #define _POSIX_C_SOURCE 200809L
+#include "cli.h"
 #include "colmap_db.h"
 #include "matchnet.h"
 #include "matchnet/opencv.h"
@@ -78,32 +79,9 @@ static const char usage_text[] =
     "                          installed model)\n"
     "  -h, --help              show this help\n";
 
-static void error_line(const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    fputs(PROG ": ", stderr);
-    vfprintf(stderr, fmt, ap);
-    fputc('\n', stderr);
-    va_end(ap);
-}
-
-static double now_s(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)t.tv_sec + (double)t.tv_nsec * 1e-9;
-}
-
-static long parse_count(const char *s, long lo, long hi)
-{
-    char *end;
-    errno = 0;
-    long v = strtol(s, &end, 10);
-    if (errno || end == s || *end != '\0' || v < lo || v > hi)
-        return -1;
-    return v;
-}
+#define error_line(...) mn_cli_error(PROG, __VA_ARGS__)
+#define now_s mn_cli_seconds
+#define parse_count mn_cli_parse_count
 
 enum pair_mode { PAIRS_EXHAUSTIVE, PAIRS_SEQUENTIAL, PAIRS_FILE };
 enum verify_mode { VERIFY_COLMAP, VERIFY_OWN };
@@ -140,22 +118,12 @@ static int parse_options(int argc, char **argv, options *o)
                                                  "--pair-list",     "--model",    "--threads", "--max-size",
                                                  "--max-keypoints"};
         const char *name = NULL, *value = NULL;
-        size_t name_len = strcspn(a, "=");
-        for (size_t k = 0; k < sizeof with_value / sizeof *with_value; k++)
-            if (strlen(with_value[k]) == name_len && strncmp(a, with_value[k], name_len) == 0)
-                name = with_value[k];
-        if (!name) {
+        int found = mn_cli_option_value(PROG, argc, argv, &i, with_value, sizeof with_value / sizeof *with_value,
+                                        &name, &value);
+        if (found < 0)
             error_line(a[0] == '-' ? "unknown option '%s' (try --help)" : "unexpected argument '%s' (try --help)", a);
+        if (found != 0)
             return 2;
-        }
-        if (a[name_len] == '=')
-            value = a + name_len + 1;
-        else if (i + 1 < argc)
-            value = argv[++i];
-        else {
-            error_line("option %s needs a value (try --help)", name);
-            return 2;
-        }
 
         if (strcmp(name, "--images") == 0) {
             o->images = value;
@@ -422,6 +390,26 @@ static int load_working_image(context *ctx, const char *path, mn_image *full, mn
     return 0;
 }
 
+/* The image of an entry, ready to describe: 1 when loaded, 0 when it cannot
+ * be read (reported, marked unreadable: the caller skips it), -1 when out
+ * of memory (ctx->err says so). */
+static int open_image(context *ctx, image_entry *im, mn_image *full, mn_image *work, double *sx, double *sy)
+{
+    char *path = join(ctx->o->images, im->name);
+    if (!path) {
+        snprintf(ctx->err, sizeof ctx->err, "out of memory");
+        return -1;
+    }
+    int rc = load_working_image(ctx, path, full, work, sx, sy);
+    free(path);
+    if (rc != 0) {
+        im->unreadable = 1;
+        error_line("skipping '%s': %s", im->name, ctx->err);
+        return 0;
+    }
+    return 1;
+}
+
 static void free_working_image(mn_image *full, mn_image *work)
 {
     if (work->pixels != full->pixels)
@@ -508,22 +496,14 @@ static int camera_for(context *ctx, int width, int height, int64_t *camera_id)
 /* Detect, describe and store a new image (one transaction). */
 static int add_image(context *ctx, image_entry *im, int64_t existing_id, int64_t existing_camera)
 {
-    char *path = join(ctx->o->images, im->name);
     mn_image full = {0}, work = {0};
     mn_keypoint *kw = NULL;
     float *rows = NULL;
     double sx, sy;
     int rc = -1;
-    if (!path) {
-        snprintf(ctx->err, sizeof ctx->err, "out of memory");
-        return -1;
-    }
-    if (load_working_image(ctx, path, &full, &work, &sx, &sy) != 0) {
-        im->unreadable = 1;
-        error_line("skipping '%s': %s", im->name, ctx->err);
-        free(path);
-        return 0;
-    }
+    int opened = open_image(ctx, im, &full, &work, &sx, &sy);
+    if (opened <= 0)
+        return opened;
     kw = malloc((size_t)ctx->o->max_keypoints * sizeof *kw);
     if (!kw) {
         snprintf(ctx->err, sizeof ctx->err, "out of memory");
@@ -575,7 +555,6 @@ done:
     free(rows);
     free(kw);
     free_working_image(&full, &work);
-    free(path);
     return rc;
 }
 
@@ -583,22 +562,14 @@ done:
  * resumed run that has pairs left for it). */
 static int describe_existing(context *ctx, image_entry *im)
 {
-    char *path = join(ctx->o->images, im->name);
     mn_image full = {0}, work = {0};
     mn_keypoint *kw = NULL;
     float *rows = NULL;
     double sx, sy;
     int rc = -1;
-    if (!path) {
-        snprintf(ctx->err, sizeof ctx->err, "out of memory");
-        return -1;
-    }
-    if (load_working_image(ctx, path, &full, &work, &sx, &sy) != 0) {
-        im->unreadable = 1;
-        error_line("skipping '%s': %s", im->name, ctx->err);
-        free(path);
-        return 0;
-    }
+    int opened = open_image(ctx, im, &full, &work, &sx, &sy);
+    if (opened <= 0)
+        return opened;
     if (colmap_db_read_keypoints(ctx->db, im->image_id, &rows, &im->nkp, ctx->err, sizeof ctx->err) != 0)
         goto done;
     im->kp = malloc((im->nkp ? im->nkp : 1) * sizeof *im->kp);
@@ -616,7 +587,6 @@ done:
     free(rows);
     free(kw);
     free_working_image(&full, &work);
-    free(path);
     return rc;
 }
 

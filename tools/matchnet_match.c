@@ -13,6 +13,7 @@
  * stderr starting with "matchnet-match:".
  */
 #define _XOPEN_SOURCE 700 /* POSIX.1-2008 with XSI: realpath */
+#include "cli.h"
 #include "match_json.h"
 #include "matchnet.h"
 #include "matchnet/opencv.h"
@@ -57,32 +58,12 @@ static const char usage_text[] =
     "  -h, --help              show this help\n";
 
 /* The one line an error gets. */
-static void error_line(const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    fputs(PROG ": ", stderr);
-    vfprintf(stderr, fmt, ap);
-    fputc('\n', stderr);
-    va_end(ap);
-}
+#define error_line(...) mn_cli_error(PROG, __VA_ARGS__)
+#define parse_count mn_cli_parse_count
 
 static double now_ms(void)
 {
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)t.tv_sec * 1e3 + (double)t.tv_nsec * 1e-6;
-}
-
-/* A whole decimal number in [lo, hi], or -1. */
-static long parse_count(const char *s, long lo, long hi)
-{
-    char *end;
-    errno = 0;
-    long v = strtol(s, &end, 10);
-    if (errno || end == s || *end != '\0' || v < lo || v > hi)
-        return -1;
-    return v;
+    return mn_cli_seconds() * 1e3;
 }
 
 typedef struct options {
@@ -129,22 +110,12 @@ static int parse_options(int argc, char **argv, options *o)
         static const char *const with_value[] = {"-o", "--output", "--draw", "--detector", "--max-keypoints",
                                                  "--model", "--threads", "--method", "--geometry"};
         const char *name = NULL, *value = NULL;
-        size_t name_len = strcspn(a, "=");
-        for (size_t k = 0; k < sizeof with_value / sizeof *with_value; k++)
-            if (strlen(with_value[k]) == name_len && strncmp(a, with_value[k], name_len) == 0)
-                name = with_value[k];
-        if (!name) {
+        int found = mn_cli_option_value(PROG, argc, argv, &i, with_value, sizeof with_value / sizeof *with_value,
+                                        &name, &value);
+        if (found < 0)
             error_line("unknown option '%s' (try --help)", a);
+        if (found != 0)
             return 2;
-        }
-        if (a[name_len] == '=')
-            value = a + name_len + 1;
-        else if (i + 1 < argc)
-            value = argv[++i];
-        else {
-            error_line("option %s needs a value (try --help)", name);
-            return 2;
-        }
 
         if (strcmp(name, "-o") == 0 || strcmp(name, "--output") == 0) {
             o->output = value;
