@@ -18,6 +18,17 @@
 /* Images processed together by the fast tower path: wide enough to give
  * sgemm long rows, small enough to keep the im2col buffer in the tens of MB. */
 #define MN_CHUNK 8
+/* Images per block of the blocked tower path (tower_blocked.inc): one
+ * vector of MN_NB floats per pixel. Blocks of fewer than MN_NB / 2 images
+ * (a batch's tail, single patches) take the [C][N][H][W] path instead,
+ * which does not pay for empty lanes. */
+#define MN_NB 16
+/* Winograd tiles per group of matrix products: the transformed input and
+ * output of a group (about (in_c + out_c) * alpha^2 * tiles * MN_NB floats)
+ * stay within L2. */
+#ifndef MN_WINO_TILES
+#define MN_WINO_TILES 4
+#endif
 /* Pairs scored together by the metric network. */
 #define MN_PAIR_BLOCK 128
 
@@ -42,6 +53,10 @@ typedef struct mn_layer {
     /* fc: weight transposed, [in][out], for the own product kernels (which
      * take B untransposed); NULL when the products run on BLAS. */
     const float *weight_t;
+    /* conv with stride 1 and a 3x3 or 5x5 kernel: Winograd-transformed
+     * weights G g G^T, [alpha * alpha][out_c][in_c] (winograd.h); NULL when
+     * the layer runs as a direct convolution. */
+    const float *wino_u;
 } mn_layer;
 
 struct mn_model {
@@ -60,6 +75,7 @@ struct mn_model {
     size_t max_metric;  /* floats: widest metric layer */
     float *weights;     /* all tensors, owned */
     float *weights_t;   /* transposed fc weights (weight_t), owned; may be NULL */
+    float *weights_wino; /* Winograd weights (wino_u), owned; may be NULL */
 };
 
 /* ---- errors (common.c) ---- */
@@ -127,10 +143,36 @@ typedef struct mn_scratch {
     float *pack;              /* packing buffer of the convolution kernel */
     float *h0, *h1;           /* metric: MN_PAIR_BLOCK rows of max_metric */
     float *concat;            /* metric plain path: MN_PAIR_BLOCK rows of 2 * desc_dim */
+    float *frame;             /* blocked path: a padded convolution input */
+    float *wino_v, *wino_m;   /* blocked path: Winograd-transformed input and output */
 } mn_scratch;
 
 mn_status mn_scratch_init(const mn_model *m, mn_scratch *s);
 void mn_scratch_release(mn_scratch *s);
+
+/* Winograd weights for the eligible conv layers (model_io.c calls it once
+ * the tensors are in place); MN_WINOGRAD=0 in the environment leaves every
+ * convolution direct. */
+mn_status mn_winograd_prepare(const char *fn, mn_model *m);
+
+/* One block of n <= MN_NB images through the blocked path, one function per
+ * instruction set (tower_blocked_*.c); prof, when not NULL, gets each
+ * layer's seconds added (layer 0's includes the normalisation). */
+typedef void (*mn_tower_block_fn)(const mn_model *m, mn_scratch *s, const uint8_t *px8, const float *pxf, int n,
+                                  float *desc, double *prof);
+void mn_tower_blocked_generic(const mn_model *m, mn_scratch *s, const uint8_t *px8, const float *pxf, int n,
+                              float *desc, double *prof);
+void mn_tower_blocked_avx2(const mn_model *m, mn_scratch *s, const uint8_t *px8, const float *pxf, int n,
+                           float *desc, double *prof);
+void mn_tower_blocked_avx512(const mn_model *m, mn_scratch *s, const uint8_t *px8, const float *pxf, int n,
+                             float *desc, double *prof);
+/* The blocked path this process uses: MN_SIMD=generic|avx2|avx512 or the
+ * best the CPU has; name, when not NULL, gets its name. */
+mn_tower_block_fn mn_tower_block_impl(const char **name);
+/* One chunk through either fast path (blocked: n <= MN_NB, else n <= MN_CHUNK),
+ * for the per-layer profile (bench/bench_layers.c). */
+void mn_tower_profile_chunk(const mn_model *m, mn_scratch *s, int blocked, const uint8_t *px8, int n, float *desc,
+                            double *prof);
 
 /* Describe patches [begin, end); pixels as u8 or f32 (exactly one non-NULL). */
 void mn_tower_run(const mn_model *m, mn_scratch *s, int reference, const uint8_t *px8,

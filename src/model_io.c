@@ -598,6 +598,8 @@ static mn_status mn_parse(const char *fn, const uint8_t *d, size_t size, mn_mode
     }
     if ((st = mn_transpose_fc(fn, m)) != MN_OK)
         goto fail;
+    if ((st = mn_winograd_prepare(fn, m)) != MN_OK)
+        goto fail;
     *out = m;
     return MN_OK;
 fail:
@@ -720,6 +722,7 @@ void mn_model_free(mn_model *model)
         return;
     mn_free(model->weights);
     mn_free(model->weights_t);
+    mn_free(model->weights_wino);
     mn_free(model);
 }
 

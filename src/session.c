@@ -232,7 +232,10 @@ static mn_status mn_describe(const char *fn, mn_session *s, const uint8_t *px8, 
     job.px8 = px8;
     job.pxf = pxf;
     job.out = desc;
-    mn_parallel(s, job, n, MN_CHUNK);
+    /* Whole blocks per thread: blocks then start at multiples of MN_NB
+     * whatever the thread count, each patch takes the same path, and the
+     * results are bit-identical for any number of threads. */
+    mn_parallel(s, job, n, MN_NB);
     return MN_OK;
 }
 

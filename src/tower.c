@@ -1,21 +1,58 @@
 /*
  * tower.c - the feature tower: normalisation, conv/pool stack, bottleneck.
  */
+#define _POSIX_C_SOURCE 200809L
 #include "internal.h"
 
+#include <pthread.h>
+#include <stdlib.h>
 #include <string.h>
+#include <time.h>
+
+/* Floats per image the blocked path needs for a conv layer's framed input
+ * and Winograd buffers. */
+static void mn_blocked_needs(const mn_model *m, size_t *frame, size_t *wino_v, size_t *wino_m)
+{
+    *frame = *wino_v = *wino_m = 0;
+    for (int k = 0; k < m->n_layers; k++) {
+        const mn_layer *l = &m->layers[k];
+        if (l->type != MN_LAYER_CONV)
+            continue;
+        size_t hp, wp;
+        if (l->wino_u) {
+            size_t a = (size_t)4 + l->kernel - 1;
+            hp = (size_t)(l->out_h + 3) / 4 * 4 + l->kernel - 1;
+            wp = (size_t)(l->out_w + 3) / 4 * 4 + l->kernel - 1;
+            size_t v = a * a * l->in_c * MN_WINO_TILES, mm = a * a * l->out_c * MN_WINO_TILES;
+            *wino_v = v > *wino_v ? v : *wino_v;
+            *wino_m = mm > *wino_m ? mm : *wino_m;
+        } else {
+            hp = (size_t)(l->out_h - 1) * l->stride + l->kernel;
+            wp = (size_t)(l->out_w - 1) * l->stride + l->kernel;
+        }
+        size_t f = (size_t)l->in_c * hp * wp;
+        *frame = f > *frame ? f : *frame;
+    }
+}
 
 mn_status mn_scratch_init(const mn_model *m, mn_scratch *s)
 {
     memset(s, 0, sizeof *s);
-    s->act0 = mn_malloc(sizeof(float) * MN_CHUNK * m->max_act);
-    s->act1 = mn_malloc(sizeof(float) * MN_CHUNK * m->max_act);
+    size_t frame, wino_v, wino_m;
+    mn_blocked_needs(m, &frame, &wino_v, &wino_m);
+    const size_t per_act = MN_NB > MN_CHUNK ? MN_NB : MN_CHUNK;
+    s->act0 = mn_malloc(sizeof(float) * per_act * m->max_act);
+    s->act1 = mn_malloc(sizeof(float) * per_act * m->max_act);
+    s->frame = mn_malloc(sizeof(float) * (MN_NB * frame + 1));
+    s->wino_v = mn_malloc(sizeof(float) * (MN_NB * wino_v + 1));
+    s->wino_m = mn_malloc(sizeof(float) * (MN_NB * wino_m + 1));
     s->col = mn_malloc(sizeof(float) * (MN_CHUNK * m->max_col + 1));
     s->h0 = mn_malloc(sizeof(float) * MN_PAIR_BLOCK * m->max_metric);
     s->h1 = mn_malloc(sizeof(float) * MN_PAIR_BLOCK * m->max_metric);
     s->concat = mn_malloc(sizeof(float) * MN_PAIR_BLOCK * 2 * m->desc_dim);
     s->pack = mn_malloc(sizeof(float) * mn_gemm_pack_floats());
-    if (!s->act0 || !s->act1 || !s->col || !s->h0 || !s->h1 || !s->concat || !s->pack) {
+    if (!s->act0 || !s->act1 || !s->col || !s->h0 || !s->h1 || !s->concat || !s->pack || !s->frame || !s->wino_v ||
+        !s->wino_m) {
         mn_scratch_release(s);
         return MN_ERR_OUT_OF_MEMORY;
     }
@@ -31,6 +68,9 @@ void mn_scratch_release(mn_scratch *s)
     mn_free(s->h1);
     mn_free(s->concat);
     mn_free(s->pack);
+    mn_free(s->frame);
+    mn_free(s->wino_v);
+    mn_free(s->wino_m);
     memset(s, 0, sizeof *s);
 }
 
@@ -79,11 +119,22 @@ static void mn_chunk_to_rows(int c, int n, size_t hw, const float *in, float *ou
             memcpy(out + ((size_t)img * c + ch) * hw, in + ((size_t)ch * n + img) * hw, sizeof(float) * hw);
 }
 
+static double mn_clock(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+/* The [C][N][H][W] path: im2col + one matrix product per convolution over
+ * the chunk, then bias/ReLU and pooling as separate passes. It serves the
+ * blocks too small for the blocked path (see MN_NB). */
 static void mn_tower_chunk(const mn_model *m, mn_scratch *s, const uint8_t *px8, const float *pxf,
-                           int n, float *desc)
+                           int n, float *desc, double *prof)
 {
     const size_t pp = (size_t)m->patch * m->patch;
     float *cur = s->act0, *nxt = s->act1, *t;
+    double t0 = prof ? mn_clock() : 0.0;
     /* One input channel: [1][n][P][P] is just the patches in order. */
     mn_normalize(m, px8, pxf, (size_t)n * pp, cur);
     int c = 1, rows = 0; /* rows: activations already in [n][dim] layout */
@@ -101,11 +152,17 @@ static void mn_tower_chunk(const mn_model *m, mn_scratch *s, const uint8_t *px8,
         case MN_LAYER_FC: mn_fc_fast(l, n, cur, l->in_c, nxt, s->pack); break;
         case MN_LAYER_L2NORM:
             mn_l2norm_rows(n, l->in_c, cur);
-            continue;
+            break;
         }
-        t = cur, cur = nxt, nxt = t;
+        if (l->type != MN_LAYER_L2NORM)
+            t = cur, cur = nxt, nxt = t;
         c = l->out_c;
         hw = (size_t)l->out_h * l->out_w;
+        if (prof) {
+            double t1 = mn_clock();
+            prof[k] += t1 - t0;
+            t0 = t1;
+        }
     }
     if (rows)
         memcpy(desc, cur, sizeof(float) * (size_t)n * m->desc_dim);
@@ -121,9 +178,63 @@ void mn_tower_run(const mn_model *m, mn_scratch *s, int reference, const uint8_t
         return;
     }
     const size_t pp = (size_t)m->patch * m->patch;
-    for (size_t i = begin; i < end; i += MN_CHUNK) {
-        int n = (int)(end - i < MN_CHUNK ? end - i : MN_CHUNK);
-        mn_tower_chunk(m, s, px8 ? px8 + i * pp : NULL, pxf ? pxf + i * pp : NULL, n,
-                       desc + i * m->desc_dim);
+    mn_tower_block_fn blocked = mn_tower_block_impl(NULL);
+    for (size_t i = begin; i < end; i += MN_NB) {
+        int n = (int)(end - i < MN_NB ? end - i : MN_NB);
+        const uint8_t *p8 = px8 ? px8 + i * pp : NULL;
+        const float *pf = pxf ? pxf + i * pp : NULL;
+        if (n >= MN_NB / 2) {
+            blocked(m, s, p8, pf, n, desc + i * m->desc_dim, NULL);
+            continue;
+        }
+        for (int j = 0; j < n; j += MN_CHUNK) {
+            int c = n - j < MN_CHUNK ? n - j : MN_CHUNK;
+            mn_tower_chunk(m, s, p8 ? p8 + j * pp : NULL, pf ? pf + j * pp : NULL, c, desc + (i + j) * m->desc_dim,
+                           NULL);
+        }
     }
+}
+
+void mn_tower_profile_chunk(const mn_model *m, mn_scratch *s, int blocked, const uint8_t *px8, int n, float *desc,
+                            double *prof)
+{
+    if (blocked)
+        mn_tower_block_impl(NULL)(m, s, px8, NULL, n, desc, prof);
+    else
+        mn_tower_chunk(m, s, px8, NULL, n, desc, prof);
+}
+
+static mn_tower_block_fn mn_block_fn;
+static const char *mn_block_name;
+static pthread_once_t mn_block_once = PTHREAD_ONCE_INIT;
+
+static void mn_block_choose(void)
+{
+    const char *env = getenv("MN_SIMD");
+    mn_block_fn = mn_tower_blocked_generic;
+    mn_block_name = "generic";
+#if defined(MN_HAVE_X86_BLOCKED)
+    int avx512 = mn_gemm_avx512_available(), avx2 = mn_gemm_avx2_available();
+    if (env && strcmp(env, "generic") == 0)
+        avx512 = avx2 = 0;
+    else if (env && strcmp(env, "avx2") == 0)
+        avx512 = 0;
+    if (avx512) {
+        mn_block_fn = mn_tower_blocked_avx512;
+        mn_block_name = "avx512";
+    } else if (avx2) {
+        mn_block_fn = mn_tower_blocked_avx2;
+        mn_block_name = "avx2";
+    }
+#else
+    (void)env;
+#endif
+}
+
+mn_tower_block_fn mn_tower_block_impl(const char **name)
+{
+    pthread_once(&mn_block_once, mn_block_choose);
+    if (name)
+        *name = mn_block_name;
+    return mn_block_fn;
 }

@@ -1,0 +1,13 @@
+/*
+ * tower_blocked_avx2.c - tower_blocked.inc built for
+ * AVX2 + FMA: 8-float vectors, two per pixel; 4 x 2 accumulators (8 of 16 ymm).
+ */
+#define MN_ISA_NAME avx2
+#define MN_VW 8
+#define MN_CB 4
+#define MN_XB 2
+#if defined(MN_HAVE_X86_BLOCKED)
+#include "tower_blocked.inc"
+#else
+typedef int mn_tower_blocked_avx2_unused; /* not an x86 build */
+#endif

@@ -1,0 +1,66 @@
+/*
+ * winograd.c - the weight side of the Winograd convolutions: U = G g G^T
+ * for every eligible conv layer, computed once per model in double.
+ */
+#include "internal.h"
+#include "winograd.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+static int mn_winograd_eligible(const mn_layer *l)
+{
+    /* One input channel (conv0) gains nothing: the direct kernel is better. */
+    return l->type == MN_LAYER_CONV && l->stride == 1 && (l->kernel == 3 || l->kernel == 5) && l->in_c >= 4;
+}
+
+mn_status mn_winograd_prepare(const char *fn, mn_model *m)
+{
+    const char *env = getenv("MN_WINOGRAD");
+    if (env && strcmp(env, "0") == 0)
+        return MN_OK;
+    size_t total = 0;
+    for (int k = 0; k < m->n_layers; k++) {
+        const mn_layer *l = &m->layers[k];
+        if (mn_winograd_eligible(l)) {
+            size_t a = (size_t)MN_WINO_M + l->kernel - 1;
+            total += a * a * l->out_c * l->in_c;
+        }
+    }
+    if (total == 0)
+        return MN_OK;
+    m->weights_wino = mn_malloc(total * sizeof(float));
+    if (!m->weights_wino)
+        return mn_error(MN_ERR_OUT_OF_MEMORY, fn, "out of memory for %zu Winograd weights", total);
+    float *dst = m->weights_wino;
+    for (int k = 0; k < m->n_layers; k++) {
+        mn_layer *l = &m->layers[k];
+        if (!mn_winograd_eligible(l))
+            continue;
+        const int r = l->kernel, a = MN_WINO_M + r - 1;
+        const double *g = r == 3 ? &mn_wino43_g[0][0] : &mn_wino45_g[0][0];
+        const size_t plane = (size_t)l->out_c * l->in_c;
+        for (int co = 0; co < l->out_c; co++)
+            for (int ci = 0; ci < l->in_c; ci++) {
+                const float *w = l->weight + ((size_t)co * l->in_c + ci) * r * r;
+                double gw[8][5]; /* G g */
+                for (int i = 0; i < a; i++)
+                    for (int x = 0; x < r; x++) {
+                        double s = 0.0;
+                        for (int y = 0; y < r; y++)
+                            s += g[i * r + y] * w[y * r + x];
+                        gw[i][x] = s;
+                    }
+                for (int i = 0; i < a; i++)
+                    for (int j = 0; j < a; j++) {
+                        double s = 0.0;
+                        for (int x = 0; x < r; x++)
+                            s += gw[i][x] * g[j * r + x];
+                        dst[(size_t)(i * a + j) * plane + (size_t)co * l->in_c + ci] = (float)s;
+                    }
+            }
+        l->wino_u = dst;
+        dst += (size_t)a * a * plane;
+    }
+    return MN_OK;
+}
