@@ -138,10 +138,11 @@ int main(int argc, char **argv)
         printf("{\"model\": \"%s\", \"blocked_isa\": \"%s\", \"gemm_kernel\": %d, \"layers\": [", m->name, isa,
                mn_gemm_kernel());
         for (int k = 0; k < m->n_layers; k++)
-            printf("%s{\"layer\": %d, \"kind\": \"%s\", \"macs\": %.0f, \"before_us\": %.2f, \"after_us\": %.2f, "
-                   "\"winograd\": %s}",
-                   k ? ", " : "", k, layer_kind(&m->layers[k]), layer_macs(&m->layers[k]), before[k] * 1e6,
-                   after[k] * 1e6, m->layers[k].wino_u ? "true" : "false");
+            printf("%s{\"layer\": %d, \"kind\": \"%s\", \"shape\": \"%dx%dx%d\", \"macs\": %.0f, "
+                   "\"before_us\": %.2f, \"after_us\": %.2f, \"winograd\": %s}",
+                   k ? ", " : "", k, layer_kind(&m->layers[k]), m->layers[k].out_c, m->layers[k].out_h,
+                   m->layers[k].out_w, layer_macs(&m->layers[k]), before[k] * 1e6, after[k] * 1e6,
+                   m->layers[k].wino_u ? "true" : "false");
         printf("], \"before_us\": %.2f, \"after_us\": %.2f}\n", tb * 1e6, ta * 1e6);
     } else {
         for (int k = 0; k < m->n_layers; k++)

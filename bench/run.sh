@@ -60,12 +60,16 @@ dnn=$("$build/bench/bench_dnn" "$model" "$onnx" --threads "$threads" --repeats "
 tch=$("$PY" bench/bench_torch.py "$model" --threads "$threads" --repeats "$repeats")
 # Matching and end to end on the shipped model, against OpenCV SIFT on the same keypoints.
 mat=$("$build/bench/bench_match" samples/data/box_in_scene.png --threads "$threads" --repeats "$repeats")
+# Per-layer profile, one thread: the im2col path (the library before the
+# blocked path) and the blocked path, same run.
+lay=$("$build/bench/bench_layers" "$model" --repeats "$repeats" --json)
 
-"$PY" - "$eng" "$eng_blas" "$eng_tuned" "$dnn" "$tch" "$default_core" "$tuned_core" "$arch" "$mat" <<'PYEOF'
+"$PY" - "$eng" "$eng_blas" "$eng_tuned" "$dnn" "$tch" "$default_core" "$tuned_core" "$arch" "$mat" "$lay" <<'PYEOF'
 import json, sys
 eng, eng0, eng1, dnn, tch = (json.loads(a) for a in sys.argv[1:6])
 default_core, tuned_core, arch = sys.argv[6], sys.argv[7], sys.argv[8]
 mat = json.loads(sys.argv[9])
+lay = json.loads(sys.argv[10])
 rows = [
     ("tower batch 1", "tower_b1_patches_per_s", "torch_b1_patches_per_s", "opencv_dnn_b1_patches_per_s"),
     ("tower batch 64", "tower_b64_patches_per_s", "torch_b64_patches_per_s", "opencv_dnn_b64_patches_per_s"),
@@ -114,5 +118,20 @@ print("matching, %d x %d SIFT keypoints (box_in_scene 2x and a rotated view; shi
          mat["mn_detect_ms"], mat["mn_describe_ms"], mat["mn_match_ms"], mat["mn_match_metric_ms"]))
 print("match_ratio_vs_bfmatcher %.2f (metric preset %.2f), end_to_end_ratio_vs_sift %.1f" % (
     mat["match_ratio_vs_bfmatcher"], mat["match_metric_ratio_vs_bfmatcher"], mat["end_to_end_ratio_vs_sift"]))
+print("per-layer profile, one thread, us per patch (before: im2col path; after: %s blocked path)" % lay["blocked_isa"])
+print("%-5s %-8s %-10s %7s %9s %9s %8s %8s %7s %7s" % ("layer", "kind", "output", "MMACs", "before us", "after us",
+                                                     "GFLOP/s", "GFLOP/s", "share", "share"))
+print("%-5s %-8s %-10s %7s %9s %9s %8s %8s %7s %7s" % ("", "", "", "", "", "", "before", "after", "before", "after"))
+for l in lay["layers"]:
+    gf = lambda us: "%8.1f" % (2 * l["macs"] / us * 1e-3) if l["macs"] else "%8s" % "-"
+    print("%-5d %-8s %-10s %7.2f %9.1f %9.1f %s %s %6.1f%% %6.1f%%%s" % (
+        l["layer"], l["kind"], l["shape"], l["macs"] * 1e-6, l["before_us"], l["after_us"], gf(l["before_us"]),
+        gf(l["after_us"]), 100 * l["before_us"] / lay["before_us"], 100 * l["after_us"] / lay["after_us"],
+        "  Winograd" if l["winograd"] else ("  direct" if l["kind"] == "conv" else "")))
+macs = sum(l["macs"] for l in lay["layers"])
+print("%-5s %-8s %-10s %7.2f %9.1f %9.1f %8.1f %8.1f  (%.2fx)" % (
+    "total", "", "", macs * 1e-6, lay["before_us"], lay["after_us"], 2 * macs / lay["before_us"] * 1e-3,
+    2 * macs / lay["after_us"] * 1e-3, lay["before_us"] / lay["after_us"]))
+res["layers_one_thread_us"] = {"before": lay["before_us"], "after": lay["after_us"], "blocked_isa": lay["blocked_isa"]}
 print(json.dumps(res))
 PYEOF

@@ -178,7 +178,11 @@ typedef struct mn_session mn_session;
  *
  * A session splits each call's patches or pairs over its threads, each
  * running single-threaded matrix products, so results are bit-identical
- * whatever the number of threads. Creating a session therefore sets
+ * whatever the number of threads. Patches go through the tower in blocks of
+ * 16 (the block's images are the lanes of the vector arithmetic); a block
+ * of fewer than 8 (a small call, or a call's last block) takes an im2col
+ * path that costs no empty lanes, whose results agree with the blocked
+ * path's to rounding (about 1e-7 relative), not to the last bit. Creating a session therefore sets
  * OpenBLAS to one thread (openblas_set_num_threads(1)): BLAS threads inside
  * the library's threads would only contend for the cores.
  */
@@ -216,12 +220,16 @@ MN_API mn_status mn_set_num_threads(int n);
 MN_API int mn_default_num_threads(void);
 
 /**
- * One line describing the BLAS in use, e.g. "OpenBLAS 0.3.21 ... ; core
- * SkylakeX". When OpenBLAS has fallen back to a generic core on a
- * CPU with AVX2 or AVX-512 (Debian 12's OpenBLAS does not know CPUs newer
- * than its release), the convolutions run on libmatchnet's own AVX2 kernel
- * instead (when the CPU has AVX2 and FMA) and the line says so; set
- * MN_GEMM=blas or MN_GEMM=avx2 to force either. Never NULL.
+ * One line describing the compute kernels in use, e.g. "OpenBLAS 0.3.21 ...;
+ * core SkylakeX; tower: avx512 blocked path".
+ * When OpenBLAS has fallen back to a generic core on a CPU with AVX2 or
+ * AVX-512 (Debian 12's OpenBLAS does not know CPUs newer than its release),
+ * the matrix products (convolutions, fc layers) run on libmatchnet's own
+ * AVX2 or AVX-512 kernel instead and the line says so; MN_GEMM=blas, avx2 or
+ * avx512 forces one. The tower's blocked path is built for AVX-512, AVX2 and
+ * plain C and picks the best the CPU has (MN_SIMD=generic, avx2 or avx512
+ * forces one); MN_WINOGRAD=0, read when a model is loaded, makes every
+ * convolution direct. Never NULL.
  */
 MN_API const char *mn_blas_info(void);
 

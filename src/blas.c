@@ -16,7 +16,7 @@ void mn_gemm(int m, int n, int k, const float *a, int lda, const float *b, int l
                 lda, b, ldb, beta, c, ldc);
 }
 
-static char mn_blas_line[256];
+static char mn_blas_line[512];
 int mn_gemm_kernel(void);
 static int mn_gemm_choice;
 static pthread_once_t mn_gemm_once = PTHREAD_ONCE_INIT;
@@ -62,11 +62,14 @@ static void mn_blas_describe(void)
     else if (is_generic && __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"))
         hint = " (CPU has AVX2: OPENBLAS_CORETYPE=Haswell makes OpenBLAS about 2x faster)";
 #endif
-    snprintf(mn_blas_line, sizeof mn_blas_line, "%s; core %s%s%s", openblas_get_config(), core ? core : "?",
-             mn_gemm_kernel() == 5   ? "; convolutions use libmatchnet's AVX-512 kernel"
-             : mn_gemm_kernel() == 2 ? "; convolutions use libmatchnet's AVX2 kernel"
+    const char *isa;
+    mn_tower_block_impl(&isa);
+    snprintf(mn_blas_line, sizeof mn_blas_line, "%s; core %s%s%s; tower: %s blocked path",
+             openblas_get_config(), core ? core : "?",
+             mn_gemm_kernel() == 5   ? "; matrix products use libmatchnet's AVX-512 kernel"
+             : mn_gemm_kernel() == 2 ? "; matrix products use libmatchnet's AVX2 kernel"
                                         : "",
-             hint);
+             hint, isa);
 }
 #else
 static int mn_blas_core_is_generic(void)
@@ -86,7 +89,9 @@ int mn_blas_get_threads(void)
 
 static void mn_blas_describe(void)
 {
-    snprintf(mn_blas_line, sizeof mn_blas_line, "generic CBLAS");
+    const char *isa;
+    mn_tower_block_impl(&isa);
+    snprintf(mn_blas_line, sizeof mn_blas_line, "generic CBLAS; tower: %s blocked path", isa);
 }
 #endif
 
