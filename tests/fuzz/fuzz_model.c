@@ -1,6 +1,7 @@
 /*
  * fuzz_model.c - libFuzzer target: mn_model_load_memory on arbitrary bytes.
- * A file the loader accepts must also describe a patch and score a pair.
+ * A file the loader accepts must also describe patches (one: the im2col
+ * path; MN_NB / 2: the blocked path, half its lanes empty) and score a pair.
  * The checksum is repaired first when the input is long enough, so the
  * fuzzer reaches the structural checks instead of stopping at the CRC.
  */
@@ -28,11 +29,16 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         if (mn_session_create(m, &sp, &s) == MN_OK) {
             int p = mn_model_patch_size(m);
             size_t d = mn_model_descriptor_dim(m);
-            uint8_t *px = calloc((size_t)p * p, 1);
-            float *desc = calloc(d, sizeof(float)), prob;
+            const size_t nb = MN_NB / 2;
+            uint8_t *px = malloc((size_t)p * p * nb);
+            float *desc = calloc(d * nb, sizeof(float)), prob;
             mn_pair pair = {0, 0};
+            for (size_t i = 0; px && i < (size_t)p * p * nb; i++)
+                px[i] = (uint8_t)(i * 37 + (i >> 7));
             if (px && desc && mn_describe_u8(s, px, 1, desc) == MN_OK)
                 mn_metric_score_pairs(s, desc, 1, desc, 1, &pair, 1, &prob);
+            if (px && desc)
+                mn_describe_u8(s, px, nb, desc);
             free(px);
             free(desc);
         }
