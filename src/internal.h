@@ -190,6 +190,29 @@ void mn_metric_run_plain(const mn_model *m, mn_scratch *s, int reference, const 
 void mn_metric_run_project(const mn_model *m, mn_scratch *s, int reference, const float *desc, mn_side side,
                            size_t begin, size_t end, float *proj);
 
+/* ---- patches (patch.c) ---- */
+#define MN_MAX_LEVELS 24
+typedef struct mn_level {
+    int w, h;
+    float *px; /* level >= 1; level 0 reads the caller's bytes */
+} mn_level;
+/* An image with the pyramid levels a set of keypoints needs. */
+typedef struct mn_pyramid {
+    int n; /* levels, >= 1 */
+    mn_level lv[MN_MAX_LEVELS];
+    const uint8_t *image;
+    size_t stride;
+} mn_pyramid;
+/* Check the image, parameters and keypoints (messages name fn and the
+ * keypoint's index), then build the levels. Nothing to release on failure. */
+mn_status mn_pyramid_init(const char *fn, const uint8_t *image, int width, int height, size_t stride,
+                          const mn_keypoint *kps, size_t n, const mn_extract_params *p, mn_pyramid *pyr);
+/* Cut n patches (keypoints checked by mn_pyramid_init); read-only on pyr,
+ * so threads may cut disjoint ranges at once. */
+void mn_pyramid_sample(const mn_pyramid *pyr, const mn_keypoint *kps, size_t n, const mn_extract_params *p,
+                       uint8_t *patches);
+void mn_pyramid_release(mn_pyramid *pyr);
+
 /* ---- sessions (session.c) ---- */
 const mn_model *mn_session_model(const mn_session *s);
 int mn_session_threads(const mn_session *s);

@@ -30,6 +30,24 @@
 
 /* ---- keypoints to descriptors ---- */
 
+/* Patches cut per task of the session's threads. */
+#define MN_CUT_GRAIN 16
+
+typedef struct mn_cut_job {
+    const mn_pyramid *pyr;
+    const mn_keypoint *kps;
+    const mn_extract_params *p;
+    uint8_t *patches;
+} mn_cut_job;
+
+static void mn_cut_task(void *ctx, mn_scratch *scratch, int thread, size_t begin, size_t end)
+{
+    const mn_cut_job *j = ctx;
+    const size_t pp = (size_t)j->p->patch_size * (size_t)j->p->patch_size;
+    (void)scratch, (void)thread;
+    mn_pyramid_sample(j->pyr, j->kps + begin, end - begin, j->p, j->patches + begin * pp);
+}
+
 mn_status mn_describe_keypoints(mn_session *s, const uint8_t *image, int width, int height, size_t stride,
                                 const mn_keypoint *kps, size_t n, const mn_extract_params *params,
                                 float *desc)
@@ -48,23 +66,31 @@ mn_status mn_describe_keypoints(mn_session *s, const uint8_t *image, int width, 
                         m->patch);
     size_t pp = (size_t)m->patch * (size_t)m->patch;
     size_t block = n < MN_DESCRIBE_BLOCK ? n : MN_DESCRIBE_BLOCK;
+    /* The pyramid once for all keypoints; each block's patches are cut by
+     * the session's threads, then described. */
+    mn_pyramid pyr;
+    mn_status st = mn_pyramid_init(fn, image, width, height, stride, kps, n, &p, &pyr);
+    if (st != MN_OK)
+        return st;
     uint8_t *patches = mn_malloc(block * pp);
-    if (!patches)
+    if (!patches) {
+        mn_pyramid_release(&pyr);
         return mn_error(MN_ERR_OUT_OF_MEMORY, fn, "out of memory for %zu patches", block);
-    mn_status st = MN_OK;
+    }
     for (size_t b = 0; b < n && st == MN_OK; b += block) {
         size_t nb = n - b < block ? n - b : block;
-        st = mn_extract_patches(image, width, height, stride, kps + b, nb, &p, patches);
-        if (st == MN_OK)
-            st = mn_describe_u8(s, patches, nb, desc + b * m->desc_dim);
+        mn_cut_job job = {&pyr, kps + b, &p, patches};
+        mn_session_parallel(s, mn_cut_task, &job, nb, MN_CUT_GRAIN);
+        st = mn_describe_u8(s, patches, nb, desc + b * m->desc_dim);
         if (st != MN_OK) {
-            /* The message names the keypoint within the block. */
+            /* The message names the patch within the block. */
             char msg[512];
             snprintf(msg, sizeof msg, "%s (in the block of keypoints from %zu)", mn_last_error(), b);
             mn_error(st, fn, "%s", msg);
         }
     }
     mn_free(patches);
+    mn_pyramid_release(&pyr);
     return st;
 }
 

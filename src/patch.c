@@ -19,12 +19,6 @@
 #include <math.h>
 #include <string.h>
 
-#define MN_MAX_LEVELS 24
-
-typedef struct mn_level {
-    int w, h;
-    float *px; /* level >= 1; level 0 reads the caller's bytes */
-} mn_level;
 
 mn_extract_params mn_extract_params_default(void)
 {
@@ -98,23 +92,20 @@ static float mn_sample(const mn_level *l, const uint8_t *img8, size_t stride8, f
     return top + (bot - top) * fy;
 }
 
-mn_status mn_extract_patches(const uint8_t *image, int width, int height, size_t stride,
-                             const mn_keypoint *kps, size_t n, const mn_extract_params *params,
-                             uint8_t *patches)
+/* Validate the keypoints and build the pyramid levels they need. */
+mn_status mn_pyramid_init(const char *fn, const uint8_t *image, int width, int height, size_t stride,
+                          const mn_keypoint *kps, size_t n, const mn_extract_params *p, mn_pyramid *pyr)
 {
-    static const char fn[] = "mn_extract_patches";
-    mn_extract_params p = params ? *params : mn_extract_params_default();
-    if (n == 0)
-        return MN_OK;
-    if (!image || !kps || !patches)
-        return mn_error(MN_ERR_INVALID_ARGUMENT, fn, "%s is NULL", !image ? "image" : !kps ? "keypoints" : "patches");
+    memset(pyr, 0, sizeof *pyr);
+    if (!image || !kps)
+        return mn_error(MN_ERR_INVALID_ARGUMENT, fn, "%s is NULL", !image ? "image" : "keypoints");
     if (width < 1 || height < 1 || stride < (size_t)width)
         return mn_error(MN_ERR_INVALID_ARGUMENT, fn, "image %dx%d with stride %zu", width, height, stride);
-    if (!(p.scale_factor > 0.0f) || !isfinite(p.scale_factor))
-        return mn_error(MN_ERR_INVALID_ARGUMENT, fn, "scale_factor %g must be positive", p.scale_factor);
-    if (p.patch_size < 1 || p.patch_size > MN_MAX_PATCH)
-        return mn_error(MN_ERR_INVALID_ARGUMENT, fn, "patch_size %d, expected 1..%d", p.patch_size, MN_MAX_PATCH);
-    const int P = p.patch_size;
+    if (!(p->scale_factor > 0.0f) || !isfinite(p->scale_factor))
+        return mn_error(MN_ERR_INVALID_ARGUMENT, fn, "scale_factor %g must be positive", p->scale_factor);
+    if (p->patch_size < 1 || p->patch_size > MN_MAX_PATCH)
+        return mn_error(MN_ERR_INVALID_ARGUMENT, fn, "patch_size %d, expected 1..%d", p->patch_size, MN_MAX_PATCH);
+    const int P = p->patch_size;
     if (n > SIZE_MAX / ((size_t)P * P))
         return mn_error(MN_ERR_INVALID_ARGUMENT, fn, "n = %zu keypoints is too many", n);
 
@@ -127,7 +118,7 @@ mn_status mn_extract_patches(const uint8_t *image, int width, int height, size_t
                             i, k->x, k->y, k->size, k->angle);
         if (!(k->size > 0.0f))
             return mn_error(MN_ERR_INVALID_ARGUMENT, fn, "keypoint %zu has size %g; sizes must be positive", i, k->size);
-        double s = (double)k->size * p.scale_factor / P;
+        double s = (double)k->size * p->scale_factor / P;
         if (s > 1.0) {
             int l = (int)floor(log2(s)) + 1;
             if (l > need)
@@ -135,38 +126,57 @@ mn_status mn_extract_patches(const uint8_t *image, int width, int height, size_t
         }
     }
     /* Levels stop once the image is a single pixel: deeper ones equal it. */
-    mn_level lv[MN_MAX_LEVELS];
-    int nlev = 1;
+    mn_level *lv = pyr->lv;
+    pyr->image = image;
+    pyr->stride = stride;
+    pyr->n = 1;
     lv[0].w = width, lv[0].h = height, lv[0].px = NULL;
-    while (nlev <= need && nlev < MN_MAX_LEVELS && (lv[nlev - 1].w > 1 || lv[nlev - 1].h > 1)) {
-        lv[nlev].w = (lv[nlev - 1].w + 1) / 2;
-        lv[nlev].h = (lv[nlev - 1].h + 1) / 2;
-        lv[nlev].px = NULL;
-        nlev++;
+    while (pyr->n <= need && pyr->n < MN_MAX_LEVELS && (lv[pyr->n - 1].w > 1 || lv[pyr->n - 1].h > 1)) {
+        lv[pyr->n].w = (lv[pyr->n - 1].w + 1) / 2;
+        lv[pyr->n].h = (lv[pyr->n - 1].h + 1) / 2;
+        lv[pyr->n].px = NULL;
+        pyr->n++;
     }
-    float *tmp = NULL;
-    mn_status st = MN_OK;
-    if (nlev > 1) {
-        tmp = mn_malloc(sizeof(float) * (size_t)lv[1].w * height);
-        if (!tmp) {
-            st = mn_error(MN_ERR_OUT_OF_MEMORY, fn, "out of memory for a %dx%d pyramid", width, height);
-            goto done;
-        }
-        for (int l = 1; l < nlev; l++) {
-            lv[l].px = mn_malloc(sizeof(float) * (size_t)lv[l].w * lv[l].h);
-            if (!lv[l].px) {
-                st = mn_error(MN_ERR_OUT_OF_MEMORY, fn, "out of memory for a %dx%d pyramid", width, height);
-                goto done;
-            }
-            mn_pyr_down(lv[l - 1].px, l == 1 ? image : NULL, stride, lv[l - 1].w, lv[l - 1].h, tmp, lv[l].px);
-        }
+    if (pyr->n == 1)
+        return MN_OK;
+    float *tmp = mn_malloc(sizeof(float) * (size_t)lv[1].w * height);
+    if (!tmp) {
+        pyr->n = 1;
+        return mn_error(MN_ERR_OUT_OF_MEMORY, fn, "out of memory for a %dx%d pyramid", width, height);
     }
+    for (int l = 1; l < pyr->n; l++) {
+        lv[l].px = mn_malloc(sizeof(float) * (size_t)lv[l].w * lv[l].h);
+        if (!lv[l].px) {
+            mn_free(tmp);
+            mn_pyramid_release(pyr);
+            return mn_error(MN_ERR_OUT_OF_MEMORY, fn, "out of memory for a %dx%d pyramid", width, height);
+        }
+        mn_pyr_down(lv[l - 1].px, l == 1 ? image : NULL, stride, lv[l - 1].w, lv[l - 1].h, tmp, lv[l].px);
+    }
+    mn_free(tmp);
+    return MN_OK;
+}
 
+void mn_pyramid_release(mn_pyramid *pyr)
+{
+    for (int l = 1; l < pyr->n; l++)
+        mn_free(pyr->lv[l].px);
+    memset(pyr, 0, sizeof *pyr);
+}
+
+/* Cut the patches of keypoints already validated by mn_pyramid_init. */
+void mn_pyramid_sample(const mn_pyramid *pyr, const mn_keypoint *kps, size_t n, const mn_extract_params *p,
+                       uint8_t *patches)
+{
+    const mn_level *lv = pyr->lv;
+    const int P = p->patch_size, nlev = pyr->n;
+    const uint8_t *image = pyr->image;
+    const size_t stride = pyr->stride;
     for (size_t i = 0; i < n; i++) {
         const mn_keypoint *k = &kps[i];
         /* In double: size * scale_factor can overflow a float. */
-        const double s = (double)k->size * p.scale_factor / P;
-        float a = (p.upright || k->angle == -1.0f) ? 0.0f : k->angle * (float)(3.14159265358979323846 / 180.0);
+        const double s = (double)k->size * p->scale_factor / P;
+        float a = (p->upright || k->angle == -1.0f) ? 0.0f : k->angle * (float)(3.14159265358979323846 / 180.0);
         const float ca = (float)(cos(a) * s), sa = (float)(sin(a) * s);
         /* Levels and blend weight. */
         int l0 = 0;
@@ -208,9 +218,23 @@ mn_status mn_extract_patches(const uint8_t *image, int width, int height, size_t
             }
         }
     }
-done:
-    mn_free(tmp);
-    for (int l = 1; l < nlev; l++)
-        mn_free(lv[l].px);
-    return st;
+}
+
+mn_status mn_extract_patches(const uint8_t *image, int width, int height, size_t stride,
+                             const mn_keypoint *kps, size_t n, const mn_extract_params *params,
+                             uint8_t *patches)
+{
+    static const char fn[] = "mn_extract_patches";
+    mn_extract_params p = params ? *params : mn_extract_params_default();
+    if (n == 0)
+        return MN_OK;
+    if (!image || !kps || !patches)
+        return mn_error(MN_ERR_INVALID_ARGUMENT, fn, "%s is NULL", !image ? "image" : !kps ? "keypoints" : "patches");
+    mn_pyramid pyr;
+    mn_status st = mn_pyramid_init(fn, image, width, height, stride, kps, n, &p, &pyr);
+    if (st != MN_OK)
+        return st;
+    mn_pyramid_sample(&pyr, kps, n, &p, patches);
+    mn_pyramid_release(&pyr);
+    return MN_OK;
 }
