@@ -252,6 +252,34 @@ int mn_gemm_avx2_available(void)
     return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
 }
 
+/* ---- products on operands packed once by the caller (Winograd) ---- */
+
+size_t mn_gemm_packed_a_floats(int m, int k)
+{
+    return (size_t)((m + MR - 1) / MR) * MR * (size_t)k;
+}
+
+void mn_gemm_pack_a_all(int m, int k, const float *a, int lda, float *ap)
+{
+    pack_a(m, k, a, lda, ap);
+}
+
+int mn_gemm_strip(int kind)
+{
+    return kind == 5 ? NR5 : NR;
+}
+
+void mn_gemm_prepacked(int kind, int m, int n, int k, const float *ap, const float *bp, float *c, int ldc)
+{
+    const int nr = kind == 5 ? NR5 : NR;
+    const mn_kernel_fn kernel = kind == 5 ? kernel_6x32 : kernel_6x16;
+    /* One B strip (k x nr) stays in L1 while every A panel passes over it. */
+    for (int jr = 0; jr < n; jr += nr)
+        for (int ir = 0; ir < m; ir += MR)
+            kernel(k, ap + (size_t)ir * k, bp + (size_t)jr * k, c + (size_t)ir * ldc + jr, ldc, 0,
+                   m - ir < MR ? m - ir : MR, n - jr < nr ? n - jr : nr);
+}
+
 void mn_gemm_nn_avx2(int m, int n, int k, const float *a, int lda, const float *b, int ldb, float *c, int ldc,
                      float *pack)
 {
@@ -261,6 +289,28 @@ void mn_gemm_nn_avx2(int m, int n, int k, const float *a, int lda, const float *
 int mn_gemm_avx2_available(void)
 {
     return 0;
+}
+
+size_t mn_gemm_packed_a_floats(int m, int k)
+{
+    return (size_t)m * (size_t)k;
+}
+
+void mn_gemm_pack_a_all(int m, int k, const float *a, int lda, float *ap)
+{
+    for (int i = 0; i < m; i++)
+        memcpy(ap + (size_t)i * k, a + (size_t)i * lda, sizeof(float) * (size_t)k);
+}
+
+int mn_gemm_strip(int kind)
+{
+    (void)kind;
+    return 16;
+}
+
+void mn_gemm_prepacked(int kind, int m, int n, int k, const float *ap, const float *bp, float *c, int ldc)
+{
+    (void)kind, (void)m, (void)n, (void)k, (void)ap, (void)bp, (void)c, (void)ldc; /* never called: kind is 0 */
 }
 
 int mn_gemm_avx512_available(void)

@@ -57,6 +57,9 @@ typedef struct mn_layer {
      * weights G g G^T, [alpha * alpha][out_c][in_c] (winograd.h); NULL when
      * the layer runs as a direct convolution. */
     const float *wino_u;
+    /* wino_u is packed for the own product kernels: per position
+     * mn_gemm_packed_a_floats(out_c, in_c) floats (else out_c * in_c). */
+    int wino_packed;
 } mn_layer;
 
 struct mn_model {
@@ -120,6 +123,17 @@ void mn_gemm_nn_avx2(int m, int n, int k, const float *a, int lda, const float *
 int mn_gemm_avx512_available(void);
 void mn_gemm_nn_avx512(int m, int n, int k, const float *a, int lda, const float *b, int ldb, float *c, int ldc,
                        float *pack);
+/* Products whose operands are packed once by the caller (the Winograd
+ * convolutions, where A is the same for every block and B is written
+ * straight into the packed layout), for the own kernels (kind 5 or 2):
+ * A (m x k) in panels of 6 rows, [m / 6][k][6], from mn_gemm_pack_a_all
+ * (mn_gemm_packed_a_floats(m, k) floats); B (k x n) in strips of
+ * mn_gemm_strip(kind) columns, [n / strip][k][strip], a last partial strip
+ * padded with zeros. C (m x n, ldc) = A B. */
+size_t mn_gemm_packed_a_floats(int m, int k);
+void mn_gemm_pack_a_all(int m, int k, const float *a, int lda, float *ap);
+int mn_gemm_strip(int kind);
+void mn_gemm_prepacked(int kind, int m, int n, int k, const float *ap, const float *bp, float *c, int ldc);
 
 /* ---- layers (layers.c): fast and reference versions ---- */
 /* Fast path, activations in [C][N][H][W] layout for a chunk of n images. */

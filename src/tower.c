@@ -23,7 +23,9 @@ static void mn_blocked_needs(const mn_model *m, size_t *frame, size_t *wino_v, s
             size_t a = (size_t)4 + l->kernel - 1;
             hp = (size_t)(l->out_h + 3) / 4 * 4 + l->kernel - 1;
             wp = (size_t)(l->out_w + 3) / 4 * 4 + l->kernel - 1;
-            size_t v = a * a * l->in_c * MN_WINO_TILES, mm = a * a * l->out_c * MN_WINO_TILES;
+            /* Per image: columns rounded up to whole packed strips (32). */
+            const size_t cols = ((size_t)MN_WINO_TILES * MN_NB + 31) / 32 * 32;
+            size_t v = (a * a * l->in_c * cols + MN_NB - 1) / MN_NB, mm = a * a * l->out_c * MN_WINO_TILES;
             *wino_v = v > *wino_v ? v : *wino_v;
             *wino_m = mm > *wino_m ? mm : *wino_m;
         } else {

@@ -19,19 +19,28 @@ mn_status mn_winograd_prepare(const char *fn, mn_model *m)
     const char *env = getenv("MN_WINOGRAD");
     if (env && strcmp(env, "0") == 0)
         return MN_OK;
-    size_t total = 0;
+    /* With the own product kernels the weights are kept packed as those
+     * kernels read them, so no block repacks them. */
+    const int packed = mn_gemm_kernel() != 0;
+    size_t total = 0, scratch = 0;
     for (int k = 0; k < m->n_layers; k++) {
         const mn_layer *l = &m->layers[k];
         if (mn_winograd_eligible(l)) {
             size_t a = (size_t)MN_WINO_M + l->kernel - 1;
-            total += a * a * l->out_c * l->in_c;
+            size_t plane = packed ? mn_gemm_packed_a_floats(l->out_c, l->in_c) : (size_t)l->out_c * l->in_c;
+            total += a * a * plane;
+            if ((size_t)l->out_c * l->in_c > scratch)
+                scratch = (size_t)l->out_c * l->in_c;
         }
     }
     if (total == 0)
         return MN_OK;
     m->weights_wino = mn_malloc(total * sizeof(float));
-    if (!m->weights_wino)
+    float *u = packed ? mn_malloc(scratch * sizeof(float)) : NULL;
+    if (!m->weights_wino || (packed && !u)) {
+        mn_free(u);
         return mn_error(MN_ERR_OUT_OF_MEMORY, fn, "out of memory for %zu Winograd weights", total);
+    }
     float *dst = m->weights_wino;
     for (int k = 0; k < m->n_layers; k++) {
         mn_layer *l = &m->layers[k];
@@ -39,28 +48,30 @@ mn_status mn_winograd_prepare(const char *fn, mn_model *m)
             continue;
         const int r = l->kernel, a = MN_WINO_M + r - 1;
         const double *g = r == 3 ? &mn_wino43_g[0][0] : &mn_wino45_g[0][0];
-        const size_t plane = (size_t)l->out_c * l->in_c;
-        for (int co = 0; co < l->out_c; co++)
-            for (int ci = 0; ci < l->in_c; ci++) {
-                const float *w = l->weight + ((size_t)co * l->in_c + ci) * r * r;
-                double gw[8][5]; /* G g */
-                for (int i = 0; i < a; i++)
-                    for (int x = 0; x < r; x++) {
-                        double s = 0.0;
-                        for (int y = 0; y < r; y++)
-                            s += g[i * r + y] * w[y * r + x];
-                        gw[i][x] = s;
-                    }
-                for (int i = 0; i < a; i++)
-                    for (int j = 0; j < a; j++) {
-                        double s = 0.0;
+        const size_t stored = packed ? mn_gemm_packed_a_floats(l->out_c, l->in_c) : (size_t)l->out_c * l->in_c;
+        for (int xi = 0; xi < a * a; xi++) {
+            /* U[xi][co][ci] = (G g G^T)[i][j], into u to be packed, or in place. */
+            float *ux = packed ? u : dst + (size_t)xi * stored;
+            const int i = xi / a, j = xi % a;
+            for (int co = 0; co < l->out_c; co++)
+                for (int ci = 0; ci < l->in_c; ci++) {
+                    const float *w = l->weight + ((size_t)co * l->in_c + ci) * r * r;
+                    double s = 0.0;
+                    for (int y = 0; y < r; y++) {
+                        double gw = 0.0; /* (g G^T)[y][j] */
                         for (int x = 0; x < r; x++)
-                            s += gw[i][x] * g[j * r + x];
-                        dst[(size_t)(i * a + j) * plane + (size_t)co * l->in_c + ci] = (float)s;
+                            gw += (double)w[y * r + x] * g[j * r + x];
+                        s += g[i * r + y] * gw;
                     }
-            }
+                    ux[(size_t)co * l->in_c + ci] = (float)s;
+                }
+            if (packed)
+                mn_gemm_pack_a_all(l->out_c, l->in_c, u, l->in_c, dst + (size_t)xi * stored);
+        }
         l->wino_u = dst;
-        dst += (size_t)a * a * plane;
+        l->wino_packed = packed;
+        dst += (size_t)a * a * stored;
     }
+    mn_free(u);
     return MN_OK;
 }
