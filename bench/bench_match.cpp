@@ -79,6 +79,7 @@ int main(int argc, char **argv)
     cv::Ptr<cv::SIFT> sift = cv::SIFT::create(kp_max);
 
     std::vector<double> t_sift, t_bf, t_detect, t_describe, t_match, t_metric;
+    std::vector<double> r_match, r_e2e; // per-repeat ratios, for the spread
     size_t n1 = 0, n2 = 0, m_bf = 0, m_mn = 0;
     for (int r = 0; r < repeats; r++) {
         // OpenCV SIFT pipeline.
@@ -130,6 +131,8 @@ int main(int argc, char **argv)
         t_describe.push_back(t2 - t1);
         t_match.push_back(t3 - t2);
         t_metric.push_back(t4 - t3);
+        r_match.push_back((t3 - t2) / t_bf.back());
+        r_e2e.push_back((t3 - t0) / (t_sift.back() + t_bf.back()));
         n1 = p1.size(), n2 = p2.size(), m_mn = nm;
     }
     double sift_total = median(t_sift) + median(t_bf);
@@ -137,10 +140,13 @@ int main(int argc, char **argv)
     std::printf("{\"keypoints\": [%zu, %zu], \"sift_detect_compute_ms\": %.1f, \"bfmatcher_ratio_ms\": %.1f, "
                 "\"mn_detect_ms\": %.1f, \"mn_describe_ms\": %.1f, \"mn_match_ms\": %.1f, \"mn_match_metric_ms\": %.1f, "
                 "\"sift_matches\": %zu, \"mn_matches\": %zu, \"match_ratio_vs_bfmatcher\": %.3f, "
-                "\"match_metric_ratio_vs_bfmatcher\": %.3f, \"end_to_end_ratio_vs_sift\": %.2f}\n",
+                "\"match_metric_ratio_vs_bfmatcher\": %.3f, \"end_to_end_ratio_vs_sift\": %.2f, "
+                "\"match_ratio_spread\": [%.3f, %.3f], \"end_to_end_ratio_spread\": [%.2f, %.2f]}\n",
                 n1, n2, median(t_sift), median(t_bf), median(t_detect), median(t_describe), median(t_match),
                 median(t_metric), m_bf, m_mn, median(t_match) / median(t_bf), median(t_metric) / median(t_bf),
-                mn_total / sift_total);
+                mn_total / sift_total, *std::min_element(r_match.begin(), r_match.end()),
+                *std::max_element(r_match.begin(), r_match.end()), *std::min_element(r_e2e.begin(), r_e2e.end()),
+                *std::max_element(r_e2e.begin(), r_e2e.end()));
     mn_session_free(s);
     mn_model_free(model);
     return 0;
