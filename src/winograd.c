@@ -29,8 +29,8 @@ mn_status mn_winograd_prepare(const char *fn, mn_model *m)
             size_t a = (size_t)MN_WINO_M + l->kernel - 1;
             size_t plane = packed ? mn_gemm_packed_a_floats(l->out_c, l->in_c) : (size_t)l->out_c * l->in_c;
             total += a * a * plane;
-            if ((size_t)l->out_c * l->in_c > scratch)
-                scratch = (size_t)l->out_c * l->in_c;
+            if (a * a * l->out_c * l->in_c > scratch)
+                scratch = a * a * l->out_c * l->in_c;
         }
     }
     if (total == 0)
@@ -48,26 +48,33 @@ mn_status mn_winograd_prepare(const char *fn, mn_model *m)
             continue;
         const int r = l->kernel, a = MN_WINO_M + r - 1;
         const double *g = r == 3 ? &mn_wino43_g[0][0] : &mn_wino45_g[0][0];
-        const size_t stored = packed ? mn_gemm_packed_a_floats(l->out_c, l->in_c) : (size_t)l->out_c * l->in_c;
-        for (int xi = 0; xi < a * a; xi++) {
-            /* U[xi][co][ci] = (G g G^T)[i][j], into u to be packed, or in place. */
-            float *ux = packed ? u : dst + (size_t)xi * stored;
-            const int i = xi / a, j = xi % a;
-            for (int co = 0; co < l->out_c; co++)
-                for (int ci = 0; ci < l->in_c; ci++) {
-                    const float *w = l->weight + ((size_t)co * l->in_c + ci) * r * r;
-                    double s = 0.0;
-                    for (int y = 0; y < r; y++) {
-                        double gw = 0.0; /* (g G^T)[y][j] */
-                        for (int x = 0; x < r; x++)
-                            gw += (double)w[y * r + x] * g[j * r + x];
-                        s += g[i * r + y] * gw;
+        const size_t plane = (size_t)l->out_c * l->in_c;
+        const size_t stored = packed ? mn_gemm_packed_a_floats(l->out_c, l->in_c) : plane;
+        /* U[xi][co][ci] = (G g G^T)[i][j], xi = i * a + j: into u, to be
+         * packed per position, or in place. */
+        float *uu = packed ? u : dst;
+        for (int co = 0; co < l->out_c; co++)
+            for (int ci = 0; ci < l->in_c; ci++) {
+                const float *w = l->weight + ((size_t)co * l->in_c + ci) * r * r;
+                double gw[8][5]; /* G g */
+                for (int i = 0; i < a; i++)
+                    for (int x = 0; x < r; x++) {
+                        double s = 0.0;
+                        for (int y = 0; y < r; y++)
+                            s += g[i * r + y] * w[y * r + x];
+                        gw[i][x] = s;
                     }
-                    ux[(size_t)co * l->in_c + ci] = (float)s;
-                }
-            if (packed)
-                mn_gemm_pack_a_all(l->out_c, l->in_c, u, l->in_c, dst + (size_t)xi * stored);
-        }
+                for (int i = 0; i < a; i++)
+                    for (int j = 0; j < a; j++) {
+                        double s = 0.0;
+                        for (int x = 0; x < r; x++)
+                            s += gw[i][x] * g[j * r + x];
+                        uu[(size_t)(i * a + j) * plane + (size_t)co * l->in_c + ci] = (float)s;
+                    }
+            }
+        if (packed)
+            for (int xi = 0; xi < a * a; xi++)
+                mn_gemm_pack_a_all(l->out_c, l->in_c, u + (size_t)xi * plane, l->in_c, dst + (size_t)xi * stored);
         l->wino_u = dst;
         l->wino_packed = packed;
         dst += (size_t)a * a * stored;
