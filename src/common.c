@@ -2,12 +2,14 @@
  * common.c - status strings, thread-local error messages, version, and the
  * allocation wrappers (with a failure-injection hook for tests).
  */
+#define _POSIX_C_SOURCE 200809L
 #include "internal.h"
 
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #define MN_STR2(x) #x
 #define MN_STR(x) MN_STR2(x)
@@ -89,4 +91,11 @@ void *mn_calloc(size_t n, size_t size)
 void mn_free(void *p)
 {
     free(p);
+}
+
+double mn_seconds(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
 }

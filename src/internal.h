@@ -169,6 +169,13 @@ void mn_scratch_release(mn_scratch *s);
  * convolution direct. */
 mn_status mn_winograd_prepare(const char *fn, mn_model *m);
 
+/* The padded input frame a conv layer of the blocked path reads: for a
+ * Winograd layer whole 4x4 tiles plus the kernel's overhang, else exactly
+ * what the direct kernel visits; the input sits at (pad, pad) within it. */
+void mn_blocked_frame(const mn_layer *l, int *hp, int *wp);
+/* Monotonic clock in seconds (per-layer profile). */
+double mn_seconds(void);
+
 /* One block of n <= MN_NB images through the blocked path, one function per
  * instruction set (tower_blocked_*.c); prof, when not NULL, gets each
  * layer's seconds added (layer 0's includes the normalisation). */

@@ -1,13 +1,23 @@
 /*
  * tower.c - the feature tower: normalisation, conv/pool stack, bottleneck.
  */
-#define _POSIX_C_SOURCE 200809L
 #include "internal.h"
+#include "winograd.h"
 
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
+
+void mn_blocked_frame(const mn_layer *l, int *hp, int *wp)
+{
+    if (l->wino_u) {
+        *hp = (l->out_h + MN_WINO_M - 1) / MN_WINO_M * MN_WINO_M + l->kernel - 1;
+        *wp = (l->out_w + MN_WINO_M - 1) / MN_WINO_M * MN_WINO_M + l->kernel - 1;
+    } else {
+        *hp = (l->out_h - 1) * l->stride + l->kernel;
+        *wp = (l->out_w - 1) * l->stride + l->kernel;
+    }
+}
 
 /* Floats per image the blocked path needs for a conv layer's framed input
  * and Winograd buffers. */
@@ -18,19 +28,15 @@ static void mn_blocked_needs(const mn_model *m, size_t *frame, size_t *wino_v, s
         const mn_layer *l = &m->layers[k];
         if (l->type != MN_LAYER_CONV)
             continue;
-        size_t hp, wp;
+        int hp, wp;
+        mn_blocked_frame(l, &hp, &wp);
         if (l->wino_u) {
-            size_t a = (size_t)4 + l->kernel - 1;
-            hp = (size_t)(l->out_h + 3) / 4 * 4 + l->kernel - 1;
-            wp = (size_t)(l->out_w + 3) / 4 * 4 + l->kernel - 1;
+            size_t a = (size_t)MN_WINO_M + l->kernel - 1;
             /* Per image: columns rounded up to whole packed strips (32). */
             const size_t cols = ((size_t)MN_WINO_TILES * MN_NB + 31) / 32 * 32;
             size_t v = (a * a * l->in_c * cols + MN_NB - 1) / MN_NB, mm = a * a * l->out_c * MN_WINO_TILES;
             *wino_v = v > *wino_v ? v : *wino_v;
             *wino_m = mm > *wino_m ? mm : *wino_m;
-        } else {
-            hp = (size_t)(l->out_h - 1) * l->stride + l->kernel;
-            wp = (size_t)(l->out_w - 1) * l->stride + l->kernel;
         }
         size_t f = (size_t)l->in_c * hp * wp;
         *frame = f > *frame ? f : *frame;
@@ -121,13 +127,6 @@ static void mn_chunk_to_rows(int c, int n, size_t hw, const float *in, float *ou
             memcpy(out + ((size_t)img * c + ch) * hw, in + ((size_t)ch * n + img) * hw, sizeof(float) * hw);
 }
 
-static double mn_clock(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
-
 /* The [C][N][H][W] path: im2col + one matrix product per convolution over
  * the chunk, then bias/ReLU and pooling as separate passes. It serves the
  * blocks too small for the blocked path (see MN_NB). */
@@ -136,7 +135,7 @@ static void mn_tower_chunk(const mn_model *m, mn_scratch *s, const uint8_t *px8,
 {
     const size_t pp = (size_t)m->patch * m->patch;
     float *cur = s->act0, *nxt = s->act1, *t;
-    double t0 = prof ? mn_clock() : 0.0;
+    double t0 = prof ? mn_seconds() : 0.0;
     /* One input channel: [1][n][P][P] is just the patches in order. */
     mn_normalize(m, px8, pxf, (size_t)n * pp, cur);
     int c = 1, rows = 0; /* rows: activations already in [n][dim] layout */
@@ -161,7 +160,7 @@ static void mn_tower_chunk(const mn_model *m, mn_scratch *s, const uint8_t *px8,
         c = l->out_c;
         hw = (size_t)l->out_h * l->out_w;
         if (prof) {
-            double t1 = mn_clock();
+            double t1 = mn_seconds();
             prof[k] += t1 - t0;
             t0 = t1;
         }
