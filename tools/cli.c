@@ -54,6 +54,14 @@ long mn_cli_parse_count(const char *s, long lo, long hi)
     return v;
 }
 
+long mn_cli_count_option(const char *prog, const char *name, const char *value, long lo, long hi)
+{
+    long v = mn_cli_parse_count(value, lo, hi);
+    if (v < 0)
+        mn_cli_error(prog, "%s must be a whole number from %ld to %ld, not '%s'", name, lo, hi, value);
+    return v;
+}
+
 double mn_cli_seconds(void)
 {
     struct timespec t;

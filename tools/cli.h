@@ -24,6 +24,10 @@ int mn_cli_option_value(const char *prog, int argc, char **argv, int *i, const c
 /* A whole decimal number in [lo, hi], or -1. */
 long mn_cli_parse_count(const char *s, long lo, long hi);
 
+/* The value of option name as mn_cli_parse_count reads it; -1 after
+ * reporting "NAME must be a whole number from LO to HI, not 'VALUE'". */
+long mn_cli_count_option(const char *prog, const char *name, const char *value, long lo, long hi);
+
 /* Monotonic clock in seconds. */
 double mn_cli_seconds(void);
 

@@ -59,7 +59,7 @@ static const char usage_text[] =
 
 /* The one line an error gets. */
 #define error_line(...) mn_cli_error(PROG, __VA_ARGS__)
-#define parse_count mn_cli_parse_count
+#define count_option(name, value, lo, hi) mn_cli_count_option(PROG, name, value, lo, hi)
 
 static double now_ms(void)
 {
@@ -135,16 +135,11 @@ static int parse_options(int argc, char **argv, options *o)
                 return 2;
             }
         } else if (strcmp(name, "--max-keypoints") == 0) {
-            if ((o->max_keypoints = parse_count(value, 1, MAX_KEYPOINTS_LIMIT)) < 0) {
-                error_line("--max-keypoints must be a whole number from 1 to %ld, not '%s'", MAX_KEYPOINTS_LIMIT,
-                           value);
+            if ((o->max_keypoints = count_option(name, value, 1, MAX_KEYPOINTS_LIMIT)) < 0)
                 return 2;
-            }
         } else if (strcmp(name, "--threads") == 0) {
-            if ((o->threads = (int)parse_count(value, 1, 64)) < 0) {
-                error_line("--threads must be a whole number from 1 to 64, not '%s'", value);
+            if ((o->threads = (int)count_option(name, value, 1, 64)) < 0)
                 return 2;
-            }
         } else if (strcmp(name, "--method") == 0) {
             if (strcmp(value, "metric") == 0)
                 o->method = MN_MATCH_METRIC;
