@@ -9,37 +9,9 @@
 set -u
 exe=$1
 src=$2
-python=/usr/bin/python3
-tmp=$(mktemp -d "${TMPDIR:-/tmp}/test_cli.XXXXXX") || exit 1
-trap 'rm -rf "$tmp"' EXIT
-checks=0
-failures=0
-box="$src/samples/data/box.png"
-scene="$src/samples/data/box_in_scene.png"
-
-fail() {
-    echo "FAIL: $*" >&2
-    failures=$((failures + 1))
-}
-
-# expect_error STATUS DESCRIPTION ARGS...
-expect_error() {
-    want=$1
-    what=$2
-    shift 2
-    checks=$((checks + 1))
-    "$exe" "$@" >"$tmp/stdout" 2>"$tmp/stderr"
-    rc=$?
-    [ "$rc" -eq "$want" ] || fail "$what: exit status $rc, want $want (args: $*)"
-    if [ "$(wc -l <"$tmp/stderr")" -ne 1 ] || ! grep -q '^matchnet-match: ' "$tmp/stderr"; then
-        fail "$what: stderr is not one line starting with 'matchnet-match:' (args: $*):"
-        cat "$tmp/stderr" >&2
-    fi
-    [ -s "$tmp/stdout" ] && fail "$what: wrote to stdout"
-    [ -e "$tmp/out.json" ] && fail "$what: left $tmp/out.json" && rm -f "$tmp/out.json"
-    [ -e "$tmp/out.png" ] && fail "$what: left $tmp/out.png" && rm -f "$tmp/out.png"
-    echo "  $what -> $rc: $(head -n 1 "$tmp/stderr")"
-}
+name=test_cli
+. "$src/tests/cli_lib.sh"
+leftovers="$tmp/out.json $tmp/out.png"
 
 printf 'not an image\n' >"$tmp/garbage.png"
 head -c 5000 "$box" >"$tmp/truncated.png"
@@ -137,5 +109,4 @@ else
     echo "note: $python not found; the JSON was not parsed"
 fi
 
-echo "test_cli: $checks checks, $failures failed"
-[ "$failures" -eq 0 ]
+finish

@@ -19,35 +19,8 @@
 set -u
 exe=$1
 src=$2
-python=/usr/bin/python3
-tmp=$(mktemp -d "${TMPDIR:-/tmp}/test_hostile.XXXXXX") || exit 1
-trap 'rm -rf "$tmp"' EXIT
-checks=0
-failures=0
-box="$src/samples/data/box.png"
-scene="$src/samples/data/box_in_scene.png"
-
-fail() {
-    echo "FAIL: $*" >&2
-    failures=$((failures + 1))
-}
-
-# expect_error DESCRIPTION ARGS...: exit status 1, one line on stderr
-# starting with "matchnet-match:", nothing on stdout.
-expect_error() {
-    what=$1
-    shift
-    checks=$((checks + 1))
-    "$exe" "$@" >"$tmp/stdout" 2>"$tmp/stderr"
-    rc=$?
-    [ "$rc" -eq 1 ] || fail "$what: exit status $rc, want 1 (args: $*)"
-    if [ "$(wc -l <"$tmp/stderr")" -ne 1 ] || ! grep -q '^matchnet-match: ' "$tmp/stderr"; then
-        fail "$what: stderr is not one line starting with 'matchnet-match:' (args: $*):"
-        cat "$tmp/stderr" >&2
-    fi
-    [ -s "$tmp/stdout" ] && fail "$what: wrote to stdout"
-    echo "  $what -> $rc: $(head -n 1 "$tmp/stderr")"
-}
+name=test_hostile_cli
+. "$src/tests/cli_lib.sh"
 
 # expect_ok DESCRIPTION ARGS...: exit status 0.
 expect_ok() {
@@ -103,13 +76,13 @@ expect_ok "flat images, metric, homography, JSON on stdout" --method metric --ge
 cp "$tmp/stdout" "$tmp/flat-stdout.json"
 json_check "$tmp/flat-stdout.json" 64 48 80 40 1
 printf 'P5\n0 0\n255\n' >"$tmp/zero.pgm"
-expect_error "0 x 0 PGM" -o "$tmp/zero.json" "$tmp/zero.pgm" "$tmp/flat.pgm"
+expect_error 1 "0 x 0 PGM" -o "$tmp/zero.json" "$tmp/zero.pgm" "$tmp/flat.pgm"
 [ -e "$tmp/zero.json" ] && fail "0 x 0 PGM: output written"
 # A PNG of 0 x 0 pixels (signature, IHDR, IEND): refused before libpng,
 # which would print its own lines.
 printf '\211\120\116\107\015\012\032\012\000\000\000\015\111\110\104\122\000\000\000\000\000\000\000\000\010\000\000\000\000\036\340\043\316\000\000\000\000\111\105\116\104\256\102\140\202' \
     >"$tmp/zero.png"
-expect_error "0 x 0 PNG" "$tmp/zero.png" "$tmp/flat.pgm"
+expect_error 1 "0 x 0 PNG" "$tmp/zero.png" "$tmp/flat.pgm"
 pgm wide.pgm 100000 1 255 226
 expect_ok "100000 x 1 PGM" -o "$tmp/wide.json" "$tmp/wide.pgm" "$tmp/flat.pgm"
 json_check "$tmp/wide.json" 100000 1 64 48 0
@@ -130,9 +103,9 @@ json_check "$tmp/tiny.json" 324 223 512 384 0
 cp "$src/tests/fuzz/corpus/model/tiny.mnw" "$tmp/claims.mnw"
 # File size field (offset 16, 8 bytes little-endian) set to 2^64 - 1.
 printf '\377\377\377\377\377\377\377\377' | dd of="$tmp/claims.mnw" bs=1 seek=16 conv=notrunc 2>/dev/null
-expect_error "model header claiming 2^64 - 1 bytes" --model "$tmp/claims.mnw" "$tmp/flat.pgm" "$tmp/flat.pgm"
+expect_error 1 "model header claiming 2^64 - 1 bytes" --model "$tmp/claims.mnw" "$tmp/flat.pgm" "$tmp/flat.pgm"
 head -c 3000 "$src/tests/fuzz/corpus/model/tiny.mnw" >"$tmp/cut.mnw"
-expect_error "model cut short" --model "$tmp/cut.mnw" "$tmp/flat.pgm" "$tmp/flat.pgm"
+expect_error 1 "model cut short" --model "$tmp/cut.mnw" "$tmp/flat.pgm" "$tmp/flat.pgm"
 
 echo "outputs"
 args="--max-keypoints 60 $box $scene"
@@ -145,36 +118,36 @@ unchanged() {
     cmp -s "$tmp/keep.json" "$tmp/keep.json.orig" || fail "$1: existing JSON changed"
     cmp -s "$tmp/keep.png" "$tmp/keep.png.orig" || fail "$1: existing drawing changed"
 }
-expect_error "missing image, existing outputs" -o "$tmp/keep.json" --draw "$tmp/keep.png" \
+expect_error 1 "missing image, existing outputs" -o "$tmp/keep.json" --draw "$tmp/keep.png" \
     "$tmp/no-such.png" "$scene"
 unchanged "missing image"
 # shellcheck disable=SC2086
-expect_error "unwritable drawing, existing JSON" -o "$tmp/keep.json" --draw "$tmp/no-such-dir/x.png" $args
+expect_error 1 "unwritable drawing, existing JSON" -o "$tmp/keep.json" --draw "$tmp/no-such-dir/x.png" $args
 unchanged "unwritable drawing"
 # shellcheck disable=SC2086
-expect_error "unknown drawing format, existing JSON" -o "$tmp/keep.json" --draw "$tmp/keep.xyz" $args
+expect_error 1 "unknown drawing format, existing JSON" -o "$tmp/keep.json" --draw "$tmp/keep.xyz" $args
 unchanged "unknown drawing format"
 [ -e "$tmp/keep.xyz" ] && fail "unknown drawing format: file written"
 mkdir "$tmp/a-dir"
 # shellcheck disable=SC2086
-expect_error "output is a directory" -o "$tmp/a-dir" $args
+expect_error 1 "output is a directory" -o "$tmp/a-dir" $args
 [ -d "$tmp/a-dir" ] && [ -z "$(ls "$tmp/a-dir")" ] || fail "output is a directory: directory changed"
 # shellcheck disable=SC2086
-expect_error "drawing is a directory" --draw "$tmp/a-dir" $args
+expect_error 1 "drawing is a directory" --draw "$tmp/a-dir" $args
 mkdir "$tmp/dir.png"
 # shellcheck disable=SC2086
-expect_error "drawing is a directory named .png" --draw "$tmp/dir.png" $args
+expect_error 1 "drawing is a directory named .png" --draw "$tmp/dir.png" $args
 [ -d "$tmp/dir.png" ] || fail "drawing is a directory named .png: directory replaced"
 # shellcheck disable=SC2086
-expect_error "output in a missing directory" -o "/nonexistent-dir/x/out.json" $args
+expect_error 1 "output in a missing directory" -o "/nonexistent-dir/x/out.json" $args
 grep -q "/nonexistent-dir/x/out.json" "$tmp/stderr" || fail "output in a missing directory: path not named"
 
 # (The node must act as /dev/full: not on a nodev file system.)
 if mknod "$tmp/full.json" c 1 7 2>/dev/null && mknod "$tmp/full.png" c 1 7 2>/dev/null &&
     dd if=/dev/zero of="$tmp/full.json" bs=1 count=1 2>&1 | grep -q "No space left"; then
-    expect_error "output on a full device" -o "$tmp/full.json" "$tmp/flat.pgm" "$tmp/flat.pgm"
+    expect_error 1 "output on a full device" -o "$tmp/full.json" "$tmp/flat.pgm" "$tmp/flat.pgm"
     grep -q "No space left on device" "$tmp/stderr" || fail "full device: message does not say why"
-    expect_error "drawing on a full device" --draw "$tmp/full.png" -o "$tmp/flat-again.json" \
+    expect_error 1 "drawing on a full device" --draw "$tmp/full.png" -o "$tmp/flat-again.json" \
         "$tmp/flat.pgm" "$tmp/flat.pgm"
     [ -c "$tmp/full.json" ] && [ -c "$tmp/full.png" ] || fail "full device: replaced by a file"
     [ -e "$tmp/flat-again.json" ] && fail "drawing on a full device: JSON written anyway"
@@ -202,5 +175,4 @@ json_check "$tmp/target.json" 64 48 80 40 1
 leftovers=$(ls -a "$tmp" "$tmp/a-dir" | grep '\.tmp\.')
 [ -z "$leftovers" ] || fail "temporary files left: $leftovers"
 
-echo "test_hostile_cli: $checks checks, $failures failed"
-[ "$failures" -eq 0 ]
+finish
