@@ -23,33 +23,16 @@
 #define _POSIX_C_SOURCE 200809L
 #include "matchnet/opencv.h"
 #include "check.h"
+#include "tmp_files.h"
 
 #include <float.h>
 #include <stdint.h>
 #include <unistd.h>
 #include <zlib.h>
 
-static char tmpdir[64];
 static mn_model *model;
 static mn_session *session;
 static size_t D;
-
-static const char *tmp_path(const char *name)
-{
-    static char buf[8][256];
-    static int next;
-    char *p = buf[next++ % 8];
-    snprintf(p, 256, "%s/%s", tmpdir, name);
-    return p;
-}
-
-static void write_bytes(const char *path, const void *data, size_t n)
-{
-    FILE *f = fopen(path, "wb");
-    CHECK(f && fwrite(data, 1, n, f) == n, "cannot write %s", path);
-    if (f)
-        fclose(f);
-}
 
 /* ---- PNG writer (zlib): any size, bit depth 8 or 16, colour types 0, 2, 4, 6 ---- */
 

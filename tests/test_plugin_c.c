@@ -7,32 +7,13 @@
 #define _POSIX_C_SOURCE 200809L
 #include "matchnet/opencv.h"
 #include "check.h"
+#include "tmp_files.h"
 
 #include <stdint.h>
 #include <sys/stat.h>
 #include <turbojpeg.h>
 #include <unistd.h>
 
-static char tmpdir[64];
-
-static const char *tmp_path(const char *name)
-{
-    static char buf[8][256];
-    static int next;
-    char *p = buf[next++ % 8];
-    snprintf(p, 256, "%s/%s", tmpdir, name);
-    return p;
-}
-
-static void write_bytes(const char *path, const void *data, size_t n)
-{
-    FILE *f = fopen(path, "wb");
-    CHECK(f != NULL, "cannot create %s", path);
-    if (!f)
-        return;
-    CHECK(fwrite(data, 1, n, f) == n, "short write to %s", path);
-    fclose(f);
-}
 
 /* Fixed-seed generator (xorshift32). */
 static uint32_t rng_state = 12345;
