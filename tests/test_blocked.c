@@ -28,18 +28,6 @@ typedef struct spec {
     uint32_t type, p[4];
 } spec;
 
-static void put32(uint8_t *d, uint32_t v)
-{
-    for (int i = 0; i < 4; i++)
-        d[i] = (uint8_t)(v >> (8 * i));
-}
-
-static void put64(uint8_t *d, uint64_t v)
-{
-    for (int i = 0; i < 8; i++)
-        d[i] = (uint8_t)(v >> (8 * i));
-}
-
 /* A model file (format version 1, see model_io.c) with random weights
  * scaled by 1/sqrt(fan-in); tower layers as given, one metric fc [2D -> 2]. */
 static uint8_t *build_model(int patch, const spec *tower, int nl, size_t *size_out)

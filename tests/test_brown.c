@@ -12,11 +12,6 @@
 #include <stdlib.h>
 #include <unistd.h>
 
-static void put32(uint8_t *p, uint32_t v)
-{
-    p[0] = (uint8_t)v, p[1] = (uint8_t)(v >> 8), p[2] = (uint8_t)(v >> 16), p[3] = (uint8_t)(v >> 24);
-}
-
 /* A 3x2 24-bit BMP, top-down when top_down, pixels (B,G,R) grey levels. */
 static void write_bmp24(const char *path, int top_down)
 {
