@@ -176,15 +176,28 @@ typedef struct mn_session mn_session;
 /**
  * Options for mn_session_create(). Start from mn_session_params_default().
  *
- * A session splits each call's patches or pairs over its threads, each
- * running single-threaded matrix products, so results are bit-identical
- * whatever the number of threads. Patches go through the tower in blocks of
- * 16 (the block's images are the lanes of the vector arithmetic); a block
- * of fewer than 8 (a small call, or a call's last block) takes an im2col
- * path that costs no empty lanes, whose results agree with the blocked
- * path's to rounding (about 1e-7 relative), not to the last bit. Creating a session therefore sets
- * OpenBLAS to one thread (openblas_set_num_threads(1)): BLAS threads inside
- * the library's threads would only contend for the cores.
+ * A session splits each call's patches or pairs over its threads. What is
+ * repeatable, exactly (tests/test_determinism.c, run under each OpenBLAS core):
+ *  - A patch's descriptor is bit-identical whatever the thread count, the
+ *    batch size and the patch's place in the batch, as long as the block of
+ *    16 holding it has 8 or more patches. Patches go through the tower in
+ *    blocks of 16 (the block's images are the lanes of the vector
+ *    arithmetic); a block of fewer than 8 (a small call, or a call's last
+ *    block) takes an im2col path that costs no empty lanes. Among such
+ *    blocks the same holds; between the two paths results agree to rounding
+ *    (about 1e-7 relative), not to the last bit.
+ *  - Metric projections and probabilities, and the matcher's neighbours and
+ *    distances, are bit-identical whatever the thread count and however
+ *    many descriptors, pairs or queries share the call, in any order.
+ *  - Across machines: the same bits on every CPU that runs the same
+ *    instruction set (AVX-512, AVX2 or plain C: mn_blas_info() names it),
+ *    whatever OpenBLAS core it has, since no product on a CPU with AVX2 goes
+ *    to OpenBLAS. Between instruction sets, and with MN_GEMM, MN_SIMD or
+ *    MN_WINOGRAD overrides, results agree to rounding (about 1e-6
+ *    relative; test_golden holds each to PyTorch within 1e-4).
+ * Creating a session sets OpenBLAS to one thread
+ * (openblas_set_num_threads(1)): BLAS threads inside the library's threads
+ * would only contend for the cores.
  */
 typedef struct mn_session_params {
     /** Threads that work on one call (the calling thread included).
@@ -220,16 +233,23 @@ MN_API mn_status mn_set_num_threads(int n);
 MN_API int mn_default_num_threads(void);
 
 /**
- * One line describing the compute kernels in use, e.g. "OpenBLAS 0.3.21 ...;
- * core SkylakeX; tower: avx512 blocked path".
- * When OpenBLAS has fallen back to a generic core on a CPU with AVX2 or
- * AVX-512 (Debian 12's OpenBLAS does not know CPUs newer than its release),
- * the matrix products (convolutions, fc layers) run on libmatchnet's own
- * AVX2 or AVX-512 kernel instead and the line says so; MN_GEMM=blas, avx2 or
- * avx512 forces one. The tower's blocked path is built for AVX-512, AVX2 and
- * plain C and picks the best the CPU has (MN_SIMD=generic, avx2 or avx512
- * forces one); MN_WINOGRAD=0, read when a model is loaded, makes every
- * convolution direct. Never NULL.
+ * One line describing the compute kernels in use: the BLAS and its core,
+ * the kernel of the Winograd products, the kernel of the other products and
+ * the tower's instruction set, e.g. "OpenBLAS 0.3.21 ...; core Haswell;
+ * Winograd products: libmatchnet's AVX-512 kernel; other products (fully
+ * connected, metric, matching, small blocks): libmatchnet's AVX-512 kernel;
+ * tower: avx512 blocked path".
+ * On a CPU with AVX2 + FMA or AVX-512 every matrix product runs on
+ * libmatchnet's own kernel for it, whatever OpenBLAS core runs (OpenBLAS's
+ * Haswell and Zen kernels would make a patch's result depend on its place
+ * in the batch; Debian 12's OpenBLAS falls back to SSE kernels on CPUs
+ * newer than itself). On older CPUs the Winograd products (fixed shapes) go
+ * to OpenBLAS and the others to a plain C kernel. Overrides, for comparison
+ * and debugging: MN_GEMM=blas (Winograd products on OpenBLAS, which keeps
+ * the thread-count promise but, on the Haswell and Zen cores, not the
+ * batch-place one), avx2, avx512 or generic; MN_SIMD=generic, avx2 or
+ * avx512 (the tower's vector code); MN_WINOGRAD=0, read when a model is
+ * loaded, makes every convolution direct. Never NULL.
  */
 MN_API const char *mn_blas_info(void);
 

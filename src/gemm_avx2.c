@@ -266,13 +266,13 @@ void mn_gemm_pack_a_all(int m, int k, const float *a, int lda, float *ap)
 
 int mn_gemm_strip(int kind)
 {
-    return kind == 5 ? NR5 : NR;
+    return kind == MN_KERNEL_AVX512 ? NR5 : NR;
 }
 
 void mn_gemm_prepacked(int kind, int m, int n, int k, const float *ap, const float *bp, float *c, int ldc)
 {
-    const int nr = kind == 5 ? NR5 : NR;
-    const mn_kernel_fn kernel = kind == 5 ? kernel_6x32 : kernel_6x16;
+    const int nr = kind == MN_KERNEL_AVX512 ? NR5 : NR;
+    const mn_kernel_fn kernel = kind == MN_KERNEL_AVX512 ? kernel_6x32 : kernel_6x16;
     /* One B strip (k x nr) stays in L1 while every A panel passes over it. */
     for (int jr = 0; jr < n; jr += nr)
         for (int ir = 0; ir < m; ir += MR)

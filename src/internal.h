@@ -77,7 +77,7 @@ struct mn_model {
     size_t max_col;     /* floats: largest im2col matrix of one image */
     size_t max_metric;  /* floats: widest metric layer */
     float *weights;     /* all tensors, owned */
-    float *weights_t;   /* transposed fc weights (weight_t), owned; may be NULL */
+    float *weights_t;   /* transposed fc weights (weight_t), owned; NULL without fc layers */
     float *weights_wino; /* Winograd weights (wino_u), owned; may be NULL */
 };
 
@@ -107,15 +107,40 @@ void mn_gemm(int m, int n, int k, const float *a, int lda, const float *b, int l
              int trans_b, float beta, float *c, int ldc);
 void mn_blas_set_threads(int n);
 int mn_blas_get_threads(void);
-/* Convolution product C = A B (no transposes, beta 0): the AVX-512 or AVX2
- * kernel when the BLAS runs a generic core on such a CPU (or MN_GEMM=avx512
- * or avx2), else BLAS.
- * pack: mn_gemm_pack_floats() floats of scratch. */
-void mn_gemm_conv(int m, int n, int k, const float *a, int lda, const float *b, int ldb, float *c, int ldc,
-                  float *pack);
-int mn_gemm_kernel(void); /* which product the convolutions use: 0 BLAS, 2 AVX2, 5 AVX-512 */
+/* Which code computes a matrix product. */
+typedef enum {
+    MN_KERNEL_BLAS = 0,    /* cblas_sgemm */
+    MN_KERNEL_GENERIC = 1, /* mn_gemm_nn_generic (gemm_generic.c) */
+    MN_KERNEL_AVX2 = 2,    /* mn_gemm_nn_avx2 (gemm_avx2.c) */
+    MN_KERNEL_AVX512 = 5   /* mn_gemm_nn_avx512 (gemm_avx2.c) */
+} mn_kernel;
 
-/* ---- own kernels (gemm_avx2.c) ---- */
+/* The determinism rule. A product whose shape is fixed by the model (the
+ * blocked path's Winograd products: always whole 16-patch blocks) may run on
+ * BLAS: same shapes, same results. A product whose m or n follows the batch
+ * size or the thread split (fully connected layers, the metric network, the
+ * matcher's distances, the im2col path of small blocks) runs on the own
+ * kernels, which give each element of C a value that depends only on its row
+ * of A, its column of B and k - never on m, n or its place - so results do
+ * not change with thread count, batch size or a patch's position. OpenBLAS
+ * promises no such thing (its Haswell kernels, for one, do not keep it even
+ * for fixed shapes: see blas.c). */
+
+/* C = A B (no transposes, beta 0), shape fixed by the model: the own AVX-512
+ * or AVX2 kernel, or BLAS on CPUs without AVX2 (or with MN_GEMM=blas); see
+ * mn_gemm_choose in blas.c. pack: mn_gemm_pack_floats() floats of scratch. */
+void mn_gemm_fixed(int m, int n, int k, const float *a, int lda, const float *b, int ldb, float *c, int ldc,
+                   float *pack);
+/* C = A B (no transposes, beta 0) for any shape, on the own kernels only
+ * (AVX-512, AVX2 or generic C: mn_gemm_stable_kernel()). pack as above. */
+void mn_gemm_stable(int m, int n, int k, const float *a, int lda, const float *b, int ldb, float *c, int ldc,
+                    float *pack);
+mn_kernel mn_gemm_kernel(void);        /* the kernel of mn_gemm_fixed */
+mn_kernel mn_gemm_stable_kernel(void); /* the kernel of mn_gemm_stable (never BLAS) */
+const char *mn_kernel_name(mn_kernel kind);
+
+/* ---- own kernels (gemm_avx2.c, gemm_generic.c) ---- */
+void mn_gemm_nn_generic(int m, int n, int k, const float *a, int lda, const float *b, int ldb, float *c, int ldc);
 size_t mn_gemm_pack_floats(void);
 int mn_gemm_avx2_available(void);
 void mn_gemm_nn_avx2(int m, int n, int k, const float *a, int lda, const float *b, int ldb, float *c, int ldc,

@@ -79,7 +79,7 @@ void mn_conv_fast(const mn_layer *l, int n, const float *in, float *col, float *
         mn_im2col(l, n, in, col);
         b = col;
     }
-    mn_gemm_conv(l->out_c, (int)ncols, K, l->weight, K, b, (int)ncols, out, (int)ncols, pack);
+    mn_gemm_stable(l->out_c, (int)ncols, K, l->weight, K, b, (int)ncols, out, (int)ncols, pack);
     mn_bias_relu_rows(out, l->out_c, ncols, l->bias, l->relu);
 }
 
@@ -162,10 +162,8 @@ void mn_maxpool_ref(const mn_layer *l, const float *in, float *out)
 
 void mn_fc_fast(const mn_layer *l, int n, const float *in, int ld_in, float *out, float *pack)
 {
-    if (l->weight_t)
-        mn_gemm_conv(n, l->out_c, l->in_c, in, ld_in, l->weight_t, l->out_c, out, l->out_c, pack);
-    else
-        mn_gemm(n, l->out_c, l->in_c, in, ld_in, l->weight, l->in_c, 1, 0.0f, out, l->out_c);
+    /* The row count follows the batch: the own kernel (mn_gemm_stable), on W^T. */
+    mn_gemm_stable(n, l->out_c, l->in_c, in, ld_in, l->weight_t, l->out_c, out, l->out_c, pack);
     for (int r = 0; r < n; r++) {
         float *o = out + (size_t)r * l->out_c;
         for (int j = 0; j < l->out_c; j++) {

@@ -154,7 +154,7 @@ static void mn_knn_task(void *arg, mn_scratch *scratch, int thread, size_t begin
     float *bdist = c->kb ? c->bdist + (size_t)thread * nt * (size_t)c->kb : NULL;
     for (size_t q0 = begin; q0 < end; q0 += MN_KNN_BLOCK) {
         int m = (int)(end - q0 < MN_KNN_BLOCK ? end - q0 : MN_KNN_BLOCK);
-        mn_gemm_conv(m, (int)nt, c->dim, c->query + q0 * (size_t)c->dim, c->dim, c->train_t, (int)nt, d,
+        mn_gemm_stable(m, (int)nt, c->dim, c->query + q0 * (size_t)c->dim, c->dim, c->train_t, (int)nt, d,
                      (int)nt, scratch->pack);
         for (int r = 0; r < m; r++) {
             size_t q = q0 + (size_t)r;

@@ -22,13 +22,10 @@ void mn_metric_run_project(const mn_model *m, mn_scratch *s, int reference, cons
     const int n = (int)(end - begin);
     if (n <= 0)
         return;
-    if (!reference && l0->weight_t) {
-        /* W0^T is [2D][F]: side A's half is its first D rows, side B's the next D. */
-        mn_gemm_conv(n, F, D, x, D, l0->weight_t + (side == MN_SIDE_B ? (size_t)D * F : 0), F, y, F, s->pack);
-        return;
-    }
     if (!reference) {
-        mn_gemm(n, F, D, x, D, w, ld, 1, 0.0f, y, F);
+        /* n follows the thread split: the own kernel (mn_gemm_stable). W0^T is
+         * [2D][F]: side A's half is its first D rows, side B's the next D. */
+        mn_gemm_stable(n, F, D, x, D, l0->weight_t + (side == MN_SIDE_B ? (size_t)D * F : 0), F, y, F, s->pack);
         return;
     }
     for (int r = 0; r < n; r++)

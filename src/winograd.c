@@ -21,7 +21,7 @@ mn_status mn_winograd_prepare(const char *fn, mn_model *m)
         return MN_OK;
     /* With the own product kernels the weights are kept packed as those
      * kernels read them, so no block repacks them. */
-    const int packed = mn_gemm_kernel() != 0;
+    const int packed = mn_gemm_kernel() != MN_KERNEL_BLAS;
     size_t total = 0, scratch = 0;
     for (int k = 0; k < m->n_layers; k++) {
         const mn_layer *l = &m->layers[k];

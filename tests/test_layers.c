@@ -95,36 +95,74 @@ static void test_fc(int in, int out, int n, int relu)
         for (int i = 0; i < in; i++)
             wt[(size_t)i * out + o] = w[(size_t)o * in + i];
     mn_fc_ref(&l, n, x, in + 3, y2);
-    /* BLAS on W, then the convolution product (own kernel where it runs) on W^T. */
-    for (int pass = 0; pass < 2; pass++) {
-        l.weight_t = pass ? wt : NULL;
-        mn_fc_fast(&l, n, x, in + 3, y1, pack); /* ld larger than the row: a strided input */
-        double e = max_abs_diff(y1, y2, (size_t)n * out, NULL);
-        /* Summation order differs: allow float rounding that grows with the length. */
-        CHECK(e < 1e-5 + 1e-7 * in * 4, "fc %d->%d n %d relu %d %s: fast vs reference %.3g", in, out, n, relu,
-              pass ? "transposed" : "BLAS", e);
-    }
+    /* The own kernel (mn_gemm_stable) on W^T. */
+    l.weight_t = wt;
+    mn_fc_fast(&l, n, x, in + 3, y1, pack); /* ld larger than the row: a strided input */
+    double e = max_abs_diff(y1, y2, (size_t)n * out, NULL);
+    /* Summation order differs: allow float rounding that grows with the length. */
+    CHECK(e < 1e-5 + 1e-7 * in * 4, "fc %d->%d n %d relu %d: fast vs reference %.3g", in, out, n, relu, e);
     free(w), free(b), free(x), free(y1), free(y2), free(wt), free(pack);
 }
 
-/* The AVX2 and AVX-512 products against BLAS, on shapes with every kind of edge. */
+/* One own kernel: 0 AVX2, 1 AVX-512, 2 generic C. */
+static int own_available(int kind)
+{
+    return kind == 0 ? mn_gemm_avx2_available() : kind == 1 ? mn_gemm_avx512_available() : 1;
+}
+
+static void own_gemm(int kind, int m, int n, int k, const float *a, int lda, const float *b, int ldb, float *c,
+                     int ldc, float *pack)
+{
+    if (kind == 1)
+        mn_gemm_nn_avx512(m, n, k, a, lda, b, ldb, c, ldc, pack);
+    else if (kind == 0)
+        mn_gemm_nn_avx2(m, n, k, a, lda, b, ldb, c, ldc, pack);
+    else
+        mn_gemm_nn_generic(m, n, k, a, lda, b, ldb, c, ldc);
+}
+
+static const char *own_name[3] = {"avx2", "avx512", "generic"};
+
+/* The determinism rule (src/internal.h): an own kernel gives each element of
+ * C the same bits whatever m, n and where the element lies. The whole M x N
+ * product against sub-products of other shapes, at other offsets. */
+static void test_gemm_invariant(int kind, int M, int N, int k)
+{
+    if (!own_available(kind))
+        return;
+    float *a = rand_buf((size_t)M * k), *b = rand_buf((size_t)k * N);
+    float *whole = malloc(sizeof(float) * (size_t)M * N), *part = malloc(sizeof(float) * (size_t)M * N);
+    float *pack = malloc(mn_gemm_pack_floats() * sizeof(float));
+    own_gemm(kind, M, N, k, a, k, b, N, whole, N, pack);
+    const int rows[][2] = {{0, 1}, {1, 5}, {3, 7}, {M - 1, 1}, {2, M - 2}};
+    const int cols[][2] = {{0, 1}, {5, 16}, {1, 33}, {N - 1, 1}, {7, N - 7}};
+    int bad = 0;
+    for (int r = 0; r < 5; r++)
+        for (int c = 0; c < 5; c++) {
+            const int i0 = rows[r][0], m = rows[r][1], j0 = cols[c][0], n = cols[c][1];
+            own_gemm(kind, m, n, k, a + (size_t)i0 * k, k, b + j0, N, part, n, pack);
+            for (int i = 0; i < m; i++)
+                bad += memcmp(part + (size_t)i * n, whole + (size_t)(i0 + i) * N + j0, sizeof(float) * n) != 0;
+        }
+    CHECK(bad == 0, "%s gemm %dx%dx%d: %d rows of sub-products differ from the whole product", own_name[kind], M, N,
+          k, bad);
+    free(a), free(b), free(whole), free(part), free(pack);
+}
+
+/* The own products against BLAS, on shapes with every kind of edge. */
 static void test_gemm(int m, int n, int k, int wide)
 {
-    if (wide ? !mn_gemm_avx512_available() : !mn_gemm_avx2_available())
+    if (!own_available(wide))
         return;
     float *a = rand_buf((size_t)m * (k + 2)), *b = rand_buf((size_t)k * (n + 5));
     float *c1 = malloc((size_t)m * (n + 3) * sizeof(float)), *c2 = malloc((size_t)m * (n + 3) * sizeof(float));
     float *pack = malloc(mn_gemm_pack_floats() * sizeof(float));
     for (size_t i = 0; i < (size_t)m * (n + 3); i++)
         c1[i] = c2[i] = 123.0f; /* the padding columns must stay untouched */
-    if (wide)
-        mn_gemm_nn_avx512(m, n, k, a, k + 2, b, n + 5, c1, n + 3, pack);
-    else
-        mn_gemm_nn_avx2(m, n, k, a, k + 2, b, n + 5, c1, n + 3, pack);
+    own_gemm(wide, m, n, k, a, k + 2, b, n + 5, c1, n + 3, pack);
     mn_gemm(m, n, k, a, k + 2, b, n + 5, 0, 0.0f, c2, n + 3);
     double e = max_abs_diff(c1, c2, (size_t)m * (n + 3), NULL);
-    CHECK(e < 1e-5 + 1e-7 * k * 4, "%s gemm %dx%dx%d: differs from BLAS by %.3g", wide ? "avx512" : "avx2", m, n,
-          k, e);
+    CHECK(e < 1e-5 + 1e-7 * k * 4, "%s gemm %dx%dx%d: differs from BLAS by %.3g", own_name[wide], m, n, k, e);
     free(a), free(b), free(c1), free(c2), free(pack);
 }
 
@@ -132,7 +170,9 @@ int main(void)
 {
     printf("AVX2 kernel: %d, AVX-512 kernel: %d, used for convolutions: %d\n", mn_gemm_avx2_available(),
            mn_gemm_avx512_available(), mn_gemm_kernel());
-    for (int wide = 0; wide <= 1; wide++) {
+    for (int wide = 0; wide <= 2; wide++) {
+        test_gemm_invariant(wide, 45, 300, 600); /* k > KC: the blocks of k add up in C */
+        test_gemm_invariant(wide, 13, 70, 9);
         test_gemm(1, 1, 1, wide);
         test_gemm(6, 16, 256, wide);
         test_gemm(64, 8192, 600, wide); /* conv1 on a chunk of 8: K > KC, N > NC, M % 6 != 0 */
