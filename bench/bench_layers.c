@@ -136,7 +136,7 @@ int main(int argc, char **argv)
 
     if (json) {
         printf("{\"model\": \"%s\", \"blocked_isa\": \"%s\", \"gemm_kernel\": %d, \"layers\": [", m->name, isa,
-               mn_gemm_kernel());
+               (int)mn_cpu_get()->gemm_fixed);
         for (int k = 0; k < m->n_layers; k++)
             printf("%s{\"layer\": %d, \"kind\": \"%s\", \"shape\": \"%dx%dx%d\", \"macs\": %.0f, "
                    "\"before_us\": %.2f, \"after_us\": %.2f, \"winograd\": %s}",

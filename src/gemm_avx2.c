@@ -234,22 +234,10 @@ static void gemm_blocked(int nr, mn_pack_b_fn pack_b_nr, mn_kernel_fn kernel, in
     }
 }
 
-int mn_gemm_avx512_available(void)
-{
-    __builtin_cpu_init();
-    return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("fma");
-}
-
 void mn_gemm_nn_avx512(int m, int n, int k, const float *a, int lda, const float *b, int ldb, float *c, int ldc,
                        float *pack)
 {
     gemm_blocked(NR5, pack_b32, kernel_6x32, m, n, k, a, lda, b, ldb, c, ldc, pack);
-}
-
-int mn_gemm_avx2_available(void)
-{
-    __builtin_cpu_init();
-    return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
 }
 
 /* ---- products on operands packed once by the caller (Winograd) ---- */
@@ -264,12 +252,12 @@ void mn_gemm_pack_a_all(int m, int k, const float *a, int lda, float *ap)
     pack_a(m, k, a, lda, ap);
 }
 
-int mn_gemm_strip(int kind)
+int mn_gemm_strip(mn_kernel kind)
 {
     return kind == MN_KERNEL_AVX512 ? NR5 : NR;
 }
 
-void mn_gemm_prepacked(int kind, int m, int n, int k, const float *ap, const float *bp, float *c, int ldc)
+void mn_gemm_prepacked(mn_kernel kind, int m, int n, int k, const float *ap, const float *bp, float *c, int ldc)
 {
     const int nr = kind == MN_KERNEL_AVX512 ? NR5 : NR;
     const mn_kernel_fn kernel = kind == MN_KERNEL_AVX512 ? kernel_6x32 : kernel_6x16;
@@ -286,11 +274,8 @@ void mn_gemm_nn_avx2(int m, int n, int k, const float *a, int lda, const float *
     gemm_blocked(NR, pack_b, kernel_6x16, m, n, k, a, lda, b, ldb, c, ldc, pack);
 }
 #else
-int mn_gemm_avx2_available(void)
-{
-    return 0;
-}
-
+/* Not x86: cpu.c never chooses these kernels; they exist so that the
+ * library links, and compute the same product in plain C. */
 size_t mn_gemm_packed_a_floats(int m, int k)
 {
     return (size_t)m * (size_t)k;
@@ -302,33 +287,28 @@ void mn_gemm_pack_a_all(int m, int k, const float *a, int lda, float *ap)
         memcpy(ap + (size_t)i * k, a + (size_t)i * lda, sizeof(float) * (size_t)k);
 }
 
-int mn_gemm_strip(int kind)
+int mn_gemm_strip(mn_kernel kind)
 {
     (void)kind;
     return 16;
 }
 
-void mn_gemm_prepacked(int kind, int m, int n, int k, const float *ap, const float *bp, float *c, int ldc)
+void mn_gemm_prepacked(mn_kernel kind, int m, int n, int k, const float *ap, const float *bp, float *c, int ldc)
 {
     (void)kind, (void)m, (void)n, (void)k, (void)ap, (void)bp, (void)c, (void)ldc; /* never called: kind is 0 */
-}
-
-int mn_gemm_avx512_available(void)
-{
-    return 0;
 }
 
 void mn_gemm_nn_avx512(int m, int n, int k, const float *a, int lda, const float *b, int ldb, float *c, int ldc,
                        float *pack)
 {
     (void)pack;
-    mn_gemm(m, n, k, a, lda, b, ldb, 0, 0.0f, c, ldc);
+    mn_gemm_nn_generic(m, n, k, a, lda, b, ldb, c, ldc);
 }
 
 void mn_gemm_nn_avx2(int m, int n, int k, const float *a, int lda, const float *b, int ldb, float *c, int ldc,
                      float *pack)
 {
     (void)pack;
-    mn_gemm(m, n, k, a, lda, b, ldb, 0, 0.0f, c, ldc);
+    mn_gemm_nn_generic(m, n, k, a, lda, b, ldb, c, ldc);
 }
 #endif

@@ -6,6 +6,7 @@
 #define MN_INTERNAL_H
 
 #include "matchnet.h"
+#include "cpu.h"
 
 #include <stddef.h>
 #include <stdint.h>
@@ -107,14 +108,8 @@ void mn_gemm(int m, int n, int k, const float *a, int lda, const float *b, int l
              int trans_b, float beta, float *c, int ldc);
 void mn_blas_set_threads(int n);
 int mn_blas_get_threads(void);
-/* Which code computes a matrix product. */
-typedef enum {
-    MN_KERNEL_BLAS = 0,    /* cblas_sgemm */
-    MN_KERNEL_GENERIC = 1, /* mn_gemm_nn_generic (gemm_generic.c) */
-    MN_KERNEL_AVX2 = 2,    /* mn_gemm_nn_avx2 (gemm_avx2.c) */
-    MN_KERNEL_AVX512 = 5   /* mn_gemm_nn_avx512 (gemm_avx2.c) */
-} mn_kernel;
-
+/* The BLAS's name, build and core, for mn_blas_info(). */
+void mn_blas_describe(char *buf, size_t size);
 /* The determinism rule. A product whose shape is fixed by the model (the
  * blocked path's Winograd products: always whole 16-patch blocks) may run on
  * BLAS: same shapes, same results. A product whose m or n follows the batch
@@ -124,28 +119,25 @@ typedef enum {
  * of A, its column of B and k - never on m, n or its place - so results do
  * not change with thread count, batch size or a patch's position. OpenBLAS
  * promises no such thing (its Haswell kernels, for one, do not keep it even
- * for fixed shapes: see blas.c). */
+ * for fixed shapes: see cpu.c). */
 
-/* C = A B (no transposes, beta 0), shape fixed by the model: the own AVX-512
- * or AVX2 kernel, or BLAS on CPUs without AVX2 (or with MN_GEMM=blas); see
- * mn_gemm_choose in blas.c. pack: mn_gemm_pack_floats() floats of scratch. */
+/* (gemm.c) C = A B (no transposes, beta 0), shape fixed by the model: the
+ * own AVX-512 or AVX2 kernel, or BLAS on CPUs without AVX2 (or with
+ * MN_GEMM=blas): mn_cpu_get()->gemm_fixed, see cpu.c. pack:
+ * mn_gemm_pack_floats() floats of scratch. */
 void mn_gemm_fixed(int m, int n, int k, const float *a, int lda, const float *b, int ldb, float *c, int ldc,
                    float *pack);
-/* C = A B (no transposes, beta 0) for any shape, on the own kernels only
- * (AVX-512, AVX2 or generic C: mn_gemm_stable_kernel()). pack as above. */
+/* (gemm.c) C = A B (no transposes, beta 0) for any shape, on the own
+ * kernels only (AVX-512, AVX2 or generic C: mn_cpu_get()->gemm_stable).
+ * pack as above. */
 void mn_gemm_stable(int m, int n, int k, const float *a, int lda, const float *b, int ldb, float *c, int ldc,
                     float *pack);
-mn_kernel mn_gemm_kernel(void);        /* the kernel of mn_gemm_fixed */
-mn_kernel mn_gemm_stable_kernel(void); /* the kernel of mn_gemm_stable (never BLAS) */
-const char *mn_kernel_name(mn_kernel kind);
 
 /* ---- own kernels (gemm_avx2.c, gemm_generic.c) ---- */
 void mn_gemm_nn_generic(int m, int n, int k, const float *a, int lda, const float *b, int ldb, float *c, int ldc);
 size_t mn_gemm_pack_floats(void);
-int mn_gemm_avx2_available(void);
 void mn_gemm_nn_avx2(int m, int n, int k, const float *a, int lda, const float *b, int ldb, float *c, int ldc,
                      float *pack);
-int mn_gemm_avx512_available(void);
 void mn_gemm_nn_avx512(int m, int n, int k, const float *a, int lda, const float *b, int ldb, float *c, int ldc,
                        float *pack);
 /* Products whose operands are packed once by the caller (the Winograd
@@ -157,8 +149,8 @@ void mn_gemm_nn_avx512(int m, int n, int k, const float *a, int lda, const float
  * padded with zeros. C (m x n, ldc) = A B. */
 size_t mn_gemm_packed_a_floats(int m, int k);
 void mn_gemm_pack_a_all(int m, int k, const float *a, int lda, float *ap);
-int mn_gemm_strip(int kind);
-void mn_gemm_prepacked(int kind, int m, int n, int k, const float *ap, const float *bp, float *c, int ldc);
+int mn_gemm_strip(mn_kernel kind);
+void mn_gemm_prepacked(mn_kernel kind, int m, int n, int k, const float *ap, const float *bp, float *c, int ldc);
 
 /* ---- layers (layers.c): fast and reference versions ---- */
 /* Fast path, activations in [C][N][H][W] layout for a chunk of n images. */
@@ -212,8 +204,8 @@ void mn_tower_blocked_avx2(const mn_model *m, mn_scratch *s, const uint8_t *px8,
                            float *desc, double *prof);
 void mn_tower_blocked_avx512(const mn_model *m, mn_scratch *s, const uint8_t *px8, const float *pxf, int n,
                              float *desc, double *prof);
-/* The blocked path this process uses: MN_SIMD=generic|avx2|avx512 or the
- * best the CPU has; name, when not NULL, gets its name. */
+/* The blocked path this process uses (mn_cpu_get()->tower); name, when not
+ * NULL, gets its name. */
 mn_tower_block_fn mn_tower_block_impl(const char **name);
 /* One chunk through either fast path (blocked: n <= MN_NB, else n <= MN_CHUNK),
  * for the per-layer profile (bench/bench_layers.c). */

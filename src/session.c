@@ -10,6 +10,7 @@
 #include <math.h>
 #include <pthread.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -25,6 +26,27 @@ struct mn_session {
 };
 
 static int mn_default_threads = 0;
+
+static char mn_blas_line[640];
+static pthread_once_t mn_blas_once = PTHREAD_ONCE_INIT;
+
+static void mn_blas_line_make(void)
+{
+    const mn_cpu *cpu = mn_cpu_get();
+    char blas[256];
+    mn_blas_describe(blas, sizeof blas);
+    snprintf(mn_blas_line, sizeof mn_blas_line,
+             "%s; Winograd products: %s; other products (fully connected, metric, matching, small blocks): %s; "
+             "tower: %s blocked path",
+             blas, cpu->gemm_fixed == MN_KERNEL_BLAS ? "OpenBLAS" : mn_kernel_name(cpu->gemm_fixed),
+             mn_kernel_name(cpu->gemm_stable), mn_isa_name(cpu->tower));
+}
+
+const char *mn_blas_info(void)
+{
+    pthread_once(&mn_blas_once, mn_blas_line_make);
+    return mn_blas_line;
+}
 
 int mn_default_num_threads(void)
 {

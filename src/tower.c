@@ -4,7 +4,6 @@
 #include "internal.h"
 #include "winograd.h"
 
-#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -205,37 +204,16 @@ void mn_tower_profile_chunk(const mn_model *m, mn_scratch *s, int blocked, const
         mn_tower_chunk(m, s, px8, NULL, n, desc, prof);
 }
 
-static mn_tower_block_fn mn_block_fn;
-static const char *mn_block_name;
-static pthread_once_t mn_block_once = PTHREAD_ONCE_INIT;
-
-static void mn_block_choose(void)
-{
-    const char *env = getenv("MN_SIMD");
-    mn_block_fn = mn_tower_blocked_generic;
-    mn_block_name = "generic";
-#if defined(MN_HAVE_X86_BLOCKED)
-    int avx512 = mn_gemm_avx512_available(), avx2 = mn_gemm_avx2_available();
-    if (env && strcmp(env, "generic") == 0)
-        avx512 = avx2 = 0;
-    else if (env && strcmp(env, "avx2") == 0)
-        avx512 = 0;
-    if (avx512) {
-        mn_block_fn = mn_tower_blocked_avx512;
-        mn_block_name = "avx512";
-    } else if (avx2) {
-        mn_block_fn = mn_tower_blocked_avx2;
-        mn_block_name = "avx2";
-    }
-#else
-    (void)env;
-#endif
-}
-
 mn_tower_block_fn mn_tower_block_impl(const char **name)
 {
-    pthread_once(&mn_block_once, mn_block_choose);
+    const mn_isa isa = mn_cpu_get()->tower;
     if (name)
-        *name = mn_block_name;
-    return mn_block_fn;
+        *name = mn_isa_name(isa);
+#if defined(MN_HAVE_X86_BLOCKED)
+    if (isa == MN_ISA_AVX512)
+        return mn_tower_blocked_avx512;
+    if (isa == MN_ISA_AVX2)
+        return mn_tower_blocked_avx2;
+#endif
+    return mn_tower_blocked_generic;
 }

@@ -16,12 +16,11 @@ static int mn_winograd_eligible(const mn_layer *l)
 
 mn_status mn_winograd_prepare(const char *fn, mn_model *m)
 {
-    const char *env = getenv("MN_WINOGRAD");
-    if (env && strcmp(env, "0") == 0)
+    if (!mn_cpu_get()->winograd)
         return MN_OK;
     /* With the own product kernels the weights are kept packed as those
      * kernels read them, so no block repacks them. */
-    const int packed = mn_gemm_kernel() != MN_KERNEL_BLAS;
+    const int packed = mn_cpu_get()->gemm_fixed != MN_KERNEL_BLAS;
     size_t total = 0, scratch = 0;
     for (int k = 0; k < m->n_layers; k++) {
         const mn_layer *l = &m->layers[k];

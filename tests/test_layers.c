@@ -107,7 +107,7 @@ static void test_fc(int in, int out, int n, int relu)
 /* One own kernel: 0 AVX2, 1 AVX-512, 2 generic C. */
 static int own_available(int kind)
 {
-    return kind == 0 ? mn_gemm_avx2_available() : kind == 1 ? mn_gemm_avx512_available() : 1;
+    return kind == 0 ? mn_cpu_get()->has_avx2 : kind == 1 ? mn_cpu_get()->has_avx512 : 1;
 }
 
 static void own_gemm(int kind, int m, int n, int k, const float *a, int lda, const float *b, int ldb, float *c,
@@ -168,8 +168,9 @@ static void test_gemm(int m, int n, int k, int wide)
 
 int main(void)
 {
-    printf("AVX2 kernel: %d, AVX-512 kernel: %d, used for convolutions: %d\n", mn_gemm_avx2_available(),
-           mn_gemm_avx512_available(), mn_gemm_kernel());
+    printf("AVX2 kernel: %d, AVX-512 kernel: %d, fixed-shape products: %s, others: %s\n", mn_cpu_get()->has_avx2,
+           mn_cpu_get()->has_avx512, mn_kernel_name(mn_cpu_get()->gemm_fixed),
+           mn_kernel_name(mn_cpu_get()->gemm_stable));
     for (int wide = 0; wide <= 2; wide++) {
         test_gemm_invariant(wide, 45, 300, 600); /* k > KC: the blocks of k add up in C */
         test_gemm_invariant(wide, 13, 70, 9);

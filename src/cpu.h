@@ -1,0 +1,36 @@
+/*
+ * cpu.h - the one CPU layer: what the processor can run, and every
+ * environment override of the kernel choice, read once per process into one
+ * description. The kernels, layers and tower ask it; nothing else probes the
+ * CPU or reads MN_SIMD, MN_GEMM or MN_WINOGRAD.
+ */
+#ifndef MN_CPU_H
+#define MN_CPU_H
+
+/* Which code computes a matrix product. */
+typedef enum {
+    MN_KERNEL_BLAS = 0,    /* cblas_sgemm (blas.c) */
+    MN_KERNEL_GENERIC = 1, /* mn_gemm_nn_generic (gemm_generic.c) */
+    MN_KERNEL_AVX2 = 2,    /* mn_gemm_nn_avx2 (gemm_avx2.c) */
+    MN_KERNEL_AVX512 = 5   /* mn_gemm_nn_avx512 (gemm_avx2.c) */
+} mn_kernel;
+
+/* Which build of the blocked tower runs (tower_blocked_*.c). */
+typedef enum { MN_ISA_GENERIC = 0, MN_ISA_AVX2 = 2, MN_ISA_AVX512 = 5 } mn_isa;
+
+/* The process's CPU and kernel choice. */
+typedef struct mn_cpu {
+    int has_avx2;          /* AVX2 + FMA */
+    int has_avx512;        /* AVX-512F + FMA */
+    mn_isa tower;          /* MN_SIMD=generic|avx2|avx512, else the best built and present */
+    mn_kernel gemm_fixed;  /* products of shapes fixed by the model (MN_GEMM; see cpu.c) */
+    mn_kernel gemm_stable; /* products whose shape follows the batch or split: never BLAS */
+    int winograd;          /* 0 when MN_WINOGRAD=0: every convolution direct */
+} mn_cpu;
+
+/* Probed on first use (thread-safe), then constant. Never NULL. */
+const mn_cpu *mn_cpu_get(void);
+const char *mn_kernel_name(mn_kernel kind);
+const char *mn_isa_name(mn_isa isa);
+
+#endif
