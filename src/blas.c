@@ -31,6 +31,12 @@ int mn_blas_get_threads(void)
     return openblas_get_num_threads();
 }
 
+const char *mn_blas_core(void)
+{
+    const char *core = openblas_get_corename();
+    return core ? core : "";
+}
+
 void mn_blas_describe(char *buf, size_t size)
 {
     const char *core = openblas_get_corename();
@@ -45,6 +51,11 @@ void mn_blas_set_threads(int n)
 int mn_blas_get_threads(void)
 {
     return 1;
+}
+
+const char *mn_blas_core(void)
+{
+    return "";
 }
 
 void mn_blas_describe(char *buf, size_t size)

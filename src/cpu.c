@@ -3,16 +3,24 @@
  *
  * The determinism rule (internal.h) decides the products: those whose shape
  * follows the batch or the thread split always run on the own kernels. The
- * fixed-shape ones (the blocked path's Winograd products) do too on CPUs
- * with AVX2 or AVX-512, whatever OpenBLAS core runs: OpenBLAS's Haswell
- * kernels (which it also runs on AMD Zen) give a column of C a value that
- * depends on where the column lies, so a patch's descriptor would change
- * with its place in the batch. Its SSE and AVX cores (Prescott, Core2,
- * Nehalem, Sandybridge) keep the rule, as do SkylakeX and Cooperlake (CTest:
- * test_determinism under each core, and with MN_GEMM=generic), and the own
- * kernels measure as fast or faster where they run (bench/README.md), so one
- * rule serves every CPU that has them; on older CPUs OpenBLAS takes the
- * fixed-shape products.
+ * fixed-shape ones (the blocked path's Winograd products) may run on
+ * OpenBLAS where its core keeps the rule, and do where that is faster - a
+ * fixed table, measured on Debian 12's OpenBLAS 0.3.21 (bench/README.md):
+ *
+ *   OpenBLAS core        keeps the rule   Winograd products on
+ *   SkylakeX, Cooperlake yes              OpenBLAS (about 15% faster than
+ *                                         the own AVX-512 kernel here)
+ *   Haswell, Zen         no: a column's   the own AVX-512 or AVX2 kernel
+ *                        value depends on (as fast as OpenBLAS Haswell)
+ *                        where it lies
+ *   Prescott, Core2,     yes              the own kernel where the CPU has
+ *   Nehalem, Sandybridge                  AVX2 (OpenBLAS there is 2-4x
+ *                                         slower), else OpenBLAS
+ *   any other            unknown          the own kernel, else OpenBLAS
+ *
+ * "Keeps the rule" is what CTest checks on every machine: test_determinism
+ * under each core (tests/CMakeLists.txt), and with MN_GEMM=generic under
+ * the SSE and AVX ones.
  *
  * Overrides, for comparison and debugging:
  *   MN_GEMM=blas     fixed-shape products on BLAS whatever the core
@@ -23,6 +31,7 @@
  *   MN_WINOGRAD=0    every convolution direct (read when a model is loaded)
  */
 #include "cpu.h"
+#include "internal.h"
 
 #include <pthread.h>
 #include <stdlib.h>
@@ -49,9 +58,12 @@ static void mn_cpu_probe(void)
     const char *gemm = getenv("MN_GEMM");
     c->gemm_stable = best;
     c->gemm_fixed = best != MN_KERNEL_GENERIC ? best : MN_KERNEL_BLAS;
+    const char *core = mn_blas_core();
+    if (c->has_avx512 && (env_is(core, "SkylakeX") || env_is(core, "Cooperlake")))
+        c->gemm_fixed = MN_KERNEL_BLAS;
     if (env_is(gemm, "blas")) {
         c->gemm_fixed = MN_KERNEL_BLAS;
-    } else if (env_is(gemm, "avx2") && c->has_avx2) {
+    } else if (env_is(gemm, "avx2") && c->has_avx2) { /* an own kernel for the fixed-shape products too */
         c->gemm_fixed = c->gemm_stable = MN_KERNEL_AVX2;
     } else if (env_is(gemm, "avx512") && c->has_avx512) {
         c->gemm_fixed = c->gemm_stable = MN_KERNEL_AVX512;

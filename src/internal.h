@@ -108,6 +108,8 @@ void mn_gemm(int m, int n, int k, const float *a, int lda, const float *b, int l
              int trans_b, float beta, float *c, int ldc);
 void mn_blas_set_threads(int n);
 int mn_blas_get_threads(void);
+/* OpenBLAS's core name ("Haswell", "SkylakeX", ...), "" for another BLAS. */
+const char *mn_blas_core(void);
 /* The BLAS's name, build and core, for mn_blas_info(). */
 void mn_blas_describe(char *buf, size_t size);
 /* The determinism rule. A product whose shape is fixed by the model (the
