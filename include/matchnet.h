@@ -189,12 +189,11 @@ typedef struct mn_session mn_session;
  *  - Metric projections and probabilities, and the matcher's neighbours and
  *    distances, are bit-identical whatever the thread count and however
  *    many descriptors, pairs or queries share the call, in any order.
- *  - Across machines: the same bits on every CPU that runs the same
- *    instruction set (AVX-512, AVX2 or plain C: mn_blas_info() names it),
- *    whatever OpenBLAS core it has, since no product on a CPU with AVX2 goes
- *    to OpenBLAS. Between instruction sets, and with MN_GEMM, MN_SIMD or
- *    MN_WINOGRAD overrides, results agree to rounding (about 1e-6
- *    relative; test_golden holds each to PyTorch within 1e-4).
+ *  - Across machines and kernels: the same bits wherever mn_blas_info()
+ *    names the same kernels and instruction set. Between instruction sets,
+ *    product kernels (OpenBLAS or own, so between OpenBLAS cores) and with
+ *    MN_GEMM, MN_SIMD or MN_WINOGRAD overrides, results agree to rounding
+ *    (about 1e-6 relative; test_golden holds each to PyTorch within 1e-4).
  * Creating a session sets OpenBLAS to one thread
  * (openblas_set_num_threads(1)): BLAS threads inside the library's threads
  * would only contend for the cores.
@@ -239,12 +238,14 @@ MN_API int mn_default_num_threads(void);
  * Winograd products: libmatchnet's AVX-512 kernel; other products (fully
  * connected, metric, matching, small blocks): libmatchnet's AVX-512 kernel;
  * tower: avx512 blocked path".
- * On a CPU with AVX2 + FMA or AVX-512 every matrix product runs on
- * libmatchnet's own kernel for it, whatever OpenBLAS core runs (OpenBLAS's
- * Haswell and Zen kernels would make a patch's result depend on its place
- * in the batch; Debian 12's OpenBLAS falls back to SSE kernels on CPUs
- * newer than itself). On older CPUs the Winograd products (fixed shapes) go
- * to OpenBLAS and the others to a plain C kernel. Overrides, for comparison
+ * Products whose shape follows the batch or the thread split (fully
+ * connected layers, metric network, matching, small blocks) always run on
+ * libmatchnet's own AVX-512, AVX2 or plain C kernel. The Winograd products
+ * (shapes fixed by the model) run on OpenBLAS where its core keeps the same
+ * promise and is faster (SkylakeX, Cooperlake; and the SSE/AVX cores of CPUs
+ * without AVX2), else on the own kernel (OpenBLAS's Haswell and Zen kernels
+ * would make a patch's result depend on its place in the batch; Debian 12's
+ * OpenBLAS falls back to SSE kernels on CPUs newer than itself). Overrides, for comparison
  * and debugging: MN_GEMM=blas (Winograd products on OpenBLAS, which keeps
  * the thread-count promise but, on the Haswell and Zen cores, not the
  * batch-place one), avx2, avx512 or generic; MN_SIMD=generic, avx2 or

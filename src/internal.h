@@ -112,16 +112,17 @@ int mn_blas_get_threads(void);
 const char *mn_blas_core(void);
 /* The BLAS's name, build and core, for mn_blas_info(). */
 void mn_blas_describe(char *buf, size_t size);
-/* The determinism rule. A product whose shape is fixed by the model (the
- * blocked path's Winograd products: always whole 16-patch blocks) may run on
- * BLAS: same shapes, same results. A product whose m or n follows the batch
- * size or the thread split (fully connected layers, the metric network, the
+/* The determinism rule. A product whose m or n follows the batch size or
+ * the thread split (fully connected layers, the metric network, the
  * matcher's distances, the im2col path of small blocks) runs on the own
- * kernels, which give each element of C a value that depends only on its row
- * of A, its column of B and k - never on m, n or its place - so results do
- * not change with thread count, batch size or a patch's position. OpenBLAS
- * promises no such thing (its Haswell kernels, for one, do not keep it even
- * for fixed shapes: see cpu.c). */
+ * kernels, which give each element of C a value that depends only on its
+ * row of A, its column of B and k - never on m, n or its place - so results
+ * do not change with thread count, batch size or a patch's position.
+ * OpenBLAS promises no such thing. A product whose shape is fixed by the
+ * model (the blocked path's Winograd products: always whole 16-patch
+ * blocks) may run on OpenBLAS only where its core also gives a column the
+ * same value wherever it lies (a patch's lane in the block): cpu.c keeps
+ * the table, test_determinism checks it under each core. */
 
 /* (gemm.c) C = A B (no transposes, beta 0), shape fixed by the model: the
  * own AVX-512 or AVX2 kernel, or BLAS on CPUs without AVX2 (or with
