@@ -245,8 +245,8 @@ MN_API int mn_default_num_threads(void);
  * promise and is faster (SkylakeX, Cooperlake; and the SSE/AVX cores of CPUs
  * without AVX2), else on the own kernel (OpenBLAS's Haswell and Zen kernels
  * would make a patch's result depend on its place in the batch; Debian 12's
- * OpenBLAS falls back to SSE kernels on CPUs newer than itself). Overrides, for comparison
- * and debugging: MN_GEMM=blas (Winograd products on OpenBLAS, which keeps
+ * OpenBLAS falls back to SSE kernels on CPUs newer than itself). Overrides,
+ * for comparison and debugging: MN_GEMM=blas (Winograd products on OpenBLAS, which keeps
  * the thread-count promise but, on the Haswell and Zen cores, not the
  * batch-place one), avx2, avx512 or generic; MN_SIMD=generic, avx2 or
  * avx512 (the tower's vector code); MN_WINOGRAD=0, read when a model is

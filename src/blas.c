@@ -39,8 +39,8 @@ const char *mn_blas_core(void)
 
 void mn_blas_describe(char *buf, size_t size)
 {
-    const char *core = openblas_get_corename();
-    snprintf(buf, size, "%s; core %s", openblas_get_config(), core ? core : "?");
+    const char *core = mn_blas_core();
+    snprintf(buf, size, "%s; core %s", openblas_get_config(), core[0] ? core : "?");
 }
 #else
 void mn_blas_set_threads(int n)

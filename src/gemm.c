@@ -4,8 +4,8 @@
  */
 #include "internal.h"
 
-static void mn_gemm_own(mn_kernel kind, int m, int n, int k, const float *a, int lda, const float *b, int ldb,
-                        float *c, int ldc, float *pack)
+void mn_gemm_own(mn_kernel kind, int m, int n, int k, const float *a, int lda, const float *b, int ldb,
+                 float *c, int ldc, float *pack)
 {
     if (kind == MN_KERNEL_AVX512)
         mn_gemm_nn_avx512(m, n, k, a, lda, b, ldb, c, ldc, pack);

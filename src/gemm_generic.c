@@ -2,7 +2,7 @@
  * gemm_generic.c - the library's own matrix product in plain C, for CPUs
  * without AVX2 + FMA (and other architectures).
  *
- * It exists for the determinism rule (see mn_gemm_stable in blas.c): the
+ * It exists for the determinism rule (internal.h; mn_gemm_stable): the
  * products whose shape changes with the batch size or the thread split must
  * give every element of C the same value whatever m, n and the element's
  * position, which BLAS does not promise. Here each C[i][j] is

@@ -124,9 +124,10 @@ void mn_blas_describe(char *buf, size_t size);
  * same value wherever it lies (a patch's lane in the block): cpu.c keeps
  * the table, test_determinism checks it under each core. */
 
-/* (gemm.c) C = A B (no transposes, beta 0), shape fixed by the model: the
- * own AVX-512 or AVX2 kernel, or BLAS on CPUs without AVX2 (or with
- * MN_GEMM=blas): mn_cpu_get()->gemm_fixed, see cpu.c. pack:
+/* (gemm.c) C = A B (no transposes, beta 0), shape fixed by the model, on
+ * mn_cpu_get()->gemm_fixed: OpenBLAS where cpu.c's table says its core keeps
+ * the rule (SkylakeX, Cooperlake, and the SSE/AVX cores of CPUs without
+ * AVX2) or with MN_GEMM=blas, else the own AVX-512 or AVX2 kernel. pack:
  * mn_gemm_pack_floats() floats of scratch. */
 void mn_gemm_fixed(int m, int n, int k, const float *a, int lda, const float *b, int ldb, float *c, int ldc,
                    float *pack);
@@ -135,6 +136,10 @@ void mn_gemm_fixed(int m, int n, int k, const float *a, int lda, const float *b,
  * pack as above. */
 void mn_gemm_stable(int m, int n, int k, const float *a, int lda, const float *b, int ldb, float *c, int ldc,
                     float *pack);
+/* (gemm.c) C = A B on one own kernel (kind: GENERIC, AVX2 or AVX512; the
+ * caller checks the CPU has it). pack as above (unused by GENERIC). */
+void mn_gemm_own(mn_kernel kind, int m, int n, int k, const float *a, int lda, const float *b, int ldb, float *c,
+                 int ldc, float *pack);
 
 /* ---- own kernels (gemm_avx2.c, gemm_generic.c) ---- */
 void mn_gemm_nn_generic(int m, int n, int k, const float *a, int lda, const float *b, int ldb, float *c, int ldc);

@@ -104,65 +104,54 @@ static void test_fc(int in, int out, int n, int relu)
     free(w), free(b), free(x), free(y1), free(y2), free(wt), free(pack);
 }
 
-/* One own kernel: 0 AVX2, 1 AVX-512, 2 generic C. */
-static int own_available(int kind)
-{
-    return kind == 0 ? mn_cpu_get()->has_avx2 : kind == 1 ? mn_cpu_get()->has_avx512 : 1;
-}
+/* The own kernels (mn_gemm_own), each where the CPU has it. */
+static const mn_kernel own_kernels[3] = {MN_KERNEL_AVX2, MN_KERNEL_AVX512, MN_KERNEL_GENERIC};
 
-static void own_gemm(int kind, int m, int n, int k, const float *a, int lda, const float *b, int ldb, float *c,
-                     int ldc, float *pack)
+static int own_available(mn_kernel kind)
 {
-    if (kind == 1)
-        mn_gemm_nn_avx512(m, n, k, a, lda, b, ldb, c, ldc, pack);
-    else if (kind == 0)
-        mn_gemm_nn_avx2(m, n, k, a, lda, b, ldb, c, ldc, pack);
-    else
-        mn_gemm_nn_generic(m, n, k, a, lda, b, ldb, c, ldc);
+    return kind == MN_KERNEL_AVX2 ? mn_cpu_get()->has_avx2 : kind == MN_KERNEL_AVX512 ? mn_cpu_get()->has_avx512 : 1;
 }
-
-static const char *own_name[3] = {"avx2", "avx512", "generic"};
 
 /* The determinism rule (src/internal.h): an own kernel gives each element of
  * C the same bits whatever m, n and where the element lies. The whole M x N
  * product against sub-products of other shapes, at other offsets. */
-static void test_gemm_invariant(int kind, int M, int N, int k)
+static void test_gemm_invariant(mn_kernel kind, int M, int N, int k)
 {
     if (!own_available(kind))
         return;
     float *a = rand_buf((size_t)M * k), *b = rand_buf((size_t)k * N);
     float *whole = malloc(sizeof(float) * (size_t)M * N), *part = malloc(sizeof(float) * (size_t)M * N);
     float *pack = malloc(mn_gemm_pack_floats() * sizeof(float));
-    own_gemm(kind, M, N, k, a, k, b, N, whole, N, pack);
+    mn_gemm_own(kind, M, N, k, a, k, b, N, whole, N, pack);
     const int rows[][2] = {{0, 1}, {1, 5}, {3, 7}, {M - 1, 1}, {2, M - 2}};
     const int cols[][2] = {{0, 1}, {5, 16}, {1, 33}, {N - 1, 1}, {7, N - 7}};
     int bad = 0;
     for (int r = 0; r < 5; r++)
         for (int c = 0; c < 5; c++) {
             const int i0 = rows[r][0], m = rows[r][1], j0 = cols[c][0], n = cols[c][1];
-            own_gemm(kind, m, n, k, a + (size_t)i0 * k, k, b + j0, N, part, n, pack);
+            mn_gemm_own(kind, m, n, k, a + (size_t)i0 * k, k, b + j0, N, part, n, pack);
             for (int i = 0; i < m; i++)
                 bad += memcmp(part + (size_t)i * n, whole + (size_t)(i0 + i) * N + j0, sizeof(float) * n) != 0;
         }
-    CHECK(bad == 0, "%s gemm %dx%dx%d: %d rows of sub-products differ from the whole product", own_name[kind], M, N,
+    CHECK(bad == 0, "%s gemm %dx%dx%d: %d rows of sub-products differ from the whole product", mn_kernel_name(kind), M, N,
           k, bad);
     free(a), free(b), free(whole), free(part), free(pack);
 }
 
 /* The own products against BLAS, on shapes with every kind of edge. */
-static void test_gemm(int m, int n, int k, int wide)
+static void test_gemm(int m, int n, int k, mn_kernel kind)
 {
-    if (!own_available(wide))
+    if (!own_available(kind))
         return;
     float *a = rand_buf((size_t)m * (k + 2)), *b = rand_buf((size_t)k * (n + 5));
     float *c1 = malloc((size_t)m * (n + 3) * sizeof(float)), *c2 = malloc((size_t)m * (n + 3) * sizeof(float));
     float *pack = malloc(mn_gemm_pack_floats() * sizeof(float));
     for (size_t i = 0; i < (size_t)m * (n + 3); i++)
         c1[i] = c2[i] = 123.0f; /* the padding columns must stay untouched */
-    own_gemm(wide, m, n, k, a, k + 2, b, n + 5, c1, n + 3, pack);
+    mn_gemm_own(kind, m, n, k, a, k + 2, b, n + 5, c1, n + 3, pack);
     mn_gemm(m, n, k, a, k + 2, b, n + 5, 0, 0.0f, c2, n + 3);
     double e = max_abs_diff(c1, c2, (size_t)m * (n + 3), NULL);
-    CHECK(e < 1e-5 + 1e-7 * k * 4, "%s gemm %dx%dx%d: differs from BLAS by %.3g", own_name[wide], m, n, k, e);
+    CHECK(e < 1e-5 + 1e-7 * k * 4, "%s gemm %dx%dx%d: differs from BLAS by %.3g", mn_kernel_name(kind), m, n, k, e);
     free(a), free(b), free(c1), free(c2), free(pack);
 }
 
@@ -171,15 +160,16 @@ int main(void)
     printf("AVX2 kernel: %d, AVX-512 kernel: %d, fixed-shape products: %s, others: %s\n", mn_cpu_get()->has_avx2,
            mn_cpu_get()->has_avx512, mn_kernel_name(mn_cpu_get()->gemm_fixed),
            mn_kernel_name(mn_cpu_get()->gemm_stable));
-    for (int wide = 0; wide <= 2; wide++) {
-        test_gemm_invariant(wide, 45, 300, 600); /* k > KC: the blocks of k add up in C */
-        test_gemm_invariant(wide, 13, 70, 9);
-        test_gemm(1, 1, 1, wide);
-        test_gemm(6, 16, 256, wide);
-        test_gemm(64, 8192, 600, wide); /* conv1 on a chunk of 8: K > KC, N > NC, M % 6 != 0 */
-        test_gemm(96, 2048, 864, wide);
-        test_gemm(24, 4096 + 7, 49, wide);
-        test_gemm(13, 35, 517, wide);
+    for (int w = 0; w < 3; w++) {
+        const mn_kernel kind = own_kernels[w];
+        test_gemm_invariant(kind, 45, 300, 600); /* k > KC: the blocks of k add up in C */
+        test_gemm_invariant(kind, 13, 70, 9);
+        test_gemm(1, 1, 1, kind);
+        test_gemm(6, 16, 256, kind);
+        test_gemm(64, 8192, 600, kind); /* conv1 on a chunk of 8: K > KC, N > NC, M % 6 != 0 */
+        test_gemm(96, 2048, 864, kind);
+        test_gemm(24, 4096 + 7, 49, kind);
+        test_gemm(13, 35, 517, kind);
     }
 
     /* MatchNet's convolutions, and odd shapes that exercise the edges. */
