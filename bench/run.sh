@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Engine benchmark: libmatchnet against PyTorch and OpenCV DNN on the same
 # network and weights, on this machine, in one run. Installs nothing (see
-# tools/setup.sh --bench); builds what it needs into build-bench/.
+# scripts/setup.sh --bench); builds what it needs into build-bench/.
 #
 #   bench/run.sh [--repeats R] [--threads N] [--arch original|pytorch|bottleneck]
 #
@@ -19,9 +19,9 @@ while [ $# -gt 0 ]; do
 done
 PY=/usr/bin/python3
 for need in cmake "$PY"; do
-    command -v "$need" >/dev/null || { echo "bench/run.sh: $need missing; run tools/setup.sh --bench" >&2; exit 1; }
+    command -v "$need" >/dev/null || { echo "bench/run.sh: $need missing; run scripts/setup.sh --bench" >&2; exit 1; }
 done
-"$PY" -c "import torch, numpy" 2>/dev/null || { echo "bench/run.sh: python3-torch missing; run tools/setup.sh --bench" >&2; exit 1; }
+"$PY" -c "import torch, numpy" 2>/dev/null || { echo "bench/run.sh: python3-torch missing; run scripts/setup.sh --bench" >&2; exit 1; }
 
 build=build-bench out=bench/out
 mkdir -p "$out"
@@ -29,7 +29,7 @@ cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=Release -DMN_BUILD_BENCH=ON -DMN_BUILD
 cmake --build "$build" -j"$(nproc)" >/dev/null
 model=$out/$arch.mnw onnx=$out/$arch.onnx
 if [ ! -s "$model" ] || [ ! -s "$onnx" ]; then
-    "$PY" tools/export.py --arch "$arch" --seed 0 -o "$model" --onnx "$onnx" 2>/dev/null >&2
+    "$PY" python/export.py --arch "$arch" --seed 0 -o "$model" --onnx "$onnx" 2>/dev/null >&2
 fi
 
 # The headline is the library as a user gets it (its own AVX2/AVX-512

@@ -427,7 +427,7 @@ typedef enum mn_match_method {
  * mn_match_params_preset().
  *
  * Measured on the Oxford homography sequences (20 pairs, 2000 SIFT
- * keypoints, tools/eval_matching.cpp; figures in bench/README.md): L2
+ * keypoints, eval/eval_matching.cpp; figures in bench/README.md): L2
  * nearest neighbour on MatchNet descriptors with the ratio test 0.8 found
  * the most correct matches (457 per pair against 442 for the metric
  * network's choice and 418 for SIFT with the same ratio test), so it is the

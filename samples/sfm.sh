@@ -55,7 +55,7 @@ if [ -n "${MATCHNET_BIN:-}" ]; then
 elif command -v matchnet-colmap >/dev/null 2>&1; then
     bin=$(command -v matchnet-colmap)
 else
-    bin=$here/../build/tools/matchnet-colmap
+    bin=$here/../build/apps/matchnet-colmap
 fi
 [ -x "$bin" ] || { echo "$0: matchnet-colmap not found (set MATCHNET_BIN, add it to PATH or build it in build/)" >&2; exit 1; }
 command -v colmap >/dev/null 2>&1 || { echo "$0: colmap not found on PATH (apt-get install colmap)" >&2; exit 1; }

@@ -8,7 +8,7 @@
  * (4 x 4), alpha = 4 + r - 1:  y = AT [(G g G^T) .* (BT d BT^T)] AT^T,
  * which is the cross-correlation conv2d computes. Every entry is an exact
  * binary fraction except G's, which are applied once, in double, when a
- * model is loaded. tools/winograd.py derives them and checks them exactly
+ * model is loaded. python/winograd.py derives them and checks them exactly
  * (CTest: test_winograd_tables).
  *
  * Static tables, so that code which unrolls over them with constant indices

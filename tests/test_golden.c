@@ -1,5 +1,5 @@
 /*
- * test_golden.c - the C engine against PyTorch (tools/make_golden.py) for
+ * test_golden.c - the C engine against PyTorch (python/make_golden.py) for
  * the three architectures: descriptors and match probabilities within 1e-4,
  * at batch 1 and at batch 13 (not a multiple of any block size), through
  * u8 and f32 input, fast and reference paths, plain and two-stage metric.
@@ -153,7 +153,7 @@ int main(void)
      * fixture is regenerated whenever the model changes. */
     FILE *fm = fopen(MN_SOURCE_DIR "/models/matchnet.mnw", "rb"), *fg = fopen(MN_TEST_DATA "/golden_shipped.bin", "rb");
     CHECK(!fm == !fg, "models/matchnet.mnw and tests/data/golden_shipped.bin must come together "
-                      "(tools/make_golden.py tests/data models/matchnet.mnw)");
+                      "(python/make_golden.py tests/data models/matchnet.mnw)");
     if (fm && fg)
         run_arch("shipped", MN_SOURCE_DIR "/models/matchnet.mnw");
     if (fm)

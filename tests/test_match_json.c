@@ -1,5 +1,5 @@
 /*
- * test_match_json.c - matchnet-match's JSON writer (tools/match_json.c):
+ * test_match_json.c - matchnet-match's JSON writer (apps/match_json.c):
  * paths with quotes, backslashes, control characters, UTF-8 and invalid
  * bytes, and extreme or non-finite numbers give a document that Python's
  * json module parses back to the same values.

@@ -4,7 +4,7 @@
  * patches and match them with both methods (MN_MATCH_L2 defaults and the
  * MN_MATCH_METRIC preset) for up to 3 seconds or 200 rounds each. Every
  * result must be bit-identical to the single-threaded run computed first.
- * Run under ThreadSanitizer in CI (tools/test.sh --tsan).
+ * Run under ThreadSanitizer in CI (scripts/test.sh --tsan).
  */
 #define _POSIX_C_SOURCE 200809L
 #include "matchnet.h"

@@ -33,7 +33,7 @@ for t in $targets; do
         $CC $flags -I"$blas_inc" -DMN_HAVE_OPENBLAS=1 -DMN_SOURCE_DIR="\"$PWD\"" tests/fuzz/fuzz_match.c $src \
             -o "$out/fuzz_match" -lopenblas -lpthread -lm ;;
     bmp)
-        $CC $flags tests/fuzz/fuzz_bmp.c tools/brown.c -o "$out/fuzz_bmp" ;;
+        $CC $flags tests/fuzz/fuzz_bmp.c eval/brown.c -o "$out/fuzz_bmp" ;;
     image)
         # fuzz_image.cc includes plugin/src/c_api.cpp; the engine's error
         # functions come from src/common.c.

@@ -3,7 +3,7 @@
 # on the same image folder: registered images, 3D points, mean track length
 # and mean reprojection error of each pipeline's largest model, side by side.
 #
-#   tools/eval_sfm.sh IMAGES_DIR WORK_DIR [--max-size PX] [sfm.sh options...]
+#   eval/eval_sfm.sh IMAGES_DIR WORK_DIR [--max-size PX] [sfm.sh options...]
 #
 # COLMAP: feature_extractor (CPU SIFT; --SiftExtraction.max_image_size PX
 # with --max-size), exhaustive_matcher (CPU), mapper, model_analyzer, in

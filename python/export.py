@@ -1,8 +1,8 @@
 #!/usr/bin/python3
 """Export a MatchNet model to libmatchnet's .mnw format (and optionally ONNX).
 
-  /usr/bin/python3 tools/export.py --arch original --random --seed 0 -o model.mnw
-  /usr/bin/python3 tools/export.py --arch bottleneck --bottleneck 256 --metric-width 512 \
+  /usr/bin/python3 python/export.py --arch original --random --seed 0 -o model.mnw
+  /usr/bin/python3 python/export.py --arch bottleneck --bottleneck 256 --metric-width 512 \
       --state-dict trained.pt -o models/matchnet.mnw --onnx tower.onnx
 
 --state-dict loads a state dict saved from tools.matchnet_torch.MatchNet

@@ -1,7 +1,7 @@
 #!/usr/bin/python3
 """Train a MatchNet model on patch sets made by matchnet-patchset.
 
-  /usr/bin/python3 tools/train.py --train DATA/train --val DATA/val --out RUN \
+  /usr/bin/python3 python/train.py --train DATA/train --val DATA/val --out RUN \
       --minutes 100 [--seed 0] [--threads 2] [--device cpu|cuda]
 
 Stages (each logged, checkpointed and resumable: rerunning the same command

@@ -1,11 +1,11 @@
 #!/bin/sh
 # Set up, build and run the tests.
-#   tools/test.sh              Release build in build/
-#   tools/test.sh --sanitize   AddressSanitizer + UndefinedBehaviorSanitizer build in build-asan/
-#   tools/test.sh --tsan       ThreadSanitizer build in build-tsan/, the threading tests only
+#   scripts/test.sh              Release build in build/
+#   scripts/test.sh --sanitize   AddressSanitizer + UndefinedBehaviorSanitizer build in build-asan/
+#   scripts/test.sh --tsan       ThreadSanitizer build in build-tsan/, the threading tests only
 set -eu
 cd "$(dirname "$0")/.."
-tools/setup.sh
+scripts/setup.sh
 dir=build
 opts="-DCMAKE_BUILD_TYPE=Release"
 only=""
@@ -15,7 +15,7 @@ case "${1:-}" in
     opts="-DCMAKE_BUILD_TYPE=RelWithDebInfo -DMN_SANITIZE=address,undefined" ;;
 --tsan)
     dir=build-tsan
-    opts="-DCMAKE_BUILD_TYPE=RelWithDebInfo -DMN_SANITIZE=thread -DMN_BUILD_TOOLS=OFF -DMN_BUILD_SAMPLES=OFF -DMN_BUILD_PLUGIN=OFF"
+    opts="-DCMAKE_BUILD_TYPE=RelWithDebInfo -DMN_SANITIZE=thread -DMN_BUILD_APPS=OFF -DMN_BUILD_EVAL=OFF -DMN_BUILD_SAMPLES=OFF -DMN_BUILD_PLUGIN=OFF"
     only="test_threads|test_api|test_match|test_stress" ;;
 esac
 cmake -S . -B "$dir" $opts >/dev/null

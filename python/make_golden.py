@@ -11,8 +11,8 @@ golden_<arch>.bin with inputs and PyTorch's outputs:
   ...     n*D f32 descriptors (PyTorch tower on the u8 patches)
   ...     n*n f32 match probabilities, [i*n + j] = P(match | a = patch i, b = patch j)
 
-  /usr/bin/python3 tools/make_golden.py tests/data
-  /usr/bin/python3 tools/make_golden.py tests/data models/matchnet.mnw   (golden_shipped.bin only)
+  /usr/bin/python3 python/make_golden.py tests/data
+  /usr/bin/python3 python/make_golden.py tests/data models/matchnet.mnw   (golden_shipped.bin only)
 """
 import os
 import struct

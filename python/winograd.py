@@ -6,8 +6,8 @@ infinity, in exact rational arithmetic; every identity
 sum_j AT[i][j] G[j][k] BT[j][l] == (l == i + k) is checked exactly, which
 is what makes y = AT [(G g G^T) .* (BT d BT^T)] AT^T the cross-correlation.
 
-    tools/winograd.py            print the C tables
-    tools/winograd.py --check F  exit 1 unless F holds exactly these tables
+    python/winograd.py            print the C tables
+    python/winograd.py --check F  exit 1 unless F holds exactly these tables
 """
 import sys
 from fractions import Fraction as F

@@ -1,9 +1,9 @@
 #!/bin/sh
 # Install the Debian 12 packages libmatchnet needs (as root, or through sudo).
-#   tools/setup.sh           build and test: compilers, CMake, OpenBLAS, OpenCV and TurboJPEG
+#   scripts/setup.sh           build and test: compilers, CMake, OpenBLAS, OpenCV and TurboJPEG
 #                            (plugin and tools), Python 3 (the tests check JSON output with it)
-#   tools/setup.sh --bench   also the benchmark's peers and training: PyTorch, Python OpenCV
-#   tools/setup.sh --fuzz    also clang and its sanitizer runtimes (tests/fuzz/run.sh)
+#   scripts/setup.sh --bench   also the benchmark's peers and training: PyTorch, Python OpenCV
+#   scripts/setup.sh --fuzz    also clang and its sanitizer runtimes (tests/fuzz/run.sh)
 # Packages already installed are skipped, so a second run is quick.
 set -eu
 pkgs="build-essential g++ cmake pkg-config libopenblas-dev libopencv-dev libturbojpeg0-dev libsqlite3-dev python3"
@@ -21,6 +21,6 @@ done
 [ -z "$missing" ] && exit 0
 SUDO=""
 [ "$(id -u)" = 0 ] || SUDO=sudo
-echo "tools/setup.sh: installing$missing" >&2
+echo "scripts/setup.sh: installing$missing" >&2
 $SUDO apt-get update -qq
 DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends $missing >&2
