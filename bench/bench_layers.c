@@ -12,7 +12,10 @@
  * the model is loaded).
  */
 #define _POSIX_C_SOURCE 200809L
-#include "internal.h"
+#include "kernels/blocked.h"
+#include "kernels/cpu.h"
+#include "model.h"
+#include "tower.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -132,11 +135,11 @@ int main(int argc, char **argv)
     profile(m, &s, 0, px, repeats, before, &tb);
     profile(m, &s, 1, px, repeats, after, &ta);
     const char *isa;
-    mn_tower_block_impl(&isa);
+    isa = mn_tower_blocked_name();
 
     if (json) {
-        printf("{\"model\": \"%s\", \"blocked_isa\": \"%s\", \"gemm_kernel\": %d, \"layers\": [", m->name, isa,
-               (int)mn_cpu_get()->gemm_fixed);
+        printf("{\"model\": \"%s\", \"blocked_isa\": \"%s\", \"gemm_kernel\": \"%s\", \"layers\": [", m->name, isa,
+               mn_kernel_name(mn_cpu_get()->gemm_fixed));
         for (int k = 0; k < m->n_layers; k++)
             printf("%s{\"layer\": %d, \"kind\": \"%s\", \"shape\": \"%dx%dx%d\", \"macs\": %.0f, "
                    "\"before_us\": %.2f, \"after_us\": %.2f, \"winograd\": %s}",

@@ -3,7 +3,7 @@
  * allocation wrappers (with a failure-injection hook for tests).
  */
 #define _POSIX_C_SOURCE 200809L
-#include "internal.h"
+#include "common.h"
 
 #include <stdarg.h>
 #include <stdio.h>

@@ -1,5 +1,5 @@
 /*
- * match.c - descriptors of keypoints, candidate search, and the matcher.
+ * match.c - candidate search and the matcher.
  *
  * Candidate search: squared L2 distances |q|^2 + |t|^2 - 2 q.t for a block
  * of queries against all train rows come from one matrix product (the
@@ -19,80 +19,16 @@
  * (i, j) is kept when j is i's best, passes the probability and ratio
  * tests, and (mutual) i is j's best.
  */
-#include "internal.h"
+#include "common.h"
+#include "kernels/gemm.h"
+#include "metric.h"
+#include "session.h"
 
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
 
 #define MN_KNN_BLOCK 32 /* queries per distance block */
-#define MN_DESCRIBE_BLOCK 256
-
-/* ---- keypoints to descriptors ---- */
-
-/* Patches cut per task of the session's threads. */
-#define MN_CUT_GRAIN 16
-
-typedef struct mn_cut_job {
-    const mn_pyramid *pyr;
-    const mn_keypoint *kps;
-    const mn_extract_params *p;
-    uint8_t *patches;
-} mn_cut_job;
-
-static void mn_cut_task(void *ctx, mn_scratch *scratch, int thread, size_t begin, size_t end)
-{
-    const mn_cut_job *j = ctx;
-    const size_t pp = (size_t)j->p->patch_size * (size_t)j->p->patch_size;
-    (void)scratch, (void)thread;
-    mn_pyramid_sample(j->pyr, j->kps + begin, end - begin, j->p, j->patches + begin * pp);
-}
-
-mn_status mn_describe_keypoints(mn_session *s, const uint8_t *image, int width, int height, size_t stride,
-                                const mn_keypoint *kps, size_t n, const mn_extract_params *params,
-                                float *desc)
-{
-    static const char fn[] = "mn_describe_keypoints";
-    if (!s)
-        return mn_error(MN_ERR_INVALID_ARGUMENT, fn, "session is NULL");
-    if (n == 0)
-        return MN_OK;
-    if (!kps || !desc)
-        return mn_error(MN_ERR_INVALID_ARGUMENT, fn, "%s is NULL", kps ? "descriptors" : "keypoints");
-    const mn_model *m = mn_session_model(s);
-    mn_extract_params p = params ? *params : mn_extract_params_default();
-    if (p.patch_size != m->patch)
-        return mn_error(MN_ERR_INVALID_ARGUMENT, fn, "patch_size = %d, the model takes %d", p.patch_size,
-                        m->patch);
-    size_t pp = (size_t)m->patch * (size_t)m->patch;
-    size_t block = n < MN_DESCRIBE_BLOCK ? n : MN_DESCRIBE_BLOCK;
-    /* The pyramid once for all keypoints; each block's patches are cut by
-     * the session's threads, then described. */
-    mn_pyramid pyr;
-    mn_status st = mn_pyramid_init(fn, image, width, height, stride, kps, n, &p, &pyr);
-    if (st != MN_OK)
-        return st;
-    uint8_t *patches = mn_malloc(block * pp);
-    if (!patches) {
-        mn_pyramid_release(&pyr);
-        return mn_error(MN_ERR_OUT_OF_MEMORY, fn, "out of memory for %zu patches", block);
-    }
-    for (size_t b = 0; b < n && st == MN_OK; b += block) {
-        size_t nb = n - b < block ? n - b : block;
-        mn_cut_job job = {&pyr, kps + b, &p, patches};
-        mn_session_parallel(s, mn_cut_task, &job, nb, MN_CUT_GRAIN);
-        st = mn_describe_u8(s, patches, nb, desc + b * m->desc_dim);
-        if (st != MN_OK) {
-            /* The message names the patch within the block. */
-            char msg[512];
-            snprintf(msg, sizeof msg, "%s (in the block of keypoints from %zu)", mn_last_error(), b);
-            mn_error(st, fn, "%s", msg);
-        }
-    }
-    mn_free(patches);
-    mn_pyramid_release(&pyr);
-    return st;
-}
 
 /* ---- candidate search ---- */
 

@@ -14,7 +14,10 @@
  * with pixel centres at integers, level-L coordinates are
  * x_L = (x + 0.5) / 2^L - 0.5.
  */
-#include "internal.h"
+#include "patches.h"
+
+#include "common.h"
+#include "model.h" /* MN_MAX_PATCH: the same bound as a model's patch */
 
 #include <math.h>
 #include <string.h>

@@ -1,13 +1,17 @@
 /*
- * session.c - sessions, argument checks, and splitting work over threads.
+ * session.c - sessions, the library's thread settings, mn_blas_info, and
+ * splitting work over threads.
  *
  * A call's work (patches or pairs) is cut into contiguous ranges, one per
  * thread; each thread has its own scratch, so threads never share writable
  * memory and results do not depend on the number of threads.
  */
-#include "internal.h"
+#include "session.h"
 
-#include <math.h>
+#include "common.h"
+#include "kernels/blas.h"
+#include "kernels/cpu.h"
+
 #include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -120,45 +124,18 @@ void mn_session_free(mn_session *s)
 
 /* ---- work splitting ---- */
 
-typedef enum { MN_JOB_DESCRIBE, MN_JOB_PROJECT, MN_JOB_PROJECTED, MN_JOB_PLAIN, MN_JOB_TASK } mn_job_kind;
-
 typedef struct mn_job {
-    mn_job_kind kind;
-    const mn_model *m;
-    mn_scratch *s;
-    int reference;
-    size_t begin, end;
-    const uint8_t *px8;
-    const float *pxf;
-    const float *a, *b;
-    mn_side side;
-    const mn_pair *pairs;
-    float *out;
-    mn_task_fn task; /* MN_JOB_TASK */
+    mn_task_fn task;
     void *ctx;
+    mn_scratch *s;
     int thread;
+    size_t begin, end;
 } mn_job;
 
 static void *mn_job_run(void *arg)
 {
     mn_job *j = arg;
-    switch (j->kind) {
-    case MN_JOB_DESCRIBE:
-        mn_tower_run(j->m, j->s, j->reference, j->px8, j->pxf, j->begin, j->end, j->out);
-        break;
-    case MN_JOB_PROJECT:
-        mn_metric_run_project(j->m, j->s, j->reference, j->a, j->side, j->begin, j->end, j->out);
-        break;
-    case MN_JOB_PROJECTED:
-        mn_metric_run_projected(j->m, j->s, j->reference, j->a, j->b, j->pairs, j->begin, j->end, j->out);
-        break;
-    case MN_JOB_PLAIN:
-        mn_metric_run_plain(j->m, j->s, j->reference, j->a, j->b, j->pairs, j->begin, j->end, j->out);
-        break;
-    case MN_JOB_TASK:
-        j->task(j->ctx, j->s, j->thread, j->begin, j->end);
-        break;
-    }
+    j->task(j->ctx, j->s, j->thread, j->begin, j->end);
     return NULL;
 }
 
@@ -219,221 +196,28 @@ void mn_session_parallel(mn_session *s, mn_task_fn task, void *ctx, size_t total
         return;
     mn_job job;
     memset(&job, 0, sizeof job);
-    job.kind = MN_JOB_TASK;
-    job.m = s->model;
     job.task = task;
     job.ctx = ctx;
     mn_parallel(s, job, total, grain ? grain : 1);
 }
 
-/* ---- descriptors ---- */
+/* ---- the projection buffer ---- */
 
-static mn_status mn_describe(const char *fn, mn_session *s, const uint8_t *px8, const float *pxf,
-                             size_t n, float *desc)
-{
-    if (!s)
-        return mn_error(MN_ERR_INVALID_ARGUMENT, fn, "session is NULL");
-    if (n == 0)
-        return MN_OK;
-    if (!(px8 || pxf) || !desc)
-        return mn_error(MN_ERR_INVALID_ARGUMENT, fn, "%s is NULL", desc ? "patches" : "descriptors");
-    size_t pp = (size_t)s->model->patch * s->model->patch;
-    if (n > SIZE_MAX / sizeof(float) / (pp > s->model->desc_dim ? pp : s->model->desc_dim))
-        return mn_error(MN_ERR_INVALID_ARGUMENT, fn, "n = %zu patches is too large", n);
-    /* NaN and infinite pixels come out of the ReLUs and max-pools as
-     * ordinary numbers: a plausible descriptor of nothing. */
-    for (size_t i = 0; pxf && i < n * pp; i++)
-        if (!isfinite(pxf[i]))
-            return mn_error(MN_ERR_INVALID_ARGUMENT, fn, "patch %zu: pixel (%zu, %zu) is not finite", i / pp,
-                            i % pp % (size_t)s->model->patch, i % pp / (size_t)s->model->patch);
-    mn_job job;
-    memset(&job, 0, sizeof job);
-    job.kind = MN_JOB_DESCRIBE;
-    job.m = s->model;
-    job.reference = s->reference;
-    job.px8 = px8;
-    job.pxf = pxf;
-    job.out = desc;
-    /* Whole blocks per thread: blocks then start at multiples of MN_NB
-     * whatever the thread count, each patch takes the same path, and the
-     * results are bit-identical for any number of threads. */
-    mn_parallel(s, job, n, MN_NB);
-    return MN_OK;
-}
-
-mn_status mn_describe_u8(mn_session *s, const uint8_t *patches, size_t n, float *desc)
-{
-    return mn_describe("mn_describe_u8", s, patches, NULL, n, desc);
-}
-
-mn_status mn_describe_f32(mn_session *s, const float *patches, size_t n, float *desc)
-{
-    return mn_describe("mn_describe_f32", s, NULL, patches, n, desc);
-}
-
-/* ---- metric ---- */
-
-static mn_status mn_check_pairs(const char *fn, const mn_pair *pairs, size_t npairs, size_t na,
-                                size_t nb)
-{
-    if (!pairs)
-        return mn_error(MN_ERR_INVALID_ARGUMENT, fn, "pairs is NULL");
-    for (size_t k = 0; k < npairs; k++)
-        if (pairs[k].a >= na || pairs[k].b >= nb)
-            return mn_error(MN_ERR_INVALID_ARGUMENT, fn, "pair %zu = (%u, %u) is outside %zu x %zu", k,
-                            pairs[k].a, pairs[k].b, na, nb);
-    return MN_OK;
-}
-
-static void mn_project(mn_session *s, const float *desc, size_t n, mn_side side, float *proj)
-{
-    mn_job job;
-    memset(&job, 0, sizeof job);
-    job.kind = MN_JOB_PROJECT;
-    job.m = s->model;
-    job.reference = s->reference;
-    job.a = desc;
-    job.side = side;
-    job.out = proj;
-    mn_parallel(s, job, n, 16);
-}
-
-static void mn_score(mn_session *s, mn_job_kind kind, const float *a, const float *b,
-                     const mn_pair *pairs, size_t npairs, float *prob)
-{
-    mn_job job;
-    memset(&job, 0, sizeof job);
-    job.kind = kind;
-    job.m = s->model;
-    job.reference = s->reference;
-    job.a = a;
-    job.b = b;
-    job.pairs = pairs;
-    job.out = prob;
-    mn_parallel(s, job, npairs, MN_PAIR_BLOCK);
-}
-
-mn_status mn_metric_project(mn_session *s, const float *desc, size_t n, mn_side side, float *proj)
-{
-    static const char fn[] = "mn_metric_project";
-    if (!s)
-        return mn_error(MN_ERR_INVALID_ARGUMENT, fn, "session is NULL");
-    if (side != MN_SIDE_A && side != MN_SIDE_B)
-        return mn_error(MN_ERR_INVALID_ARGUMENT, fn, "side = %d, expected MN_SIDE_A or MN_SIDE_B", (int)side);
-    if (n == 0)
-        return MN_OK;
-    if (!desc || !proj)
-        return mn_error(MN_ERR_INVALID_ARGUMENT, fn, "%s is NULL", desc ? "projections" : "descriptors");
-    mn_project(s, desc, n, side, proj);
-    return MN_OK;
-}
-
-mn_status mn_metric_score_projected(mn_session *s, const float *proj_a, size_t na,
-                                    const float *proj_b, size_t nb, const mn_pair *pairs,
-                                    size_t npairs, float *prob)
-{
-    static const char fn[] = "mn_metric_score_projected";
-    if (!s)
-        return mn_error(MN_ERR_INVALID_ARGUMENT, fn, "session is NULL");
-    if (npairs == 0)
-        return MN_OK;
-    if (!proj_a || !proj_b || !prob)
-        return mn_error(MN_ERR_INVALID_ARGUMENT, fn, "%s is NULL", !prob ? "prob" : "a projection");
-    mn_status st = mn_check_pairs(fn, pairs, npairs, na, nb);
-    if (st != MN_OK)
-        return st;
-    mn_score(s, MN_JOB_PROJECTED, proj_a, proj_b, pairs, npairs, prob);
-    return MN_OK;
-}
-
-/* Make room for (na + nb) projections in the session. */
-static mn_status mn_reserve_proj(const char *fn, mn_session *s, size_t na, size_t nb)
+mn_status mn_session_proj(const char *fn, mn_session *s, size_t na, size_t nb, float **proj_a, float **proj_b)
 {
     size_t F = s->model->proj_dim;
     if (na > SIZE_MAX / 2 / sizeof(float) / F || nb > SIZE_MAX / 2 / sizeof(float) / F)
         return mn_error(MN_ERR_INVALID_ARGUMENT, fn, "%zu x %zu descriptors is too many", na, nb);
     size_t need = (na + nb) * F;
-    if (need <= s->proj_cap)
-        return MN_OK;
-    float *p = mn_malloc(need * sizeof(float));
-    if (!p)
-        return mn_error(MN_ERR_OUT_OF_MEMORY, fn, "out of memory for %zu projections", na + nb);
-    mn_free(s->proj);
-    s->proj = p;
-    s->proj_cap = need;
-    return MN_OK;
-}
-
-static mn_status mn_check_sets(const char *fn, mn_session *s, const float *da, size_t na,
-                               const float *db, size_t nb, float *prob)
-{
-    if (!s)
-        return mn_error(MN_ERR_INVALID_ARGUMENT, fn, "session is NULL");
-    if (!da || !db || !prob)
-        return mn_error(MN_ERR_INVALID_ARGUMENT, fn, "%s is NULL", !prob ? "prob" : "a descriptor set");
-    if (na == 0 || nb == 0)
-        return mn_error(MN_ERR_INVALID_ARGUMENT, fn, "descriptor set %s is empty", na == 0 ? "A" : "B");
-    return MN_OK;
-}
-
-mn_status mn_metric_score_pairs(mn_session *s, const float *da, size_t na, const float *db, size_t nb,
-                                const mn_pair *pairs, size_t npairs, float *prob)
-{
-    static const char fn[] = "mn_metric_score_pairs";
-    if (npairs == 0)
-        return s ? MN_OK : mn_error(MN_ERR_INVALID_ARGUMENT, fn, "session is NULL");
-    mn_status st = mn_check_sets(fn, s, da, na, db, nb, prob);
-    if (st == MN_OK)
-        st = mn_check_pairs(fn, pairs, npairs, na, nb);
-    if (st == MN_OK)
-        st = mn_reserve_proj(fn, s, na, nb);
-    if (st != MN_OK)
-        return st;
-    float *pa = s->proj, *pb = s->proj + na * s->model->proj_dim;
-    mn_project(s, da, na, MN_SIDE_A, pa);
-    mn_project(s, db, nb, MN_SIDE_B, pb);
-    mn_score(s, MN_JOB_PROJECTED, pa, pb, pairs, npairs, prob);
-    return MN_OK;
-}
-
-mn_status mn_metric_score_pairs_plain(mn_session *s, const float *da, size_t na, const float *db,
-                                      size_t nb, const mn_pair *pairs, size_t npairs, float *prob)
-{
-    static const char fn[] = "mn_metric_score_pairs_plain";
-    if (npairs == 0)
-        return s ? MN_OK : mn_error(MN_ERR_INVALID_ARGUMENT, fn, "session is NULL");
-    mn_status st = mn_check_sets(fn, s, da, na, db, nb, prob);
-    if (st == MN_OK)
-        st = mn_check_pairs(fn, pairs, npairs, na, nb);
-    if (st != MN_OK)
-        return st;
-    mn_score(s, MN_JOB_PLAIN, da, db, pairs, npairs, prob);
-    return MN_OK;
-}
-
-mn_status mn_metric_score_all(mn_session *s, const float *da, size_t na, const float *db, size_t nb,
-                              float *prob)
-{
-    static const char fn[] = "mn_metric_score_all";
-    mn_status st = mn_check_sets(fn, s, da, na, db, nb, prob);
-    if (st != MN_OK)
-        return st;
-    if (na > UINT32_MAX || nb > UINT32_MAX || na > SIZE_MAX / sizeof(mn_pair) / nb)
-        return mn_error(MN_ERR_INVALID_ARGUMENT, fn, "%zu x %zu pairs is too many", na, nb);
-    if ((st = mn_reserve_proj(fn, s, na, nb)) != MN_OK)
-        return st;
-    mn_pair *pairs = mn_malloc(na * nb * sizeof *pairs);
-    if (!pairs)
-        return mn_error(MN_ERR_OUT_OF_MEMORY, fn, "out of memory for %zu pairs", na * nb);
-    for (size_t i = 0; i < na; i++)
-        for (size_t j = 0; j < nb; j++) {
-            pairs[i * nb + j].a = (uint32_t)i;
-            pairs[i * nb + j].b = (uint32_t)j;
-        }
-    float *pa = s->proj, *pb = s->proj + na * s->model->proj_dim;
-    mn_project(s, da, na, MN_SIDE_A, pa);
-    mn_project(s, db, nb, MN_SIDE_B, pb);
-    mn_score(s, MN_JOB_PROJECTED, pa, pb, pairs, na * nb, prob);
-    mn_free(pairs);
+    if (need > s->proj_cap) {
+        float *p = mn_malloc(need * sizeof(float));
+        if (!p)
+            return mn_error(MN_ERR_OUT_OF_MEMORY, fn, "out of memory for %zu projections", na + nb);
+        mn_free(s->proj);
+        s->proj = p;
+        s->proj_cap = need;
+    }
+    *proj_a = s->proj;
+    *proj_b = s->proj + na * F;
     return MN_OK;
 }

@@ -1,22 +1,21 @@
 /*
- * tower.c - the feature tower: normalisation, conv/pool stack, bottleneck.
+ * tower.c - the feature tower: normalisation, conv/pool stack, bottleneck,
+ * over a range of patches: blocks of MN_NB on the blocked path (the layer
+ * kernels of the instruction set cpu.c chose, kernels/blocked.h), smaller
+ * blocks on the [C][N][H][W] path (layers.c), or the reference path.
  */
-#include "internal.h"
+#include "tower.h"
+
+#include "common.h"
+#include "kernels/blocked.h"
+#include "kernels/cpu.h"
+#include "kernels/gemm.h"
+#include "kernels/isa.h"
+#include "layers.h"
 #include "winograd.h"
 
 #include <stdlib.h>
 #include <string.h>
-
-void mn_blocked_frame(const mn_layer *l, int *hp, int *wp)
-{
-    if (l->wino_u) {
-        *hp = (l->out_h + MN_WINO_M - 1) / MN_WINO_M * MN_WINO_M + l->kernel - 1;
-        *wp = (l->out_w + MN_WINO_M - 1) / MN_WINO_M * MN_WINO_M + l->kernel - 1;
-    } else {
-        *hp = (l->out_h - 1) * l->stride + l->kernel;
-        *wp = (l->out_w - 1) * l->stride + l->kernel;
-    }
-}
 
 /* Floats per image the blocked path needs for a conv layer's framed input
  * and Winograd buffers. */
@@ -170,6 +169,56 @@ static void mn_tower_chunk(const mn_model *m, mn_scratch *s, const uint8_t *px8,
         mn_chunk_to_rows(c, n, hw, cur, desc);
 }
 
+/* The blocked path over one block of n <= MN_NB images: ops's layer
+ * kernels for the conv and pool layers, layers.c's for fc and l2norm once
+ * the activations are rows. */
+static void mn_tower_blocked(const mn_blocked_ops *ops, const mn_model *m, mn_scratch *s, const uint8_t *px8,
+                             const float *pxf, int n, float *desc, double *prof)
+{
+    float *cur = s->act0, *nxt = s->act1, *t;
+    double t0 = prof ? mn_seconds() : 0.0;
+    ops->load(m, px8, pxf, n, cur);
+    int c = m->in_c, h = m->patch, w = m->patch, rows = 0;
+    for (int k = 0; k < m->n_layers; k++) {
+        const mn_layer *l = &m->layers[k];
+        if (!rows && (l->type == MN_LAYER_FC || l->type == MN_LAYER_L2NORM)) {
+            ops->to_rows(c, h, w, n, cur, nxt);
+            t = cur, cur = nxt, nxt = t;
+            rows = 1;
+        }
+        int swap = 1;
+        switch (l->type) {
+        case MN_LAYER_CONV: ops->conv(l, cur, s->frame, s->wino_v, s->wino_m, s->pack, nxt); break;
+        case MN_LAYER_MAXPOOL: ops->pool(l, cur, nxt); break;
+        case MN_LAYER_FC: mn_fc_fast(l, n, cur, l->in_c, nxt, s->pack); break;
+        case MN_LAYER_L2NORM:
+            mn_l2norm_rows(n, l->in_c, cur);
+            swap = 0;
+            break;
+        }
+        if (swap)
+            t = cur, cur = nxt, nxt = t;
+        c = l->out_c;
+        h = l->out_h;
+        w = l->out_w;
+        if (prof) {
+            double t1 = mn_seconds();
+            prof[k] += t1 - t0;
+            t0 = t1;
+        }
+    }
+    if (rows)
+        memcpy(desc, cur, sizeof(float) * (size_t)n * m->desc_dim);
+    else
+        ops->to_rows(c, h, w, n, cur, desc);
+}
+
+/* The blocked layer kernels this process uses. */
+static const mn_blocked_ops *mn_blocked_ops_now(void)
+{
+    return mn_isa_kernels_of(mn_cpu_get()->tower)->blocked;
+}
+
 void mn_tower_run(const mn_model *m, mn_scratch *s, int reference, const uint8_t *px8,
                   const float *pxf, size_t begin, size_t end, float *desc)
 {
@@ -178,13 +227,13 @@ void mn_tower_run(const mn_model *m, mn_scratch *s, int reference, const uint8_t
         return;
     }
     const size_t pp = (size_t)m->patch * m->patch;
-    mn_tower_block_fn blocked = mn_tower_block_impl(NULL);
+    const mn_blocked_ops *ops = mn_blocked_ops_now();
     for (size_t i = begin; i < end; i += MN_NB) {
         int n = (int)(end - i < MN_NB ? end - i : MN_NB);
         const uint8_t *p8 = px8 ? px8 + i * pp : NULL;
         const float *pf = pxf ? pxf + i * pp : NULL;
         if (n >= MN_NB / 2) {
-            blocked(m, s, p8, pf, n, desc + i * m->desc_dim, NULL);
+            mn_tower_blocked(ops, m, s, p8, pf, n, desc + i * m->desc_dim, NULL);
             continue;
         }
         for (int j = 0; j < n; j += MN_CHUNK) {
@@ -199,21 +248,12 @@ void mn_tower_profile_chunk(const mn_model *m, mn_scratch *s, int blocked, const
                             double *prof)
 {
     if (blocked)
-        mn_tower_block_impl(NULL)(m, s, px8, NULL, n, desc, prof);
+        mn_tower_blocked(mn_blocked_ops_now(), m, s, px8, NULL, n, desc, prof);
     else
         mn_tower_chunk(m, s, px8, NULL, n, desc, prof);
 }
 
-mn_tower_block_fn mn_tower_block_impl(const char **name)
+const char *mn_tower_blocked_name(void)
 {
-    const mn_isa isa = mn_cpu_get()->tower;
-    if (name)
-        *name = mn_isa_name(isa);
-#if defined(MN_HAVE_X86_BLOCKED)
-    if (isa == MN_ISA_AVX512)
-        return mn_tower_blocked_avx512;
-    if (isa == MN_ISA_AVX2)
-        return mn_tower_blocked_avx2;
-#endif
-    return mn_tower_blocked_generic;
+    return mn_isa_name(mn_cpu_get()->tower);
 }

@@ -2,7 +2,11 @@
  * winograd.c - the weight side of the Winograd convolutions: U = G g G^T
  * for every eligible conv layer, computed once per model in double.
  */
-#include "internal.h"
+#include "layers.h"
+
+#include "common.h"
+#include "kernels/cpu.h"
+#include "kernels/gemm.h"
 #include "winograd.h"
 
 #include <stdlib.h>

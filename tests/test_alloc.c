@@ -6,7 +6,7 @@
  * NULL outputs, and leak nothing (checked by LeakSanitizer in the sanitizer
  * build).
  */
-#include "internal.h"
+#include "common.h"
 #include "check.h"
 
 #include <stdint.h>

@@ -11,7 +11,10 @@
  * each product kernel (MN_GEMM: packed Winograd operands on the own AVX-512
  * and AVX2 kernels, plain ones on BLAS) and with MN_WINOGRAD=0.
  */
-#include "internal.h"
+#include "crc32.h"
+#include "kernels/blocked.h"
+#include "layers.h"
+#include "tower.h"
 #include "check.h"
 
 #include <math.h>
@@ -181,7 +184,7 @@ static void run_model(const char *name, int patch, const spec *tower, int nl)
 int main(void)
 {
     const char *isa;
-    mn_tower_block_impl(&isa);
+    isa = mn_tower_blocked_name();
     printf("blocked path: %s\n", isa);
     /* conv: {1, {out, k, stride, pad}}; maxpool: {2, {k, stride, 0, ceil}}; fc: {3, {out}}; l2norm: {4}. */
     const spec odd[] = {

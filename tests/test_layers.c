@@ -2,7 +2,11 @@
  * test_layers.c - each layer's fast path against its reference loop, pool
  * output sizes for both rounding modes, CRC-32 and float16 decoding.
  */
-#include "internal.h"
+#include "crc32.h"
+#include "kernels/blas.h"
+#include "kernels/cpu.h"
+#include "kernels/gemm.h"
+#include "layers.h"
 #include "check.h"
 
 static unsigned rng_state = 12345;

@@ -5,7 +5,8 @@
  * absurd sizes, tensors outside the file, non-finite weights, plus a sweep
  * of truncations and random corruptions (run under ASan/UBSan in CI).
  */
-#include "internal.h"
+#include "crc32.h"
+#include "matchnet.h"
 #include "check.h"
 
 #include <stdint.h>

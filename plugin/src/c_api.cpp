@@ -8,6 +8,7 @@
  * nothing is thrown into C and nothing is printed.
  */
 #include "matchnet/opencv.h"
+#include "crc32.h" /* src/crc32.h: the engine's CRC-32, compiled into this library too */
 
 #include <opencv2/calib3d.hpp>
 #include <opencv2/core.hpp>
@@ -171,24 +172,6 @@ mn_status load_jpeg(const char *func, const char *path, const std::vector<unsign
     return MN_OK;
 }
 
-uint32_t crc32(const unsigned char *p, size_t n)
-{
-    static const auto table = [] {
-        std::array<uint32_t, 256> t{};
-        for (uint32_t i = 0; i < 256; i++) {
-            uint32_t c = i;
-            for (int k = 0; k < 8; k++)
-                c = (c >> 1) ^ (0xEDB88320u & (0u - (c & 1)));
-            t[i] = c;
-        }
-        return t;
-    }();
-    uint32_t c = 0xFFFFFFFFu;
-    for (size_t i = 0; i < n; i++)
-        c = table[(c ^ p[i]) & 0xFF] ^ (c >> 8);
-    return ~c;
-}
-
 uint32_t be32(const unsigned char *p)
 {
     return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
@@ -237,7 +220,7 @@ mn_status check_png(const char *func, const char *path, const std::vector<unsign
             return fail(MN_ERR_FORMAT, func, quoted(path) + ": truncated PNG (chunk " + std::to_string(chunk) +
                                                  " needs " + std::to_string((uint64_t)len + 12) + " bytes at byte " +
                                                  std::to_string(off) + ", file has " + std::to_string(b.size()) + ")");
-        if (crc32(&b[off + 4], (size_t)len + 4) != be32(&b[off + 8 + len]))
+        if (mn_crc32(&b[off + 4], (size_t)len + 4) != be32(&b[off + 8 + len]))
             return fail(MN_ERR_FORMAT, func, quoted(path) + ": corrupt PNG (chunk " + std::to_string(chunk) +
                                                  " has a wrong CRC)");
         if (chunk == 0) {

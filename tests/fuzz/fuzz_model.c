@@ -5,7 +5,9 @@
  * The checksum is repaired first when the input is long enough, so the
  * fuzzer reaches the structural checks instead of stopping at the CRC.
  */
-#include "internal.h"
+#include "crc32.h"
+#include "kernels/blocked.h"
+#include "matchnet.h"
 
 #include <stdlib.h>
 #include <string.h>

@@ -9,14 +9,14 @@
 
 /* Which code computes a matrix product. */
 typedef enum {
-    MN_KERNEL_BLAS = 0,    /* cblas_sgemm (blas.c) */
-    MN_KERNEL_GENERIC = 1, /* mn_gemm_nn_generic (gemm_generic.c) */
-    MN_KERNEL_AVX2 = 2,    /* mn_gemm_nn_avx2 (gemm_avx2.c) */
-    MN_KERNEL_AVX512 = 5   /* mn_gemm_nn_avx512 (gemm_avx2.c) */
+    MN_KERNEL_BLAS,    /* cblas_sgemm (blas.c) */
+    MN_KERNEL_GENERIC, /* mn_gemm_nn_generic (gemm_generic.c) */
+    MN_KERNEL_AVX2,    /* mn_gemm_nn_avx2 (gemm_avx2.c) */
+    MN_KERNEL_AVX512   /* mn_gemm_nn_avx512 (gemm_avx512.c) */
 } mn_kernel;
 
-/* Which build of the blocked tower runs (tower_blocked_*.c). */
-typedef enum { MN_ISA_GENERIC = 0, MN_ISA_AVX2 = 2, MN_ISA_AVX512 = 5 } mn_isa;
+/* Which build of the blocked tower runs (blocked_*.c). */
+typedef enum { MN_ISA_GENERIC, MN_ISA_AVX2, MN_ISA_AVX512 } mn_isa;
 
 /* The process's CPU and kernel choice. */
 typedef struct mn_cpu {

@@ -2,7 +2,7 @@
  * blas.c - the one file that talks to BLAS. It depends on nothing else in
  * the library; which products reach it is decided in cpu.c.
  */
-#include "internal.h"
+#include "blas.h"
 
 #include <cblas.h>
 #include <stdio.h>

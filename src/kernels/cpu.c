@@ -1,7 +1,7 @@
 /*
  * cpu.c - the CPU probe and the kernel choice (cpu.h).
  *
- * The determinism rule (internal.h) decides the products: those whose shape
+ * The determinism rule (gemm.h) decides the products: those whose shape
  * follows the batch or the thread split always run on the own kernels. The
  * fixed-shape ones (the blocked path's Winograd products) may run on
  * OpenBLAS where its core keeps the rule, and do where that is faster - a
@@ -31,7 +31,9 @@
  *   MN_WINOGRAD=0    every convolution direct (read when a model is loaded)
  */
 #include "cpu.h"
-#include "internal.h"
+
+#include "blas.h"
+#include "isa.h"
 
 #include <pthread.h>
 #include <stdlib.h>
@@ -48,7 +50,7 @@ static int env_is(const char *env, const char *value)
 static void mn_cpu_probe(void)
 {
     mn_cpu *c = &mn_cpu_state;
-#if defined(__GNUC__) && (defined(__x86_64__) || defined(__i386__))
+#if defined(MN_HAVE_X86_KERNELS)
     __builtin_cpu_init();
     const int fma = __builtin_cpu_supports("fma") != 0;
     c->has_avx2 = fma && __builtin_cpu_supports("avx2");
@@ -74,7 +76,7 @@ static void mn_cpu_probe(void)
 
     const char *simd = getenv("MN_SIMD");
     c->tower = MN_ISA_GENERIC;
-#if defined(MN_HAVE_X86_BLOCKED)
+#if defined(MN_HAVE_X86_KERNELS)
     int avx512 = c->has_avx512, avx2 = c->has_avx2;
     if (env_is(simd, "generic"))
         avx512 = avx2 = 0;
@@ -95,16 +97,10 @@ const mn_cpu *mn_cpu_get(void)
 
 const char *mn_kernel_name(mn_kernel kind)
 {
-    switch (kind) {
-    case MN_KERNEL_BLAS: return "BLAS";
-    case MN_KERNEL_GENERIC: return "libmatchnet's generic C kernel";
-    case MN_KERNEL_AVX2: return "libmatchnet's AVX2 kernel";
-    case MN_KERNEL_AVX512: return "libmatchnet's AVX-512 kernel";
-    }
-    return "?";
+    return kind == MN_KERNEL_BLAS ? "BLAS" : mn_isa_kernels_for(kind)->kernel_name;
 }
 
 const char *mn_isa_name(mn_isa isa)
 {
-    return isa == MN_ISA_AVX512 ? "avx512" : isa == MN_ISA_AVX2 ? "avx2" : "generic";
+    return mn_isa_kernels_of(isa)->name;
 }

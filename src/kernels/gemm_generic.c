@@ -2,7 +2,7 @@
  * gemm_generic.c - the library's own matrix product in plain C, for CPUs
  * without AVX2 + FMA (and other architectures).
  *
- * It exists for the determinism rule (internal.h; mn_gemm_stable): the
+ * It exists for the determinism rule (gemm.h; mn_gemm_stable): the
  * products whose shape changes with the batch size or the thread split must
  * give every element of C the same value whatever m, n and the element's
  * position, which BLAS does not promise. Here each C[i][j] is
@@ -14,14 +14,16 @@
  * Columns go in blocks of NCB so that one block of B rows (k x NCB) stays in
  * cache while every row of A passes over it.
  */
-#include "internal.h"
+#include "isa.h"
 
 #include <string.h>
 
 #define NCB 256
 
-void mn_gemm_nn_generic(int m, int n, int k, const float *a, int lda, const float *b, int ldb, float *c, int ldc)
+void mn_gemm_nn_generic(int m, int n, int k, const float *a, int lda, const float *b, int ldb, float *c, int ldc,
+                        float *pack)
 {
+    (void)pack; /* no packing: the loop order below keeps B rows in cache */
     for (int j0 = 0; j0 < n; j0 += NCB) {
         const int nb = n - j0 < NCB ? n - j0 : NCB;
         for (int i = 0; i < m; i++) {

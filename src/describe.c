@@ -1,0 +1,139 @@
+/*
+ * describe.c - the three ways to descriptors: mn_describe_u8 and
+ * mn_describe_f32 on patches, and mn_describe_keypoints on an image's
+ * keypoints (patches cut by patch.c, then described). Work is split over
+ * the session's threads.
+ */
+#include "common.h"
+#include "patches.h"
+#include "session.h"
+#include "tower.h"
+#include "kernels/blocked.h"
+
+#include <math.h>
+#include <stdint.h>
+#include <stdio.h>
+
+/* Keypoints described per block: the patches of one block are cut, then
+ * described, so memory stays bounded whatever the keypoint count. */
+#define MN_DESCRIBE_BLOCK 256
+
+/* ---- patches to descriptors ---- */
+
+typedef struct mn_describe_job {
+    const mn_model *m;
+    int reference;
+    const uint8_t *px8;
+    const float *pxf;
+    float *desc;
+} mn_describe_job;
+
+static void mn_describe_task(void *ctx, mn_scratch *scratch, int thread, size_t begin, size_t end)
+{
+    const mn_describe_job *j = ctx;
+    (void)thread;
+    mn_tower_run(j->m, scratch, j->reference, j->px8, j->pxf, begin, end, j->desc);
+}
+
+static mn_status mn_describe(const char *fn, mn_session *s, const uint8_t *px8, const float *pxf,
+                             size_t n, float *desc)
+{
+    if (!s)
+        return mn_error(MN_ERR_INVALID_ARGUMENT, fn, "session is NULL");
+    if (n == 0)
+        return MN_OK;
+    if (!(px8 || pxf) || !desc)
+        return mn_error(MN_ERR_INVALID_ARGUMENT, fn, "%s is NULL", desc ? "patches" : "descriptors");
+    const mn_model *m = mn_session_model(s);
+    size_t pp = (size_t)m->patch * m->patch;
+    if (n > SIZE_MAX / sizeof(float) / (pp > m->desc_dim ? pp : m->desc_dim))
+        return mn_error(MN_ERR_INVALID_ARGUMENT, fn, "n = %zu patches is too large", n);
+    /* NaN and infinite pixels come out of the ReLUs and max-pools as
+     * ordinary numbers: a plausible descriptor of nothing. */
+    for (size_t i = 0; pxf && i < n * pp; i++)
+        if (!isfinite(pxf[i]))
+            return mn_error(MN_ERR_INVALID_ARGUMENT, fn, "patch %zu: pixel (%zu, %zu) is not finite", i / pp,
+                            i % pp % (size_t)m->patch, i % pp / (size_t)m->patch);
+    mn_describe_job job = {m, mn_session_reference(s), px8, pxf, desc};
+    /* Whole blocks per thread: blocks then start at multiples of MN_NB
+     * whatever the thread count, each patch takes the same path, and the
+     * results are bit-identical for any number of threads. */
+    mn_session_parallel(s, mn_describe_task, &job, n, MN_NB);
+    return MN_OK;
+}
+
+mn_status mn_describe_u8(mn_session *s, const uint8_t *patches, size_t n, float *desc)
+{
+    return mn_describe("mn_describe_u8", s, patches, NULL, n, desc);
+}
+
+mn_status mn_describe_f32(mn_session *s, const float *patches, size_t n, float *desc)
+{
+    return mn_describe("mn_describe_f32", s, NULL, patches, n, desc);
+}
+
+/* ---- keypoints to descriptors ---- */
+
+/* Patches cut per task of the session's threads. */
+#define MN_CUT_GRAIN 16
+
+typedef struct mn_cut_job {
+    const mn_pyramid *pyr;
+    const mn_keypoint *kps;
+    const mn_extract_params *p;
+    uint8_t *patches;
+} mn_cut_job;
+
+static void mn_cut_task(void *ctx, mn_scratch *scratch, int thread, size_t begin, size_t end)
+{
+    const mn_cut_job *j = ctx;
+    const size_t pp = (size_t)j->p->patch_size * (size_t)j->p->patch_size;
+    (void)scratch, (void)thread;
+    mn_pyramid_sample(j->pyr, j->kps + begin, end - begin, j->p, j->patches + begin * pp);
+}
+
+mn_status mn_describe_keypoints(mn_session *s, const uint8_t *image, int width, int height, size_t stride,
+                                const mn_keypoint *kps, size_t n, const mn_extract_params *params,
+                                float *desc)
+{
+    static const char fn[] = "mn_describe_keypoints";
+    if (!s)
+        return mn_error(MN_ERR_INVALID_ARGUMENT, fn, "session is NULL");
+    if (n == 0)
+        return MN_OK;
+    if (!kps || !desc)
+        return mn_error(MN_ERR_INVALID_ARGUMENT, fn, "%s is NULL", kps ? "descriptors" : "keypoints");
+    const mn_model *m = mn_session_model(s);
+    mn_extract_params p = params ? *params : mn_extract_params_default();
+    if (p.patch_size != m->patch)
+        return mn_error(MN_ERR_INVALID_ARGUMENT, fn, "patch_size = %d, the model takes %d", p.patch_size,
+                        m->patch);
+    size_t pp = (size_t)m->patch * (size_t)m->patch;
+    size_t block = n < MN_DESCRIBE_BLOCK ? n : MN_DESCRIBE_BLOCK;
+    /* The pyramid once for all keypoints; each block's patches are cut by
+     * the session's threads, then described. */
+    mn_pyramid pyr;
+    mn_status st = mn_pyramid_init(fn, image, width, height, stride, kps, n, &p, &pyr);
+    if (st != MN_OK)
+        return st;
+    uint8_t *patches = mn_malloc(block * pp);
+    if (!patches) {
+        mn_pyramid_release(&pyr);
+        return mn_error(MN_ERR_OUT_OF_MEMORY, fn, "out of memory for %zu patches", block);
+    }
+    for (size_t b = 0; b < n && st == MN_OK; b += block) {
+        size_t nb = n - b < block ? n - b : block;
+        mn_cut_job job = {&pyr, kps + b, &p, patches};
+        mn_session_parallel(s, mn_cut_task, &job, nb, MN_CUT_GRAIN);
+        st = mn_describe_u8(s, patches, nb, desc + b * m->desc_dim);
+        if (st != MN_OK) {
+            /* The message names the patch within the block. */
+            char msg[512];
+            snprintf(msg, sizeof msg, "%s (in the block of keypoints from %zu)", mn_last_error(), b);
+            mn_error(st, fn, "%s", msg);
+        }
+    }
+    mn_free(patches);
+    mn_pyramid_release(&pyr);
+    return st;
+}

@@ -1,0 +1,63 @@
+/*
+ * blocked.h - the layer kernels of the tower's blocked path, built once per
+ * instruction set (blocked.inc; blocked_generic.c, blocked_avx2.c,
+ * blocked_avx512.c). tower.c runs the layer loop and calls the ones
+ * cpu.c chose.
+ *
+ * Layout: activations of a block of MN_NB images are [C][H][W][MN_NB], the
+ * images innermost, so every pixel is one vector of MN_NB floats.
+ */
+#ifndef MN_BLOCKED_H
+#define MN_BLOCKED_H
+
+#include "model.h"
+
+#include <stdint.h>
+
+/* Images per block of the blocked tower path: one vector of MN_NB floats
+ * per pixel. Blocks of fewer than MN_NB / 2 images (a batch's tail, single
+ * patches) take the [C][N][H][W] path instead (tower.c), which does not pay
+ * for empty lanes. */
+#define MN_NB 16
+/* Winograd tiles per group of matrix products: the transformed input and
+ * output of a group (about (in_c + out_c) * alpha^2 * tiles * MN_NB floats)
+ * stay within L2. */
+#ifndef MN_WINO_TILES
+#define MN_WINO_TILES 4
+#endif
+
+/* One instruction set's blocked layer kernels. */
+typedef struct mn_blocked_ops {
+    /* n <= MN_NB images ([C][P][P] each, u8 or f32: exactly one non-NULL)
+     * into [C][P][P][MN_NB], normalised; lanes n.. are 0. */
+    void (*load)(const mn_model *m, const uint8_t *px8, const float *pxf, int n, float *dst);
+    /* [C][H][W][MN_NB] -> n rows of C*H*W (PyTorch's flattening order). */
+    void (*to_rows)(int c, int h, int w, int n, const float *in, float *out);
+    /* A convolution with bias and ReLU: direct, or Winograd when the layer
+     * has wino_u. frame, wino_v, wino_m, pack: scratch (tower.c sizes them
+     * from mn_blocked_frame). */
+    void (*conv)(const mn_layer *l, const float *in, float *frame, float *wino_v, float *wino_m, float *pack,
+                 float *out);
+    /* Max-pooling, windows clipped at the bottom and right as the reference. */
+    void (*pool)(const mn_layer *l, const float *in, float *out);
+} mn_blocked_ops;
+
+extern const mn_blocked_ops mn_blocked_generic;
+extern const mn_blocked_ops mn_blocked_avx2;   /* x86 builds only */
+extern const mn_blocked_ops mn_blocked_avx512; /* x86 builds only */
+
+/* The padded input frame a conv layer of the blocked path reads: for a
+ * Winograd layer whole 4x4 tiles plus the kernel's overhang, else exactly
+ * what the direct kernel visits; the input sits at (pad, pad) within it. */
+static inline void mn_blocked_frame(const mn_layer *l, int *hp, int *wp)
+{
+    if (l->wino_u) {
+        *hp = (l->out_h + 3) / 4 * 4 + l->kernel - 1; /* 4: MN_WINO_M, the output tile side */
+        *wp = (l->out_w + 3) / 4 * 4 + l->kernel - 1;
+    } else {
+        *hp = (l->out_h - 1) * l->stride + l->kernel;
+        *wp = (l->out_w - 1) * l->stride + l->kernel;
+    }
+}
+
+#endif

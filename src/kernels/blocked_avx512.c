@@ -1,0 +1,9 @@
+/*
+ * blocked_avx512.c - blocked.inc built for
+ * AVX-512F (+ FMA): 16-float vectors, one per pixel; 8 x 2 accumulators (16 of 32 zmm).
+ */
+#define MN_ISA_NAME avx512
+#define MN_VW 16
+#define MN_CB 8
+#define MN_XB 2
+#include "blocked.inc"

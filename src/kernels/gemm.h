@@ -1,0 +1,54 @@
+/*
+ * gemm.h - the matrix products the layers ask for, and the determinism rule
+ * that decides which code computes them.
+ *
+ * The rule. A product whose m or n follows the batch size or the thread
+ * split (fully connected layers, the metric network, the matcher's
+ * distances, the im2col path of small blocks) runs on the own kernels,
+ * which give each element of C a value that depends only on its row of A,
+ * its column of B and k - never on m, n or its place - so results do not
+ * change with thread count, batch size or a patch's position. OpenBLAS
+ * promises no such thing. A product whose shape is fixed by the model (the
+ * blocked path's Winograd products: always whole 16-patch blocks) may run on
+ * OpenBLAS only where its core also gives a column the same value wherever
+ * it lies (a patch's lane in the block): cpu.c keeps the table,
+ * test_determinism checks it under each core.
+ */
+#ifndef MN_GEMM_H
+#define MN_GEMM_H
+
+#include "cpu.h"
+
+#include <stddef.h>
+
+/* C = A B (row-major, no transposes, beta 0), shape fixed by the model, on
+ * mn_cpu_get()->gemm_fixed: OpenBLAS where cpu.c's table says its core keeps
+ * the rule (SkylakeX, Cooperlake, and the SSE/AVX cores of CPUs without
+ * AVX2) or with MN_GEMM=blas, else the own AVX-512 or AVX2 kernel. pack:
+ * mn_gemm_pack_floats() floats of scratch. */
+void mn_gemm_fixed(int m, int n, int k, const float *a, int lda, const float *b, int ldb, float *c, int ldc,
+                   float *pack);
+/* C = A B for any shape, on the own kernels only (AVX-512, AVX2 or generic
+ * C: mn_cpu_get()->gemm_stable). pack as above. */
+void mn_gemm_stable(int m, int n, int k, const float *a, int lda, const float *b, int ldb, float *c, int ldc,
+                    float *pack);
+/* C = A B on one own kernel (GENERIC, AVX2 or AVX512; the caller checks the
+ * CPU has it). pack as above (unused by GENERIC). */
+void mn_gemm_own(mn_kernel kind, int m, int n, int k, const float *a, int lda, const float *b, int ldb, float *c,
+                 int ldc, float *pack);
+/* Floats of the packing scratch every product above takes. */
+size_t mn_gemm_pack_floats(void);
+
+/* Products whose operands are packed once by the caller (the Winograd
+ * convolutions, where A is the same for every block and B is written
+ * straight into the packed layout), on the own vector kernels (kind AVX512
+ * or AVX2): A (m x k) in panels of 6 rows, [m / 6][k][6], from
+ * mn_gemm_pack_a_all (mn_gemm_packed_a_floats(m, k) floats); B (k x n) in
+ * strips of mn_gemm_strip(kind) columns, [n / strip][k][strip], a last
+ * partial strip padded with zeros. C (m x n, ldc) = A B. */
+size_t mn_gemm_packed_a_floats(int m, int k);
+void mn_gemm_pack_a_all(int m, int k, const float *a, int lda, float *ap);
+int mn_gemm_strip(mn_kernel kind);
+void mn_gemm_prepacked(mn_kernel kind, int m, int n, int k, const float *ap, const float *bp, float *c, int ldc);
+
+#endif

@@ -1,0 +1,33 @@
+/*
+ * isa.c - the table of the own kernels per instruction set (isa.h). Which
+ * row runs is cpu.c's choice; the rows of instruction sets a build lacks
+ * (not x86, or not GCC/Clang) are left out by MN_HAVE_X86_KERNELS.
+ */
+#include "isa.h"
+
+static const mn_isa_kernels mn_isa_table[] = {
+    {MN_ISA_GENERIC, MN_KERNEL_GENERIC, "generic", "libmatchnet's generic C kernel", mn_gemm_nn_generic, NULL, 0,
+     &mn_blocked_generic},
+#if defined(MN_HAVE_X86_KERNELS)
+    {MN_ISA_AVX2, MN_KERNEL_AVX2, "avx2", "libmatchnet's AVX2 kernel", mn_gemm_nn_avx2, mn_gemm_prepacked_avx2, 16,
+     &mn_blocked_avx2},
+    {MN_ISA_AVX512, MN_KERNEL_AVX512, "avx512", "libmatchnet's AVX-512 kernel", mn_gemm_nn_avx512,
+     mn_gemm_prepacked_avx512, 32, &mn_blocked_avx512},
+#endif
+};
+
+const mn_isa_kernels *mn_isa_kernels_for(mn_kernel kind)
+{
+    for (size_t i = 0; i < sizeof mn_isa_table / sizeof mn_isa_table[0]; i++)
+        if (mn_isa_table[i].kernel == kind)
+            return &mn_isa_table[i];
+    return &mn_isa_table[0];
+}
+
+const mn_isa_kernels *mn_isa_kernels_of(mn_isa isa)
+{
+    for (size_t i = 0; i < sizeof mn_isa_table / sizeof mn_isa_table[0]; i++)
+        if (mn_isa_table[i].isa == isa)
+            return &mn_isa_table[i];
+    return &mn_isa_table[0];
+}

@@ -1,0 +1,49 @@
+/*
+ * isa.h - the one table of the library's own kernels per instruction set
+ * (isa.c). Adding an instruction set (NEON, AVX-VNNI, AMX): its product
+ * kernel and blocked.inc build as new files in this folder
+ * (kernels.cmake gives them their flags), one row in isa.c's table, and
+ * its feature test in cpu.c's probe.
+ */
+#ifndef MN_ISA_H
+#define MN_ISA_H
+
+#include "blocked.h"
+#include "cpu.h"
+
+#include <stddef.h>
+
+/* C (m x n, ldc) = A (m x k, lda) B (k x n, ldb); pack: mn_gemm_pack_floats() floats. */
+typedef void (*mn_gemm_fn)(int m, int n, int k, const float *a, int lda, const float *b, int ldb, float *c, int ldc,
+                           float *pack);
+/* The same on operands packed by the caller (gemm.h). */
+typedef void (*mn_gemm_prepacked_fn)(int m, int n, int k, const float *ap, const float *bp, float *c, int ldc);
+
+/* One instruction set's kernels. */
+typedef struct mn_isa_kernels {
+    mn_isa isa;                          /* the blocked tower build */
+    mn_kernel kernel;                    /* the product kernel */
+    const char *name;                    /* MN_SIMD / MN_GEMM value: "avx512" */
+    const char *kernel_name;             /* for mn_blas_info() */
+    mn_gemm_fn gemm;                     /* C = A B, the determinism rule kept */
+    mn_gemm_prepacked_fn gemm_prepacked; /* NULL: the Winograd products go to BLAS */
+    int strip;                           /* B strip width of gemm_prepacked */
+    const mn_blocked_ops *blocked;       /* the blocked tower's layer kernels */
+} mn_isa_kernels;
+
+/* The row of a product kernel (GENERIC, AVX2, AVX512) or of a tower build;
+ * a kernel not built into this library gives the generic row. Never NULL. */
+const mn_isa_kernels *mn_isa_kernels_for(mn_kernel kind);
+const mn_isa_kernels *mn_isa_kernels_of(mn_isa isa);
+
+/* The own kernels (the table's entries). */
+void mn_gemm_nn_generic(int m, int n, int k, const float *a, int lda, const float *b, int ldb, float *c, int ldc,
+                        float *pack);
+void mn_gemm_nn_avx2(int m, int n, int k, const float *a, int lda, const float *b, int ldb, float *c, int ldc,
+                     float *pack);
+void mn_gemm_prepacked_avx2(int m, int n, int k, const float *ap, const float *bp, float *c, int ldc);
+void mn_gemm_nn_avx512(int m, int n, int k, const float *a, int lda, const float *b, int ldb, float *c, int ldc,
+                       float *pack);
+void mn_gemm_prepacked_avx512(int m, int n, int k, const float *ap, const float *bp, float *c, int ldc);
+
+#endif

@@ -1,0 +1,37 @@
+# The kernels: the CPU probe and its table, the one BLAS file, the own
+# product kernels and the blocked tower's layer kernels per instruction set.
+# Included by the top-level CMakeLists.txt; sets MN_KERNEL_SOURCES and each
+# file's instruction-set flags (the only place they are set: no
+# -march=native, no per-function target attributes). A new instruction set
+# adds its files here and its row to isa.c's table.
+set(MN_KERNELS_DIR ${CMAKE_CURRENT_LIST_DIR})
+set(MN_KERNEL_SOURCES
+  ${MN_KERNELS_DIR}/cpu.c
+  ${MN_KERNELS_DIR}/isa.c
+  ${MN_KERNELS_DIR}/blas.c
+  ${MN_KERNELS_DIR}/gemm.c
+  ${MN_KERNELS_DIR}/gemm_generic.c
+  ${MN_KERNELS_DIR}/blocked_generic.c)
+
+set(MN_X86_KERNELS OFF)
+set(MN_KERNEL_ISAS generic)
+if(CMAKE_C_COMPILER_ID MATCHES "GNU|Clang")
+  # The generic product kernel keeps one multiply and one add per term, in
+  # order, in every lane and tail (the determinism rule, gemm.h). The
+  # blocked kernels are written as a * b + c: let them contract to FMA.
+  set_property(SOURCE ${MN_KERNELS_DIR}/gemm_generic.c APPEND PROPERTY COMPILE_OPTIONS "-ffp-contract=off")
+  set_property(SOURCE ${MN_KERNELS_DIR}/blocked_generic.c APPEND PROPERTY COMPILE_OPTIONS "-ffp-contract=fast;-Wno-psabi")
+  if(CMAKE_SYSTEM_PROCESSOR MATCHES "^(x86_64|AMD64|amd64|i[3-6]86)$")
+    set(MN_X86_KERNELS ON)
+    list(APPEND MN_KERNEL_ISAS avx2 avx512)
+    list(APPEND MN_KERNEL_SOURCES
+      ${MN_KERNELS_DIR}/gemm_avx2.c ${MN_KERNELS_DIR}/gemm_avx512.c
+      ${MN_KERNELS_DIR}/blocked_avx2.c ${MN_KERNELS_DIR}/blocked_avx512.c)
+    set_property(SOURCE ${MN_KERNELS_DIR}/gemm_avx2.c APPEND PROPERTY COMPILE_OPTIONS "-mavx2;-mfma")
+    set_property(SOURCE ${MN_KERNELS_DIR}/gemm_avx512.c APPEND PROPERTY COMPILE_OPTIONS "-mavx512f;-mavx2;-mfma")
+    set_property(SOURCE ${MN_KERNELS_DIR}/blocked_avx2.c APPEND PROPERTY COMPILE_OPTIONS
+                 "-mavx2;-mfma;-ffp-contract=fast;-Wno-psabi")
+    set_property(SOURCE ${MN_KERNELS_DIR}/blocked_avx512.c APPEND PROPERTY COMPILE_OPTIONS
+                 "-mavx512f;-mavx2;-mfma;-ffp-contract=fast;-Wno-psabi")
+  endif()
+endif()

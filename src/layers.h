@@ -1,0 +1,34 @@
+/*
+ * layers.h - how each layer type computes (layers.c), in the reference
+ * version and in the fast [C][N][H][W] version, and the weights layers
+ * prepare once when a model is loaded (layers.c, winograd.c). The blocked
+ * path's layer kernels are in kernels/blocked.h.
+ */
+#ifndef MN_LAYERS_H
+#define MN_LAYERS_H
+
+#include "model.h"
+
+/* Fast path, activations in [C][N][H][W] layout for a chunk of n images;
+ * col: im2col scratch, pack: mn_gemm_pack_floats() floats. */
+void mn_conv_fast(const mn_layer *l, int n, const float *in, float *col, float *pack, float *out);
+void mn_maxpool_fast(const mn_layer *l, int n, const float *in, float *out);
+/* Reference path, one image in [C][H][W] layout. */
+void mn_conv_ref(const mn_layer *l, const float *in, float *out);
+void mn_maxpool_ref(const mn_layer *l, const float *in, float *out);
+/* Fully connected on n row vectors: out[n][out_c] = in[n][in_c] W^T + b.
+ * pack: mn_gemm_pack_floats() floats of scratch, used with weight_t. */
+void mn_fc_fast(const mn_layer *l, int n, const float *in, int ld_in, float *out, float *pack);
+void mn_fc_ref(const mn_layer *l, int n, const float *in, int ld_in, float *out);
+void mn_l2norm_rows(int n, int dim, float *x);
+/* Size of a pooled axis, Caffe (ceil) or PyTorch-default (floor) rounding. */
+int mn_pool_out_size(int in, int kernel, int stride, int pad, int ceil_mode);
+
+/* Transposed copies of the fc weights (weight_t), for the own product
+ * kernels, which take B untransposed. */
+mn_status mn_fc_prepare(const char *fn, mn_model *m);
+/* Winograd weights for the eligible conv layers (winograd.c);
+ * MN_WINOGRAD=0 in the environment leaves every convolution direct. */
+mn_status mn_winograd_prepare(const char *fn, mn_model *m);
+
+#endif
