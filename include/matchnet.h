@@ -457,8 +457,14 @@ typedef struct mn_match_params {
      *  descriptor instead of its k L2 neighbours. Refused with
      *  MN_ERR_INVALID_ARGUMENT when nq * nt exceeds max_all_pairs. Default 0. */
     int all_pairs;
-    /** Largest nq * nt that all_pairs accepts. Default 4,000,000. */
+    /** Largest nq * nt that all_pairs accepts: a bound on the time, not the
+     *  memory (pairs are scored in blocks of queries). Default 4,000,000. */
     size_t max_all_pairs;
+    /** NULL (every pair allowed), or nq * nt bytes where mask[q * nt + t]
+     *  == 0 excludes the pair (query q, train t) from the candidates, the
+     *  scores and the mutual check - the layout mn_match_knn() takes. A
+     *  query with no allowed pair gets no match. Default NULL. */
+    const uint8_t *mask;
 } mn_match_params;
 
 /** Default matching options: mn_match_params_preset(MN_MATCH_L2). */
@@ -468,7 +474,8 @@ MN_API mn_match_params mn_match_params_default(void);
  * The measured settings for a method: MN_MATCH_L2: k 5, ratio 0.8, no
  * mutual check, min_probability 0 (Lowe's nearest neighbour rule on
  * MatchNet descriptors). MN_MATCH_METRIC: k 5, min_probability 0.5, mutual
- * check, no ratio test. An unknown method gives the MN_MATCH_L2 preset.
+ * check, no ratio test. Both: all_pairs off, max_all_pairs 4,000,000, mask
+ * NULL. An unknown method gives the MN_MATCH_L2 preset.
  */
 MN_API mn_match_params mn_match_params_preset(mn_match_method method);
 
@@ -488,10 +495,16 @@ typedef struct mn_dmatch {
  * passes min_probability, ratio and mutual. At most one match per query
  * and, with mutual, per train descriptor.
  *
+ * With params->mask, only allowed pairs are candidates in either
+ * direction: a query's k nearest allowed train descriptors, a train
+ * descriptor's k nearest allowed queries (mutual), every allowed pair
+ * (all_pairs).
+ *
  * matches: caller-owned room for `capacity` entries; capacity >= nq always
  * suffices. *count receives the number written, in increasing query order.
  * Empty sets give *count = 0. params NULL means mn_match_params_default().
- * Uses the session's threads; temporary memory is O((nq + nt) * (k + F)).
+ * Uses the session's threads; temporary memory is O((nq + nt) * (k + F)),
+ * with all_pairs O((nq + nt) * F) plus a block of 65,536 pairs (or nt).
  */
 MN_API mn_status mn_match(mn_session *session, const float *query, size_t nq, const float *train,
                           size_t nt, const mn_match_params *params, mn_dmatch *matches,

@@ -249,6 +249,7 @@ mn_match_params mn_match_params_preset(mn_match_method method)
     p.k = 5;
     p.all_pairs = 0;
     p.max_all_pairs = 4000000;
+    p.mask = NULL; /* memset's zero bytes need not be a null pointer */
     if (method == MN_MATCH_METRIC) {
         p.method = MN_MATCH_METRIC;
         p.min_probability = 0.5f;
@@ -303,6 +304,23 @@ static float mn_l2(const float *a, const float *b, size_t dim)
     return sqrtf(acc);
 }
 
+/* Pairs per all_pairs block: the most all_pairs holds at once (or nt pairs,
+ * one query's, if more), so max_all_pairs bounds time, not memory. */
+#define MN_ALL_PAIRS_BLOCK 65536
+
+/* The allowed pairs of queries q0 .. q1 - 1 with every train row, query-major. */
+static size_t mn_all_pairs(size_t q0, size_t q1, size_t nt, const uint8_t *mask, mn_pair *pairs)
+{
+    size_t np = 0;
+    for (size_t i = q0; i < q1; i++)
+        for (size_t j = 0; j < nt; j++)
+            if (!mask || mask[i * nt + j]) {
+                pairs[np].a = (uint32_t)i;
+                pairs[np++].b = (uint32_t)j;
+            }
+    return np;
+}
+
 mn_status mn_match(mn_session *s, const float *query, size_t nq, const float *train, size_t nt,
                    const mn_match_params *params, mn_dmatch *matches, size_t capacity, size_t *count)
 {
@@ -338,7 +356,10 @@ mn_status mn_match(mn_session *s, const float *query, size_t nq, const float *tr
     const int metric = p.method == MN_MATCH_METRIC;
     const int k = p.all_pairs ? 0 : (p.k < (int)nt ? p.k : (int)nt);
     const int kb = p.all_pairs || !p.mutual ? 0 : (p.k < (int)nq ? p.k : (int)nq);
-    size_t npairs = p.all_pairs ? nq * nt : nq * (size_t)k + nt * (size_t)kb;
+    /* all_pairs scores blocks of qb queries; the candidate lists are one
+     * block of all queries (and room for the L2 path's nout <= nq pairs). */
+    const size_t qb = !p.all_pairs ? nq : nt < MN_ALL_PAIRS_BLOCK ? MN_ALL_PAIRS_BLOCK / nt : 1;
+    size_t npairs = p.all_pairs ? (qb < nq ? qb : nq) * nt : nq * (size_t)k + nt * (size_t)kb;
 
     uint32_t *fidx = NULL, *bidx = NULL;
     float *fdist = NULL, *bdist = NULL, *proj = NULL;
@@ -357,7 +378,9 @@ mn_status mn_match(mn_session *s, const float *query, size_t nq, const float *tr
             st = mn_error(MN_ERR_OUT_OF_MEMORY, fn, "out of memory for %zu candidates", nq * (size_t)k);
             goto done;
         }
-        st = mn_knn_run(fn, s, query, nq, train, nt, NULL, k, kb, fidx, fdist, kb ? &bidx : NULL,
+        /* The scan skips masked pairs for both lists, so each train row's
+         * kb nearest queries are its allowed ones with no transposed mask. */
+        st = mn_knn_run(fn, s, query, nq, train, nt, p.mask, k, kb, fidx, fdist, kb ? &bidx : NULL,
                         kb ? &bdist : NULL);
         if (st != MN_OK)
             goto done;
@@ -365,28 +388,18 @@ mn_status mn_match(mn_session *s, const float *query, size_t nq, const float *tr
 
     /* Candidate pairs, query always on side A, and their scores. */
     size_t np = 0;
-    if (p.all_pairs) {
-        for (size_t i = 0; i < nq; i++)
-            for (size_t j = 0; j < nt; j++, np++) {
-                pairs[np].a = (uint32_t)i;
-                pairs[np].b = (uint32_t)j;
-            }
-    } else {
-        for (size_t i = 0; i < nq; i++)
-            for (int r = 0; r < k; r++)
-                if (fidx[i * (size_t)k + r] != UINT32_MAX) {
-                    pairs[np].a = (uint32_t)i;
-                    pairs[np].b = fidx[i * (size_t)k + r];
-                    score[np++] = -sqrtf(fdist[i * (size_t)k + r]);
-                }
-        for (size_t j = 0; j < nt && kb; j++)
-            for (int r = 0; r < kb; r++)
-                if (bidx[j * (size_t)kb + r] != UINT32_MAX) {
-                    pairs[np].a = bidx[j * (size_t)kb + r];
-                    pairs[np].b = (uint32_t)j;
-                    score[np++] = -sqrtf(bdist[j * (size_t)kb + r]);
-                }
-    }
+    for (size_t i = 0; i < nq * (size_t)k; i++)
+        if (fidx[i] != UINT32_MAX) {
+            pairs[np].a = (uint32_t)(i / (size_t)k);
+            pairs[np].b = fidx[i];
+            score[np++] = -sqrtf(fdist[i]);
+        }
+    for (size_t i = 0; i < nt * (size_t)kb; i++)
+        if (bidx[i] != UINT32_MAX) {
+            pairs[np].a = bidx[i];
+            pairs[np].b = (uint32_t)(i / (size_t)kb);
+            score[np++] = -sqrtf(bdist[i]);
+        }
     if (metric || np) {
         proj = mn_malloc(sizeof(float) * (nq + nt) * F);
         if (!proj) {
@@ -397,16 +410,22 @@ mn_status mn_match(mn_session *s, const float *query, size_t nq, const float *tr
             (st = mn_metric_project(s, train, nt, MN_SIDE_B, proj + nq * F)) != MN_OK)
             goto done;
     }
-    if (metric && (st = mn_metric_score_projected(s, proj, nq, proj + nq * F, nt, pairs, np, score)) != MN_OK)
-        goto done;
 
     for (size_t r = 0; r < nq + nt; r++) {
         best[r].j1 = best[r].j2 = UINT32_MAX;
         best[r].s1 = best[r].s2 = -INFINITY;
     }
-    for (size_t r = 0; r < np; r++) {
-        mn_best_update(&best[pairs[r].a], pairs[r].b, score[r]);
-        mn_best_update(&best[nq + pairs[r].b], pairs[r].a, score[r]);
+    /* Pairs reach the best lists in the same order (query-major for
+     * all_pairs) whatever the blocking, so blocks change no result. */
+    for (size_t q0 = 0; q0 < nq; q0 += qb) {
+        if (p.all_pairs)
+            np = mn_all_pairs(q0, nq - q0 < qb ? nq : q0 + qb, nt, p.mask, pairs);
+        if (metric && (st = mn_metric_score_projected(s, proj, nq, proj + nq * F, nt, pairs, np, score)) != MN_OK)
+            goto done;
+        for (size_t r = 0; r < np; r++) {
+            mn_best_update(&best[pairs[r].a], pairs[r].b, score[r]);
+            mn_best_update(&best[nq + pairs[r].b], pairs[r].a, score[r]);
+        }
     }
     size_t nout = 0;
     for (size_t i = 0; i < nq; i++) {

@@ -1,8 +1,8 @@
 /*
  * test_match.c - the matcher: candidate search against brute force,
- * selection against exhaustive scoring, mutual and ratio rules, thread
- * invariance, a synthetic image pair with a known warp, mn_describe_keypoints,
- * and argument errors.
+ * selection against exhaustive scoring, mutual and ratio rules, masks
+ * against brute force, thread invariance, a synthetic image pair with a
+ * known warp, mn_describe_keypoints, and argument errors.
  */
 #include "matchnet.h"
 #include "check.h"
@@ -247,6 +247,198 @@ static void test_selection(mn_session *s, size_t dim)
     free(q), free(t), free(prob);
 }
 
+/* ---- masks against brute force ---- */
+
+/* Values in {-2, -1, 0, 1, 2} / 16 (norms near 1.4, like descriptors),
+ * every other query copied into a train row with a fifth of its values
+ * redrawn (real matches): every squared distance is then exact in float
+ * whatever the order of summation, so the reference ranks candidates
+ * exactly as the library does, ties included. */
+static void quantized_sets(size_t nq, size_t nt, size_t dim, float **q, float **t)
+{
+    *q = malloc(sizeof(float) * nq * dim);
+    *t = malloc(sizeof(float) * nt * dim);
+    for (size_t i = 0; i < nq * dim; i++)
+        (*q)[i] = (float)((int)(urand() * 5) - 2) * 0.0625f;
+    for (size_t i = 0; i < nt * dim; i++)
+        (*t)[i] = (float)((int)(urand() * 5) - 2) * 0.0625f;
+    for (size_t i = 0; i < nq && 2 * i + 1 < nt; i += 2)
+        for (size_t c = 0; c < dim; c++)
+            if (urand() < 0.8)
+                (*t)[(2 * i + 1) * dim + c] = (*q)[i * dim + c];
+}
+
+/* Marks in cand[] the k allowed partners nearest by (distance, index), the
+ * candidate lists' order: n entries from `first`, `step` apart, walk a row
+ * (a query's list) or a column (a train row's list) of the nq x nt arrays. */
+static void mark_nearest(const double *sq, const uint8_t *mask, uint8_t *cand, size_t n, size_t first,
+                         size_t step, int k)
+{
+    uint8_t *taken = calloc(n, 1);
+    for (int r = 0; r < k; r++) {
+        size_t best = n;
+        for (size_t j = 0; j < n; j++) {
+            size_t e = first + j * step;
+            if (mask[e] && !taken[j] && (best == n || sq[e] < sq[first + best * step]))
+                best = j;
+        }
+        if (best == n)
+            break;
+        taken[best] = 1;
+        cand[first + best * step] = 1;
+    }
+    free(taken);
+}
+
+/* The best and second-best partner over the marked pairs of a row or
+ * column: larger score first, ties to the smaller index. */
+static void best_two(const float *score, const uint8_t *cand, size_t n, size_t first, size_t step, size_t *b1,
+                     size_t *b2)
+{
+    *b1 = *b2 = n;
+    for (size_t j = 0; j < n; j++) {
+        size_t e = first + j * step;
+        if (!cand[e])
+            continue;
+        if (*b1 == n || score[e] > score[first + *b1 * step]) {
+            *b2 = *b1;
+            *b1 = j;
+        } else if (*b2 == n || score[e] > score[first + *b2 * step]) {
+            *b2 = j;
+        }
+    }
+}
+
+/* mn_match's rules applied by brute force to every allowed pair; returns the match count. */
+static size_t reference_match(const float *q, size_t nq, const float *t, size_t nt, size_t dim,
+                              const uint8_t *mask, const float *prob, const mn_match_params *p, mn_dmatch *out)
+{
+    const int metric = p->method == MN_MATCH_METRIC;
+    double *sq = malloc(sizeof(double) * nq * nt);
+    float *score = malloc(sizeof(float) * nq * nt);
+    uint8_t *cand = calloc(nq * nt, 1);
+    for (size_t i = 0; i < nq; i++)
+        for (size_t j = 0; j < nt; j++) {
+            double acc = 0;
+            for (size_t c = 0; c < dim; c++)
+                acc += ((double)q[i * dim + c] - t[j * dim + c]) * ((double)q[i * dim + c] - t[j * dim + c]);
+            sq[i * nt + j] = acc;
+            score[i * nt + j] = metric ? prob[i * nt + j] : -sqrtf((float)acc);
+            if (p->all_pairs)
+                cand[i * nt + j] = mask[i * nt + j];
+        }
+    for (size_t i = 0; i < nq && !p->all_pairs; i++)
+        mark_nearest(sq, mask, cand, nt, i * nt, 1, p->k);
+    for (size_t j = 0; j < nt && !p->all_pairs && p->mutual; j++)
+        mark_nearest(sq, mask, cand, nq, j, nt, p->k);
+    size_t n = 0;
+    for (size_t i = 0; i < nq; i++) {
+        size_t j1, j2, i1, i2;
+        best_two(score, cand, nt, i * nt, 1, &j1, &j2);
+        if (j1 == nt)
+            continue;
+        float s1 = score[i * nt + j1], s2 = j2 < nt ? score[i * nt + j2] : 0.0f;
+        best_two(score, cand, nq, j1, nt, &i1, &i2);
+        if ((metric && s1 < p->min_probability) || (p->mutual && i1 != i))
+            continue;
+        if (p->ratio < 1.0f && j2 < nt && !((metric ? 1.0f - s1 : -s1) < p->ratio * (metric ? 1.0f - s2 : -s2)))
+            continue;
+        if (!metric && prob[i * nt + j1] < p->min_probability)
+            continue;
+        out[n++] = (mn_dmatch){(uint32_t)i, (uint32_t)j1, prob[i * nt + j1], (float)sqrt(sq[i * nt + j1])};
+    }
+    free(sq), free(score), free(cand);
+    return n;
+}
+
+static void test_mask(mn_session *s, size_t dim)
+{
+    for (int size = 0; size < 2; size++) {
+        const size_t nq = size ? 260 : 37, nt = size ? 270 : 45; /* 260 x 270: all_pairs in two blocks */
+        float *q, *t;
+        quantized_sets(nq, nt, dim, &q, &t);
+        uint8_t *mask = malloc(nq * nt);
+        for (size_t r = 0; r < nq * nt; r++)
+            mask[r] = urand() < 0.6 ? (uint8_t)(1 + urand() * 255) : 0; /* any non-zero byte allows */
+        for (size_t j = 0; j < nt; j++)
+            mask[3 * nt + j] = 0; /* query 3: no allowed pair */
+        for (size_t i = 0; i < nq; i++)
+            mask[i * nt + 5] = 0; /* train 5: none either */
+        for (size_t j = 2; j < nt; j++)
+            mask[7 * nt + j] = 0; /* query 7: fewer allowed than k */
+        /* Every allowed pair scored once, the masked ones left NaN. */
+        float *prob = malloc(sizeof(float) * nq * nt);
+        mn_pair *pairs = malloc(sizeof(mn_pair) * nq * nt);
+        size_t np = 0;
+        for (size_t r = 0; r < nq * nt; r++) {
+            prob[r] = NAN;
+            if (mask[r])
+                pairs[np++] = (mn_pair){(uint32_t)(r / nt), (uint32_t)(r % nt)};
+        }
+        float *pp = malloc(sizeof(float) * (np + 1));
+        CHECK_OK(mn_metric_score_pairs(s, q, nq, t, nt, pairs, np, pp));
+        for (size_t r = 0; r < np; r++)
+            prob[pairs[r].a * nt + pairs[r].b] = pp[r];
+        mn_dmatch *got = malloc(sizeof(mn_dmatch) * nq), *want = malloc(sizeof(mn_dmatch) * nq);
+        size_t ncase = 0, nmatched = 0;
+        for (int method = 0; method < 2; method++)
+        for (int all = 0; all < 2 - method; all++)
+        for (int mutual = 0; mutual < 2; mutual++)
+        for (int variant = 0; variant < 2; variant++) {
+            if (size == 1 && !all)
+                continue;
+            mn_match_params p = mn_match_params_preset(method ? MN_MATCH_L2 : MN_MATCH_METRIC);
+            p.mask = mask;
+            p.all_pairs = all;
+            p.max_all_pairs = nq * nt;
+            p.mutual = mutual;
+            p.k = variant ? 1 : 4;
+            p.ratio = variant ? 0.9f : 1.0f;
+            p.min_probability = variant ? 0.5f : 0.0f;
+            size_t ngot = 0, nwant = reference_match(q, nq, t, nt, dim, mask, prob, &p, want);
+            CHECK_OK(mn_match(s, q, nq, t, nt, &p, got, nq, &ngot));
+            int same = ngot == nwant;
+            for (size_t r = 0; same && r < ngot; r++)
+                same = got[r].query == want[r].query && got[r].train == want[r].train &&
+                       got[r].probability == want[r].probability &&
+                       fabsf(got[r].distance - want[r].distance) <= 1e-5f * want[r].distance;
+            CHECK(same, "%zu x %zu, method %d, all_pairs %d, mutual %d, variant %d: %zu matches, reference %zu",
+                  nq, nt, method, all, mutual, variant, ngot, nwant);
+            for (size_t r = 0; r < ngot; r++)
+                CHECK(mask[got[r].query * nt + got[r].train] && got[r].query != 3 && got[r].train != 5,
+                      "masked pair (%u, %u) matched", got[r].query, got[r].train);
+            ncase++;
+            nmatched += nwant;
+        }
+        CHECK(nmatched >= ncase * 3, "%zu x %zu: the planted copies should match: %zu over %zu cases", nq, nt,
+              nmatched, ncase);
+        free(q), free(t), free(mask), free(prob), free(pairs), free(pp), free(got), free(want);
+    }
+
+    /* An all-ones mask is no mask, bit for bit (all_pairs in two blocks). */
+    const size_t nq = 300, nt = 280;
+    float *q = random_descriptors(nq, dim), *t = random_descriptors(nt, dim);
+    uint8_t *ones = malloc(nq * nt);
+    memset(ones, 1, nq * nt);
+    mn_dmatch *a = malloc(sizeof(mn_dmatch) * nq), *b = malloc(sizeof(mn_dmatch) * nq);
+    for (int method = 0; method < 2; method++)
+    for (int all = 0; all < 2 - method; all++)
+    for (int mutual = 0; mutual < 2; mutual++) {
+        mn_match_params p = mn_match_params_preset(method ? MN_MATCH_L2 : MN_MATCH_METRIC);
+        p.all_pairs = all;
+        p.max_all_pairs = nq * nt;
+        p.mutual = mutual;
+        size_t na = 0, nb = 0;
+        CHECK_OK(mn_match(s, q, nq, t, nt, &p, a, nq, &na));
+        p.mask = ones;
+        CHECK_OK(mn_match(s, q, nq, t, nt, &p, b, nq, &nb));
+        CHECK(na == nb && memcmp(a, b, sizeof(mn_dmatch) * na) == 0,
+              "method %d, all_pairs %d, mutual %d: all-ones mask %zu matches, no mask %zu", method, all, mutual,
+              nb, na);
+    }
+    free(q), free(t), free(ones), free(a), free(b);
+}
+
 /* ---- thread invariance ---- */
 
 static void test_threads(const mn_model *model, size_t dim)
@@ -451,6 +643,7 @@ int main(void)
     size_t dim = mn_model_descriptor_dim(model);
     test_knn(s, dim);
     test_selection(s, dim);
+    test_mask(s, dim);
     test_threads(model, dim);
     test_warp(s, dim);
     test_errors(s, dim);

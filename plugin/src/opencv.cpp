@@ -483,92 +483,34 @@ void MatchNetMatcher_Impl::radiusMatchImpl(cv::InputArray queryDescriptors,
     });
 }
 
-// Most probable partner of one descriptor over the pairs seen so far.
-struct Best {
-    uint32_t j = UINT32_MAX;
-    float p = -1.0f;
-    void update(uint32_t cand, float prob)
-    {
-        if (prob > p || (prob == p && cand < j)) {
-            j = cand;
-            p = prob;
-        }
-    }
-};
-
 // k = 1 with cross check: (q, t) is kept when t is q's most probable partner
-// and q is t's, over the pairs scored from q's candidates and from t's
-// (its `candidates` nearest queries), as mn_match() with mutual selects.
+// and q is t's, over the allowed pairs scored from q's candidates and from
+// t's (its `candidates` nearest allowed queries) - mn_match()'s mutual
+// selection with no thresholds. Every allowed pair is scored when candidates
+// is 0, or covers the train set (its candidate lists hold every pair anyway).
 void MatchNetMatcher_Impl::crossCheckMatch(MatchProblem& pb, std::vector<std::vector<cv::DMatch>>& matches,
                                            bool compactResult) const
 {
-    // Without a mask it is mn_match()'s metric-network matching with no
-    // thresholds, exactly: one distance product gives both directions'
-    // candidates there.
     mn_match_params p = mn_match_params_preset(MN_MATCH_METRIC);
-    if (pb.mask.empty() && pb.nq && pb.nt && (candidates_ > 0 || pb.nq * pb.nt <= p.max_all_pairs)) {
-        p.k = candidates_ > 0 ? candidates_ : 1;
-        p.all_pairs = candidates_ == 0;
-        p.min_probability = 0.0f;
-        p.ratio = 1.0f;
-        p.mutual = 1;
-        std::vector<mn_dmatch> found(pb.nq);
-        size_t n = 0;
-        MN_CV_CHECK(mn_match(pb.session.get(), pb.query.ptr<float>(), pb.nq, pb.train.ptr<float>(), pb.nt, &p,
-                             found.data(), found.size(), &n));
-        for (size_t q = 0, r = 0; q < pb.nq; q++) {
-            std::vector<cv::DMatch> row;
-            if (r < n && found[r].query == q) {
-                row.push_back(pb.toDMatch(q, {found[r].train, found[r].probability}));
-                r++;
-            }
-            appendResult(matches, std::move(row), compactResult);
-        }
-        return;
-    }
-
-    // With a mask: the same rule on the allowed pairs.
-    pb.project(model_.get());
-    std::vector<Best> bestOfQ(pb.nq), bestOfT(pb.nt);
-    const int kc = (size_t)candidates_ >= pb.nt ? 0 : candidates_;
-    scoreForward(pb, kc, [&](size_t q, std::vector<Scored>& s) {
-        for (const Scored& c : s) {
-            bestOfQ[q].update(c.t, c.p);
-            bestOfT[c.t].update((uint32_t)q, c.p);
-        }
-    });
-    const int kb = (int)std::min((size_t)candidates_, pb.nq);
-    if (kc > 0 && kb > 0) {
-        // The reverse lists: each train row's nearest queries.
-        std::vector<uint8_t> maskT;
-        if (!pb.mask.empty()) {
-            maskT.resize(pb.nt * pb.nq);
-            for (size_t q = 0; q < pb.nq; q++)
-                for (size_t t = 0; t < pb.nt; t++)
-                    maskT[t * pb.nq + q] = pb.mask[q * pb.nt + t];
-        }
-        std::vector<uint32_t> knn(pb.nt * (size_t)kb);
-        MN_CV_CHECK(mn_match_knn(pb.session.get(), pb.train.ptr<float>(), pb.nt, pb.query.ptr<float>(), pb.nq,
-                                 maskT.empty() ? nullptr : maskT.data(), kb, knn.data(), nullptr));
-        std::vector<mn_pair> pairs;
-        for (size_t t = 0; t < pb.nt; t++)
-            for (int r = 0; r < kb; r++)
-                if (knn[t * kb + r] != UINT32_MAX)
-                    pairs.push_back({knn[t * kb + r], (uint32_t)t});
-        std::vector<float> prob(pairs.size());
-        if (!pairs.empty())
-            MN_CV_CHECK(mn_metric_score_projected(pb.session.get(), pb.projQ.data(), pb.nq, pb.projT.data(), pb.nt,
-                                                  pairs.data(), pairs.size(), prob.data()));
-        for (size_t r = 0; r < pairs.size(); r++) {
-            bestOfQ[pairs[r].a].update(pairs[r].b, prob[r]);
-            bestOfT[pairs[r].b].update(pairs[r].a, prob[r]);
-        }
-    }
-    for (size_t q = 0; q < pb.nq; q++) {
+    p.all_pairs = candidates_ == 0 || (size_t)candidates_ >= pb.nt;
+    p.k = p.all_pairs ? 1 : candidates_;
+    // candidates = 0 asks for every pair whatever it costs; mn_match()
+    // scores them in blocks, so memory stays bounded.
+    p.max_all_pairs = std::numeric_limits<size_t>::max();
+    p.min_probability = 0.0f;
+    p.ratio = 1.0f;
+    p.mutual = 1;
+    p.mask = pb.maskPtr();
+    std::vector<mn_dmatch> found(pb.nq);
+    size_t n = 0;
+    MN_CV_CHECK(mn_match(pb.session.get(), pb.query.ptr<float>(), pb.nq, pb.train.ptr<float>(), pb.nt, &p,
+                         found.data(), found.size(), &n));
+    for (size_t q = 0, r = 0; q < pb.nq; q++) {
         std::vector<cv::DMatch> row;
-        const Best& b = bestOfQ[q];
-        if (b.j != UINT32_MAX && bestOfT[b.j].j == q)
-            row.push_back(pb.toDMatch(q, {b.j, b.p}));
+        if (r < n && found[r].query == q) {
+            row.push_back(pb.toDMatch(q, {found[r].train, found[r].probability}));
+            r++;
+        }
         appendResult(matches, std::move(row), compactResult);
     }
 }

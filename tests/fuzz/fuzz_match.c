@@ -8,16 +8,17 @@
  * denormals included). The first nq descriptors are the queries, the rest
  * (up to 64) the train set. The model is the fuzz corpus' tiny model
  * (D = 8) or the shipped one (D = 256, at most 8 queries and 12 train
- * descriptors, to keep the pace).
+ * descriptors, to keep the pace). Option bit 6 adds a mask, one bit of the
+ * descriptor bytes per pair, to mn_match and mn_match_knn.
  *
  * Invariants: a success writes at most min(nq, capacity) matches in
  * increasing query order, indices in range, probability finite, in
  * [min_probability, 1], distance not NaN and >= 0, no train index twice
  * with the mutual check; a failure is INVALID_ARGUMENT with count 0 (or
  * the needed count when capacity is short); a session with 2 threads gives
- * bit-identical results; knn indices are in range or UINT32_MAX (then at
- * distance INFINITY), nearest first; probabilities of finite descriptors
- * are in [0, 1].
+ * bit-identical results; no match or knn entry is a masked pair; knn
+ * indices are in range or UINT32_MAX (then at distance INFINITY), nearest
+ * first; probabilities of finite descriptors are in [0, 1].
  */
 #include "matchnet.h"
 
@@ -74,6 +75,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     p.max_all_pairs = (size_t)data[6] * 8;
     const float scale = ldexpf(1.0f, (int)(data[7] % 160) - 40);
     const uint8_t cap_byte = data[5];
+    const int use_mask = (flags >> 6) & 1;
     data += 8, size -= 8;
 
     /* The shipped model costs 500 times the tiny one per descriptor: fewer. */
@@ -97,6 +99,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             desc[i] = (float)(int8_t)data[i] * scale;
     }
     const float *q = desc, *t = desc + nq * D;
+    /* Bit (r mod 8) of descriptor byte r mod size allows pair r: masks
+     * follow the input, full and empty rows included. */
+    uint8_t *mask = malloc(nq * nt + 1);
+    if (!mask)
+        abort();
+    for (size_t r = 0; r < nq * nt; r++)
+        mask[r] = (data[r % size] >> (r & 7)) & 1;
+    p.mask = use_mask ? mask : NULL;
     int finite = 1;
     for (size_t i = 0; i < (nq + nt) * D; i++)
         finite &= isfinite(desc[i]) != 0;
@@ -117,6 +127,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                 violated("probability outside [min_probability, 1]");
             if (!(d->distance >= 0.0f))
                 violated("distance NaN or negative");
+            if (p.mask && !p.mask[d->query * nt + d->train])
+                violated("match on a masked pair");
             if (p.mutual)
                 for (size_t o = 0; o < r; o++)
                     if (m1[o].train == d->train)
@@ -137,7 +149,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     float *dist = malloc(sizeof(float) * nq * (size_t)k + 1);
     if (!idx || !dist)
         abort();
-    mn_status sk = mn_match_knn(sessions[mi][1], q, nq, t, nt, NULL, k, idx, dist);
+    mn_status sk = mn_match_knn(sessions[mi][1], q, nq, t, nt, p.mask, k, idx, dist);
     if (sk == MN_OK) {
         for (size_t i = 0; i < nq; i++)
             for (int r = 0; r < k; r++) {
@@ -145,6 +157,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                 float dd = dist[i * (size_t)k + r];
                 if (j == UINT32_MAX ? dd != INFINITY : (j >= nt || !(dd >= 0.0f)))
                     violated("knn entry out of range");
+                if (j != UINT32_MAX && p.mask && !p.mask[i * nt + j])
+                    violated("knn entry on a masked pair");
                 if (r && !(dd >= dist[i * (size_t)k + r - 1]))
                     violated("knn list not nearest first");
             }
@@ -166,6 +180,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     }
     free(idx);
     free(dist);
+    free(mask);
     free(desc);
     free(m1);
     free(m2);

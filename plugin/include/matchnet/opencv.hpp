@@ -133,10 +133,11 @@ public:
  * - radiusMatch: the candidates with distance <= maxDistance, i.e.
  *   p >= 1 - maxDistance, most probable first.
  * - match (k = 1) with crossCheck keeps (q, t) only when q is also t's most
- *   probable partner among the pairs scored in either direction (t's
- *   `candidates` nearest queries are scored too): without a mask, this
- *   is mn_match() with the MN_MATCH_METRIC preset, k = candidates and no
- *   probability threshold.
+ *   probable partner among the allowed pairs scored in either direction
+ *   (t's `candidates` nearest allowed queries are scored too): this is
+ *   mn_match() with the MN_MATCH_METRIC preset, k = candidates (all_pairs
+ *   when candidates is 0 or at least the train set's size), the mask and
+ *   no probability threshold.
  * Masks (CV_8U, one per train image, nq x nt_i) are honoured; train
  * collections (add(), imgIdx) work as with BFMatcher.
  */
