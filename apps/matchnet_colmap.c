@@ -47,7 +47,7 @@
 #define OWN_MAX_ERROR_PX 4.0
 #define OWN_MIN_INLIERS 15
 
-static const char usage_text[] =
+static const char synopsis[] =
     "usage: " PROG " --images DIR --database DB [options]\n"
     "\n"
     "Detect SIFT keypoints in every image under DIR, describe them with MatchNet,\n"
@@ -55,32 +55,9 @@ static const char usage_text[] =
     "the COLMAP 3.8 database DB (created when it does not exist). Images and pairs\n"
     "already in DB are skipped, so an interrupted run can be resumed.\n"
     "\n"
-    "options:\n"
-    "      --images DIR        folder of images (searched recursively; names are\n"
-    "                          stored relative to DIR, as COLMAP does)\n"
-    "      --database DB       COLMAP database to create or add to\n"
-    "      --pairs SPEC        exhaustive (default), sequential:N (each image with\n"
-    "                          the N next in name order) or a file of 'NAME1 NAME2'\n"
-    "                          lines (COLMAP's pair list)\n"
-    "      --verify WHAT       colmap (default): write the matches only, for\n"
-    "                          'colmap matches_importer --match_type pairs' to verify;\n"
-    "                          own: also write two-view geometries (fundamental\n"
-    "                          matrix by RANSAC, 4 px) so that the mapper can run at once\n"
-    "      --pair-list PATH    write the selected pairs as 'NAME1 NAME2' lines to PATH\n"
-    "                          (the --match_list_path of colmap matches_importer)\n"
-    "      --single-camera     one camera for all images of the same size\n"
-    "                          (default: one camera per image)\n"
-    "      --max-keypoints N   keypoints per image, strongest first (default 8000)\n"
-    "      --max-size PX       detect and describe on a copy whose longer side is at\n"
-    "                          most PX (area resize); keypoints are stored in full-\n"
-    "                          resolution coordinates (default: full size)\n"
-    "      --threads N         threads for describing and matching (default: cores, at most 8)\n"
-    "      --model PATH        model file (default: $MATCHNET_MODEL, else the\n"
-    "                          installed model)\n"
-    "  -h, --help              show this help\n";
+    "options:\n";
 
 #define error_line(...) mn_cli_error(PROG, __VA_ARGS__)
-#define count_option(name, value, lo, hi) mn_cli_count_option(PROG, name, value, lo, hi)
 #define now_s mn_cli_seconds
 #define parse_count mn_cli_parse_count
 
@@ -91,90 +68,85 @@ typedef struct options {
     const char *images;
     const char *database;
     const char *model;
+    const char *pairs_spec; /* --pairs as given; read into pairs, overlap, pair_file */
     const char *pair_file;
     const char *pair_list;
     enum pair_mode pairs;
     long overlap;
-    enum verify_mode verify;
+    int verify; /* enum verify_mode */
     int single_camera;
-    long max_keypoints;
-    long max_size;
+    int max_keypoints;
+    int max_size;
     int threads;
 } options;
+
+/* --pairs SPEC into o->pairs, o->overlap and o->pair_file. Returns 0 or 2
+ * (reported). */
+static int parse_pairs(options *o)
+{
+    const char *v = o->pairs_spec;
+    if (!v || strcmp(v, "exhaustive") == 0) {
+        o->pairs = PAIRS_EXHAUSTIVE;
+    } else if (strncmp(v, "sequential:", 11) == 0) {
+        o->pairs = PAIRS_SEQUENTIAL;
+        if ((o->overlap = parse_count(v + 11, 1, INT_MAX)) < 0) {
+            error_line("--pairs: sequential:N needs a whole number N >= 1, got '%s'", v + 11);
+            return 2;
+        }
+    } else if (v[0] != '\0') {
+        o->pairs = PAIRS_FILE;
+        o->pair_file = v;
+    } else {
+        error_line("--pairs: expected exhaustive, sequential:N or a file, got ''");
+        return 2;
+    }
+    return 0;
+}
 
 /* Fill o from argv. Returns 0, 1 after --help, or 2 after a usage error. */
 static int parse_options(int argc, char **argv, options *o)
 {
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {
-            fputs(usage_text, stdout);
-            return 1;
-        }
-        if (strcmp(a, "--single-camera") == 0) {
-            o->single_camera = 1;
-            continue;
-        }
-        static const char *const with_value[] = {"--images",        "--database", "--pairs",   "--verify",
-                                                 "--pair-list",     "--model",    "--threads", "--max-size",
-                                                 "--max-keypoints"};
-        const char *name = NULL, *value = NULL;
-        int found = mn_cli_option_value(PROG, argc, argv, &i, with_value, sizeof with_value / sizeof *with_value,
-                                        &name, &value);
-        if (found < 0)
-            error_line(a[0] == '-' ? "unknown option '%s' (try --help)" : "unexpected argument '%s' (try --help)", a);
-        if (found != 0)
-            return 2;
-
-        if (strcmp(name, "--images") == 0) {
-            o->images = value;
-        } else if (strcmp(name, "--database") == 0) {
-            o->database = value;
-        } else if (strcmp(name, "--model") == 0) {
-            o->model = value;
-        } else if (strcmp(name, "--pair-list") == 0) {
-            o->pair_list = value;
-        } else if (strcmp(name, "--pairs") == 0) {
-            if (strcmp(value, "exhaustive") == 0) {
-                o->pairs = PAIRS_EXHAUSTIVE;
-            } else if (strncmp(value, "sequential:", 11) == 0) {
-                o->pairs = PAIRS_SEQUENTIAL;
-                if ((o->overlap = parse_count(value + 11, 1, INT_MAX)) < 0) {
-                    error_line("--pairs sequential:N needs a whole number N >= 1, not '%s'", value + 11);
-                    return 2;
-                }
-            } else if (value[0] != '\0') {
-                o->pairs = PAIRS_FILE;
-                o->pair_file = value;
-            } else {
-                error_line("--pairs must be exhaustive, sequential:N or a file");
-                return 2;
-            }
-        } else if (strcmp(name, "--verify") == 0) {
-            if (strcmp(value, "colmap") == 0)
-                o->verify = VERIFY_COLMAP;
-            else if (strcmp(value, "own") == 0)
-                o->verify = VERIFY_OWN;
-            else {
-                error_line("--verify must be colmap or own, not '%s'", value);
-                return 2;
-            }
-        } else if (strcmp(name, "--max-keypoints") == 0) {
-            if ((o->max_keypoints = count_option(name, value, 1, MAX_KEYPOINTS_LIMIT)) < 0)
-                return 2;
-        } else if (strcmp(name, "--max-size") == 0) {
-            if ((o->max_size = count_option(name, value, 16, 1 << 16)) < 0)
-                return 2;
-        } else if (strcmp(name, "--threads") == 0) {
-            if ((o->threads = (int)count_option(name, value, 1, 64)) < 0)
-                return 2;
-        }
-    }
-    if (!o->images || !o->database) {
+    static const mn_cli_choice verify_modes[] = {{"colmap", VERIFY_COLMAP}, {"own", VERIFY_OWN}, {NULL, 0}};
+    const mn_cli_option table[] = {
+        {"images", 0, MN_CLI_STRING, &o->images, .placeholder = "DIR",
+         .help = "folder of images (searched recursively; names are\n"
+                 "stored relative to DIR, as COLMAP does)"},
+        {"database", 0, MN_CLI_STRING, &o->database, .placeholder = "DB",
+         .help = "COLMAP database to create or add to"},
+        {"pairs", 0, MN_CLI_STRING, &o->pairs_spec, .placeholder = "SPEC",
+         .help = "exhaustive (default), sequential:N (each image with\n"
+                 "the N next in name order) or a file of 'NAME1 NAME2'\n"
+                 "lines (COLMAP's pair list)"},
+        {"verify", 0, MN_CLI_CHOICE, &o->verify, .choices = verify_modes, .placeholder = "WHAT",
+         .help = "colmap (default): write the matches only, for\n"
+                 "'colmap matches_importer --match_type pairs' to verify;\n"
+                 "own: also write two-view geometries (fundamental\n"
+                 "matrix by RANSAC, 4 px) so that the mapper can run at once"},
+        {"pair-list", 0, MN_CLI_STRING, &o->pair_list, .placeholder = "PATH",
+         .help = "write the selected pairs as 'NAME1 NAME2' lines to PATH\n"
+                 "(the --match_list_path of colmap matches_importer)"},
+        {"single-camera", 0, MN_CLI_FLAG, &o->single_camera,
+         .help = "one camera for all images of the same size\n(default: one camera per image)"},
+        {"max-keypoints", 0, MN_CLI_INT, &o->max_keypoints, 1, MAX_KEYPOINTS_LIMIT, .placeholder = "N",
+         .help = "keypoints per image, strongest first (default 8000)"},
+        {"max-size", 0, MN_CLI_INT, &o->max_size, 16, 1 << 16, .placeholder = "PX",
+         .help = "detect and describe on a copy whose longer side is at\n"
+                 "most PX (area resize); keypoints are stored in full-\n"
+                 "resolution coordinates (default: full size)"},
+        {"threads", 0, MN_CLI_INT, &o->threads, 1, 64, .placeholder = "N",
+         .help = "threads for describing and matching (default: cores, at most 8)"},
+        {"model", 0, MN_CLI_STRING, &o->model, .placeholder = "PATH",
+         .help = "model file (default: $MATCHNET_MODEL, else the\ninstalled model)"},
+    };
+    const mn_cli_program prog = {PROG, synopsis, table, sizeof table / sizeof *table, 0};
+    int npos, rc = mn_cli_parse(&prog, argc, argv, NULL, &npos);
+    if (rc == 0)
+        rc = parse_pairs(o);
+    if (rc == 0 && (!o->images || !o->database)) {
         error_line("--images and --database are required (try --help)");
-        return 2;
+        rc = 2;
     }
-    return 0;
+    return rc;
 }
 
 /* ------------------------------------------------------------------------ */
