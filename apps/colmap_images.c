@@ -138,61 +138,6 @@ void image_list_free(image_list *list)
 /* Loading, and the working-size copy                                        */
 /* ------------------------------------------------------------------------ */
 
-/* Weights of source samples that output sample o covers when n_src samples
- * shrink to n_dst (area averaging): source indices [*first, *first + count). */
-static int area_span(int n_src, int n_dst, int o, int *first, float *w, int max_w)
-{
-    double scale = (double)n_src / n_dst, lo = o * scale, hi = (o + 1) * scale;
-    int s0 = (int)floor(lo), count = 0;
-    for (int s = s0; s < n_src && s < hi && count < max_w; s++) {
-        double a = s > lo ? s : lo, b = s + 1 < hi ? s + 1 : hi;
-        w[count++] = (float)((b - a) / scale);
-    }
-    *first = s0;
-    return count;
-}
-
-/* Shrink src to dst (dst->width x dst->height, allocated here) by area
- * averaging. Returns 0 or -1 (out of memory). */
-static int resize_area(const mn_image *src, mn_image *dst)
-{
-    int sw = src->width, sh = src->height, dw = dst->width, dh = dst->height;
-    int max_w = (int)ceil((double)(sw > sh ? sw : sh) / (dw < dh ? dw : dh)) + 2;
-    float *tmp = malloc((size_t)sh * dw * sizeof *tmp), *w = malloc((size_t)max_w * sizeof *w);
-    dst->pixels = malloc((size_t)dw * dh);
-    dst->stride = (size_t)dw;
-    if (!tmp || !w || !dst->pixels) {
-        free(tmp);
-        free(w);
-        free(dst->pixels);
-        dst->pixels = NULL;
-        return -1;
-    }
-    for (int x = 0; x < dw; x++) {
-        int first, n = area_span(sw, dw, x, &first, w, max_w);
-        for (int y = 0; y < sh; y++) {
-            const uint8_t *row = src->pixels + (size_t)y * src->stride + first;
-            float acc = 0;
-            for (int k = 0; k < n; k++)
-                acc += w[k] * row[k];
-            tmp[(size_t)y * dw + x] = acc;
-        }
-    }
-    for (int y = 0; y < dh; y++) {
-        int first, n = area_span(sh, dh, y, &first, w, max_w);
-        for (int x = 0; x < dw; x++) {
-            float acc = 0;
-            for (int k = 0; k < n; k++)
-                acc += w[k] * tmp[(size_t)(first + k) * dw + x];
-            int v = (int)lrintf(acc);
-            dst->pixels[(size_t)y * dw + x] = (uint8_t)(v < 0 ? 0 : v > 255 ? 255 : v);
-        }
-    }
-    free(tmp);
-    free(w);
-    return 0;
-}
-
 /* Load an image and make the copy that keypoints are detected and
  * described on. *sx, *sy: full-resolution pixels per working pixel.
  * Returns 0, or -1 with the reason in mn_last_error() / ctx->err. */
@@ -207,13 +152,12 @@ static int load_working_image(context *ctx, const char *path, mn_image *full, mn
     int longer = full->width > full->height ? full->width : full->height;
     if (ctx->o->max_size > 0 && longer > ctx->o->max_size) {
         double s = (double)ctx->o->max_size / longer;
-        mn_image small = {NULL, (int)lround(full->width * s), (int)lround(full->height * s), 0};
-        if (small.width < 1)
-            small.width = 1;
-        if (small.height < 1)
-            small.height = 1;
-        if (resize_area(full, &small) != 0) {
-            snprintf(ctx->err, sizeof ctx->err, "out of memory");
+        int w = (int)lround(full->width * s), h = (int)lround(full->height * s);
+        mn_image small;
+        /* The library's resize (cv::resize, INTER_AREA): the same shrinking
+         * as the training images had (eval/patchset.cpp). */
+        if (mn_image_resize(full, w < 1 ? 1 : w, h < 1 ? 1 : h, &small) != MN_OK) {
+            snprintf(ctx->err, sizeof ctx->err, "%s", mn_last_error());
             mn_image_free(full);
             return -1;
         }
@@ -247,7 +191,7 @@ static int open_image(context *ctx, image_entry *im, mn_image *full, mn_image *w
 static void free_working_image(mn_image *full, mn_image *work)
 {
     if (work->pixels != full->pixels)
-        free(work->pixels);
+        mn_image_free(work);
     mn_image_free(full);
 }
 
