@@ -1,34 +1,100 @@
 /*
- * cli.h - what the C command-line tools (matchnet-match, matchnet-colmap)
- * share: one-line errors, option values, counts, a clock.
+ * cli.h - what the command-line programs (matchnet-match, matchnet-colmap,
+ * matchnet-stitch) share: one table-driven option parser, one-line errors,
+ * counts, a clock. C, with extern "C" guards for matchnet-stitch (C++).
+ *
+ * A program describes its options once, in a table, and mn_cli_parse()
+ * reads argv into it and writes the --help text from it:
+ *
+ *   static const mn_cli_choice modes[] = {{"fast", 0}, {"exact", 1}, {NULL, 0}};
+ *   int threads = 0, mode = 0, verbose = 0;
+ *   const char *out = NULL, *pos[2];
+ *   const mn_cli_option table[] = {
+ *       {"output", 'o', MN_CLI_STRING, &out, .placeholder = "PATH", .help = "write to PATH"},
+ *       {"threads", 0, MN_CLI_INT, &threads, 1, 64, .placeholder = "N", .help = "threads"},
+ *       {"mode", 0, MN_CLI_CHOICE, &mode, .choices = modes, .placeholder = "NAME", .help = "fast or exact"},
+ *       {"verbose", 'v', MN_CLI_FLAG, &verbose, .help = "say more"},
+ *   };
+ *   const mn_cli_program prog = {"prog", "usage: prog [options] IN\n\noptions:\n", table, 4, 2};
+ *   int npos, rc = mn_cli_parse(&prog, argc, argv, pos, &npos);
+ *   if (rc) return rc == 1 ? 0 : 2;     // 1: help printed; 2: error reported
+ *
+ * Accepted forms: --name value, --name=value, -c value, -c=value, flags as
+ * --name or -c; -h and --help print the help; "--" makes every later
+ * argument positional; "-" alone is positional. The last of repeated
+ * options wins. Errors are one line on stderr naming the option as typed:
+ *   prog: --threads: expected an integer 1..64, got 'x'
  */
 #ifndef MN_CLI_H
 #define MN_CLI_H
 
 #include <stddef.h>
 
-/* "PROG: message" and a newline on stderr. */
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/** What an option's value is, and the type its dest points to. */
+typedef enum mn_cli_kind {
+    MN_CLI_FLAG,   /**< no value; int *dest is set to 1 */
+    MN_CLI_INT,    /**< int *dest: a whole decimal number in [lo, hi] */
+    MN_CLI_DOUBLE, /**< double *dest: a finite number in [lo, hi] */
+    MN_CLI_STRING, /**< const char **dest: the value as given (into argv) */
+    MN_CLI_CHOICE  /**< int *dest: the value of the choice whose name was given */
+} mn_cli_kind;
+
+/** One name an MN_CLI_CHOICE option accepts, and the value it stores. */
+typedef struct mn_cli_choice {
+    const char *name;
+    int value;
+} mn_cli_choice;
+
+/** One option of a program's table. */
+typedef struct mn_cli_option {
+    const char *name;              /**< long name without "--" ("threads"), or NULL for a short one only */
+    char letter;                   /**< short name ('o' for -o), or 0 */
+    mn_cli_kind kind;
+    void *dest;                    /**< where the value goes; its type depends on kind */
+    double lo, hi;                 /**< MN_CLI_INT (within int), MN_CLI_DOUBLE: accepted range */
+    const mn_cli_choice *choices;  /**< MN_CLI_CHOICE: the names, ended by {NULL, 0} */
+    const char *placeholder;       /**< the value's name in the help and messages ("N", "PATH") */
+    const char *help;              /**< help text; each '\n' starts an indented continuation line */
+} mn_cli_option;
+
+/** A program's command line. */
+typedef struct mn_cli_program {
+    const char *name;              /**< starts every error line: "matchnet-match" */
+    const char *synopsis;          /**< --help prints it, then a line per option, then -h/--help */
+    const mn_cli_option *options;
+    size_t n_options;
+    int max_positional;            /**< room in the caller's positional array */
+} mn_cli_program;
+
+/**
+ * Read argv[1..argc) into the program's options, and the positional
+ * arguments into pos[0 .. *npos) (pos has room for max_positional). Returns
+ * 0; 1 after printing the help on stdout (-h, --help); 2 after a usage
+ * error reported as one line on stderr (unknown option, missing or bad
+ * value, more positional arguments than max_positional). Options not given
+ * keep what their dest held.
+ */
+int mn_cli_parse(const mn_cli_program *prog, int argc, char **argv, const char **pos, int *npos);
+
+/** "PROG: message" and a newline on stderr. */
 void mn_cli_error(const char *prog, const char *fmt, ...)
 #if defined(__GNUC__)
     __attribute__((format(printf, 2, 3)))
 #endif
     ;
 
-/* argv[*i] as one of names[] taking a value, given as "--name value" or
- * "--name=value". Returns 0 with *name and *value set (*i advanced past a
- * separate value); -1 when argv[*i] is none of the names (nothing reported:
- * the caller words it); 2 when the value is missing (reported). */
-int mn_cli_option_value(const char *prog, int argc, char **argv, int *i, const char *const *names, size_t n,
-                        const char **name, const char **value);
-
-/* A whole decimal number in [lo, hi], or -1. */
+/** A whole decimal number in [lo, hi], or -1. */
 long mn_cli_parse_count(const char *s, long lo, long hi);
 
-/* The value of option name as mn_cli_parse_count reads it; -1 after
- * reporting "NAME must be a whole number from LO to HI, not 'VALUE'". */
-long mn_cli_count_option(const char *prog, const char *name, const char *value, long lo, long hi);
-
-/* Monotonic clock in seconds. */
+/** Monotonic clock in seconds. */
 double mn_cli_seconds(void);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif

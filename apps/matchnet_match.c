@@ -33,33 +33,17 @@
 #define GEOMETRY_THRESHOLD_PX 3.0
 #define MAX_KEYPOINTS_LIMIT 1000000L
 
-static const char usage_text[] =
+static const char synopsis[] =
     "usage: " PROG " [options] IMAGE1 IMAGE2\n"
     "\n"
     "Detect keypoints in two images, describe them with MatchNet and match them\n"
     "with its metric network. Writes JSON: both images' keypoints [x, y, size,\n"
     "angle_deg], the matches [i, j, probability] and the stage times in ms.\n"
     "\n"
-    "options:\n"
-    "  -o, --output PATH       write the JSON to PATH (default: standard output)\n"
-    "      --draw PATH         draw the images side by side with a line per match\n"
-    "                          (inliers green, outliers red); format from extension\n"
-    "      --detector NAME     sift (default), orb or akaze\n"
-    "      --max-keypoints N   keypoints per image, strongest first (default 2000)\n"
-    "      --model PATH        model file (default: $MATCHNET_MODEL, else the\n"
-    "                          installed model)\n"
-    "      --threads N         threads for describing and matching (default: cores, at most 8)\n"
-    "      --method NAME       l2 (default): nearest neighbour on MatchNet descriptors\n"
-    "                          with the ratio test 0.8; metric: candidates by L2, chosen\n"
-    "                          by the metric network (p >= 0.5, mutual)\n"
-    "      --geometry NAME     none (default), homography or fundamental: keep only\n"
-    "                          the RANSAC inliers (threshold 3 px)\n"
-    "      --upright           ignore keypoint orientations when cutting patches\n"
-    "  -h, --help              show this help\n";
+    "options:\n";
 
 /* The one line an error gets. */
 #define error_line(...) mn_cli_error(PROG, __VA_ARGS__)
-#define count_option(name, value, lo, hi) mn_cli_count_option(PROG, name, value, lo, hi)
 
 static double now_ms(void)
 {
@@ -71,102 +55,54 @@ typedef struct options {
     const char *output;
     const char *draw;
     const char *model;
-    mn_detector detector;
-    long max_keypoints;
+    int detector; /* mn_detector */
+    int max_keypoints;
     int threads;
-    mn_match_method method;
-    mn_geometry geometry;
+    int method;   /* mn_match_method */
+    int geometry; /* mn_geometry */
     int upright;
 } options;
+
+static const mn_cli_choice detectors[] = {
+    {"sift", MN_DETECTOR_SIFT}, {"orb", MN_DETECTOR_ORB}, {"akaze", MN_DETECTOR_AKAZE}, {NULL, 0}};
+static const mn_cli_choice methods[] = {{"l2", MN_MATCH_L2}, {"metric", MN_MATCH_METRIC}, {NULL, 0}};
+static const mn_cli_choice geometries[] = {
+    {"none", MN_GEOMETRY_NONE}, {"homography", MN_GEOMETRY_HOMOGRAPHY}, {"fundamental", MN_GEOMETRY_FUNDAMENTAL},
+    {NULL, 0}};
 
 /* Fill o from argv. Returns 0, 1 after --help, or 2 after a usage error
  * (already reported). */
 static int parse_options(int argc, char **argv, options *o)
 {
-    int npos = 0, only_positional = 0;
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        if (only_positional || a[0] != '-' || a[1] == '\0') {
-            if (npos == 2) {
-                error_line("too many arguments at '%s' (try --help)", a);
-                return 2;
-            }
-            o->image[npos++] = a;
-            continue;
-        }
-        if (strcmp(a, "--") == 0) {
-            only_positional = 1;
-            continue;
-        }
-        if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {
-            fputs(usage_text, stdout);
-            return 1;
-        }
-        if (strcmp(a, "--upright") == 0) {
-            o->upright = 1;
-            continue;
-        }
-        /* Options with a value: "--name value" or "--name=value". */
-        static const char *const with_value[] = {"-o", "--output", "--draw", "--detector", "--max-keypoints",
-                                                 "--model", "--threads", "--method", "--geometry"};
-        const char *name = NULL, *value = NULL;
-        int found = mn_cli_option_value(PROG, argc, argv, &i, with_value, sizeof with_value / sizeof *with_value,
-                                        &name, &value);
-        if (found < 0)
-            error_line("unknown option '%s' (try --help)", a);
-        if (found != 0)
-            return 2;
-
-        if (strcmp(name, "-o") == 0 || strcmp(name, "--output") == 0) {
-            o->output = value;
-        } else if (strcmp(name, "--draw") == 0) {
-            o->draw = value;
-        } else if (strcmp(name, "--model") == 0) {
-            o->model = value;
-        } else if (strcmp(name, "--detector") == 0) {
-            if (strcmp(value, "sift") == 0)
-                o->detector = MN_DETECTOR_SIFT;
-            else if (strcmp(value, "orb") == 0)
-                o->detector = MN_DETECTOR_ORB;
-            else if (strcmp(value, "akaze") == 0)
-                o->detector = MN_DETECTOR_AKAZE;
-            else {
-                error_line("--detector must be sift, orb or akaze, not '%s'", value);
-                return 2;
-            }
-        } else if (strcmp(name, "--max-keypoints") == 0) {
-            if ((o->max_keypoints = count_option(name, value, 1, MAX_KEYPOINTS_LIMIT)) < 0)
-                return 2;
-        } else if (strcmp(name, "--threads") == 0) {
-            if ((o->threads = (int)count_option(name, value, 1, 64)) < 0)
-                return 2;
-        } else if (strcmp(name, "--method") == 0) {
-            if (strcmp(value, "metric") == 0)
-                o->method = MN_MATCH_METRIC;
-            else if (strcmp(value, "l2") == 0)
-                o->method = MN_MATCH_L2;
-            else {
-                error_line("--method must be metric or l2, not '%s'", value);
-                return 2;
-            }
-        } else if (strcmp(name, "--geometry") == 0) {
-            if (strcmp(value, "none") == 0)
-                o->geometry = MN_GEOMETRY_NONE;
-            else if (strcmp(value, "homography") == 0)
-                o->geometry = MN_GEOMETRY_HOMOGRAPHY;
-            else if (strcmp(value, "fundamental") == 0)
-                o->geometry = MN_GEOMETRY_FUNDAMENTAL;
-            else {
-                error_line("--geometry must be none, homography or fundamental, not '%s'", value);
-                return 2;
-            }
-        }
-    }
-    if (npos != 2) {
+    const mn_cli_option table[] = {
+        {"output", 'o', MN_CLI_STRING, &o->output, .placeholder = "PATH",
+         .help = "write the JSON to PATH (default: standard output)"},
+        {"draw", 0, MN_CLI_STRING, &o->draw, .placeholder = "PATH",
+         .help = "draw the images side by side with a line per match\n"
+                 "(inliers green, outliers red); format from extension"},
+        {"detector", 0, MN_CLI_CHOICE, &o->detector, .choices = detectors, .placeholder = "NAME",
+         .help = "sift (default), orb or akaze"},
+        {"max-keypoints", 0, MN_CLI_INT, &o->max_keypoints, 1, MAX_KEYPOINTS_LIMIT, .placeholder = "N",
+         .help = "keypoints per image, strongest first (default 2000)"},
+        {"model", 0, MN_CLI_STRING, &o->model, .placeholder = "PATH",
+         .help = "model file (default: $MATCHNET_MODEL, else the\ninstalled model)"},
+        {"threads", 0, MN_CLI_INT, &o->threads, 1, 64, .placeholder = "N",
+         .help = "threads for describing and matching (default: cores, at most 8)"},
+        {"method", 0, MN_CLI_CHOICE, &o->method, .choices = methods, .placeholder = "NAME",
+         .help = "l2 (default): nearest neighbour on MatchNet descriptors\n"
+                 "with the ratio test 0.8; metric: candidates by L2, chosen\n"
+                 "by the metric network (p >= 0.5, mutual)"},
+        {"geometry", 0, MN_CLI_CHOICE, &o->geometry, .choices = geometries, .placeholder = "NAME",
+         .help = "none (default), homography or fundamental: keep only\nthe RANSAC inliers (threshold 3 px)"},
+        {"upright", 0, MN_CLI_FLAG, &o->upright, .help = "ignore keypoint orientations when cutting patches"},
+    };
+    const mn_cli_program prog = {PROG, synopsis, table, sizeof table / sizeof *table, 2};
+    int npos, rc = mn_cli_parse(&prog, argc, argv, o->image, &npos);
+    if (rc == 0 && npos != 2) {
         error_line("expected two images, got %d (try --help)", npos);
-        return 2;
+        rc = 2;
     }
-    return 0;
+    return rc;
 }
 
 /* Write the JSON to a stream; returns 0, or -1 with errno set. */
@@ -245,7 +181,7 @@ int main(int argc, char **argv)
     options o = {0};
     o.detector = MN_DETECTOR_SIFT;
     o.max_keypoints = 2000;
-    o.method = mn_match_params_default().method;
+    o.method = (int)mn_match_params_default().method;
     o.geometry = MN_GEOMETRY_NONE;
     int parsed = parse_options(argc, argv, &o);
     if (parsed)
@@ -285,7 +221,7 @@ int main(int argc, char **argv)
             error_line("out of memory");
             goto done;
         }
-        if (mn_keypoints_detect(&img[i], o.detector, (size_t)o.max_keypoints, kp[i], &nkp[i]) != MN_OK) {
+        if (mn_keypoints_detect(&img[i], (mn_detector)o.detector, (size_t)o.max_keypoints, kp[i], &nkp[i]) != MN_OK) {
             error_line("%s: %s", o.image[i], mn_last_error());
             goto done;
         }
@@ -294,7 +230,7 @@ int main(int argc, char **argv)
     const size_t dim = mn_model_descriptor_dim(model);
     mn_extract_params ep = mn_extract_params_default();
     ep.patch_size = mn_model_patch_size(model); /* a model may take other than 64 x 64 patches */
-    ep.scale_factor = mn_detector_scale_factor(o.detector);
+    ep.scale_factor = mn_detector_scale_factor((mn_detector)o.detector);
     ep.upright = o.upright;
     for (int i = 0; i < 2; i++) {
         if (!(desc[i] = malloc((nkp[i] ? nkp[i] : 1) * dim * sizeof *desc[i]))) {
@@ -308,7 +244,7 @@ int main(int argc, char **argv)
         }
     }
     double t2 = now_ms();
-    mn_match_params mp = mn_match_params_preset(o.method);
+    mn_match_params mp = mn_match_params_preset((mn_match_method)o.method);
     matches = malloc((nkp[0] ? nkp[0] : 1) * sizeof *matches);
     inliers = malloc(nkp[0] ? nkp[0] : 1);
     if (!matches || !inliers) {
@@ -320,8 +256,8 @@ int main(int argc, char **argv)
         goto done;
     }
     size_t ninl = 0;
-    if (mn_matches_filter(o.geometry, kp[0], nkp[0], kp[1], nkp[1], matches, nm, GEOMETRY_THRESHOLD_PX, NULL,
-                          inliers, &ninl) != MN_OK) {
+    if (mn_matches_filter((mn_geometry)o.geometry, kp[0], nkp[0], kp[1], nkp[1], matches, nm, GEOMETRY_THRESHOLD_PX,
+                          NULL, inliers, &ninl) != MN_OK) {
         error_line("%s", mn_last_error());
         goto done;
     }

@@ -1,6 +1,6 @@
 /*
- * stitch.cpp - matchnet-stitch: cv::Stitcher with MatchNet features and
- * metric-network matching in place of its own.
+ * matchnet_stitch.cpp - matchnet-stitch: cv::Stitcher with MatchNet features
+ * and metric-network matching in place of its own.
  *
  *   matchnet-stitch [--mode panorama|scans] [--model PATH] [--threads N] -o pano.jpg IMAGE...
  *
@@ -9,9 +9,11 @@
  * where kept counts the input images in the panorama (the Stitcher leaves
  * out images it cannot connect to the others), and status names the
  * failure otherwise: read_error, need_more_imgs, homography_est_fail,
- * camera_params_adjust_fail, write_error or exception. Exits non-zero on
- * failure.
+ * camera_params_adjust_fail, write_error or exception. Exits 1 on such a
+ * failure and 2, with one line on stderr and no summary, on a usage error.
  */
+#include "cli.h"
+
 #include <matchnet/opencv.hpp>
 
 #include <opencv2/imgcodecs.hpp>
@@ -41,49 +43,55 @@ static const char* statusName(cv::Stitcher::Status status)
     return "unknown";
 }
 
-static int usage(const char* argv0)
-{
-    std::fprintf(stderr, "usage: %s [--mode panorama|scans] [--model PATH] [--threads N] -o pano.jpg IMAGE...\n",
-                 argv0);
-    return 2;
-}
+#define PROG "matchnet-stitch"
+
+static const char synopsis[] =
+    "usage: " PROG " [--mode panorama|scans] [--model PATH] [--threads N] -o pano.jpg IMAGE...\n"
+    "\n"
+    "Stitch the images into a panorama with cv::Stitcher, MatchNet descriptors on\n"
+    "SIFT keypoints and metric-network matching; prints a JSON summary last.\n"
+    "\n"
+    "options:\n";
+
+enum { MODE_PANORAMA, MODE_SCANS };
 
 int main(int argc, char** argv)
 {
-    std::string mode = "panorama", model, out;
-    int threads = 0;
-    std::vector<std::string> paths;
-    for (int i = 1; i < argc; i++) {
-        std::string a = argv[i];
-        if ((a == "--mode" || a == "--model" || a == "--threads" || a == "-o") && i + 1 < argc) {
-            std::string v = argv[++i];
-            if (a == "--mode")
-                mode = v;
-            else if (a == "--model")
-                model = v;
-            else if (a == "--threads")
-                threads = std::atoi(v.c_str());
-            else
-                out = v;
-        } else if (a.size() > 1 && a[0] == '-') {
-            return usage(argv[0]);
-        } else {
-            paths.push_back(a);
-        }
+    static const mn_cli_choice modes[] = {{"panorama", MODE_PANORAMA}, {"scans", MODE_SCANS}, {nullptr, 0}};
+    int mode = MODE_PANORAMA, threads = 0;
+    const char *model = "", *out = nullptr;
+    // C++17 has no designated initializers: every field in order (name,
+    // letter, kind, dest, lo, hi, choices, placeholder, help).
+    const mn_cli_option table[] = {
+        {nullptr, 'o', MN_CLI_STRING, &out, 0, 0, nullptr, "PATH", "write the panorama to PATH (required)"},
+        {"mode", 0, MN_CLI_CHOICE, &mode, 0, 0, modes, "NAME",
+         "panorama (default; homographies between the images)\nor scans (rotation, scale and translation)"},
+        {"model", 0, MN_CLI_STRING, &model, 0, 0, nullptr, "PATH",
+         "model file (default: $MATCHNET_MODEL, else the\ninstalled model)"},
+        {"threads", 0, MN_CLI_INT, &threads, 0, 64, nullptr, "N",
+         "threads for describing and matching (default 0: cores,\nat most 8)"},
+    };
+    std::vector<const char*> paths((size_t)argc);
+    const mn_cli_program prog = {PROG, synopsis, table, sizeof table / sizeof *table, argc};
+    int npaths = 0, parsed = mn_cli_parse(&prog, argc, argv, paths.data(), &npaths);
+    if (parsed)
+        return parsed == 1 ? 0 : 2;
+    paths.resize((size_t)npaths);
+    if (!out || paths.empty()) {
+        mn_cli_error(PROG, "-o PATH and at least one image are required (try --help)");
+        return 2;
     }
-    if (out.empty() || paths.empty() || (mode != "panorama" && mode != "scans"))
-        return usage(argv[0]);
 
     std::vector<cv::Mat> images;
-    for (const std::string& p : paths) {
+    for (const char* p : paths) {
         images.push_back(cv::imread(p, cv::IMREAD_COLOR));
         if (images.back().empty()) {
-            std::fprintf(stderr, "cannot read %s\n", p.c_str());
+            mn_cli_error(PROG, "cannot read %s", p);
             return report("read_error", paths.size(), 0, cv::Mat());
         }
     }
 
-    const bool scans = mode == "scans";
+    const bool scans = mode == MODE_SCANS;
     cv::Mat pano;
     try {
         cv::Ptr<cv::Stitcher> stitcher = cv::Stitcher::create(scans ? cv::Stitcher::SCANS : cv::Stitcher::PANORAMA);
@@ -105,13 +113,16 @@ int main(int argc, char** argv)
         if (status != cv::Stitcher::OK)
             return report(statusName(status), images.size(), kept, cv::Mat());
         if (!cv::imwrite(out, pano)) {
-            std::fprintf(stderr, "cannot write %s\n", out.c_str());
+            mn_cli_error(PROG, "cannot write %s", out);
             return report("write_error", images.size(), kept, pano);
         }
         return report("ok", images.size(), kept, pano);
     } catch (const cv::Exception& e) {
         // libmatchnet's failures (e.g. a model that does not load) arrive here.
-        std::fprintf(stderr, "%s\n", e.what());
+        std::string what = e.what(); // OpenCV's message ends with a newline: one line here
+        while (!what.empty() && what.back() == '\n')
+            what.pop_back();
+        mn_cli_error(PROG, "%s", what.c_str());
         return report("exception", images.size(), 0, cv::Mat());
     }
 }

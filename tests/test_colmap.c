@@ -5,7 +5,8 @@
  * mn_keypoints_detect() on the same image), descriptors, pair ids and
  * match indices (against the ground truth of a rendered scene, which also
  * checks the column order of swapped pairs), resuming without duplicates,
- * an unreadable image, and refusal of foreign databases.
+ * an unreadable image, --single-camera, --max-size (keypoints back in
+ * full-resolution coordinates), and refusal of foreign databases.
  *
  *   test_colmap PATH/TO/matchnet-colmap      run the checks
  *   test_colmap --render DIR                 only write the views to DIR
@@ -501,6 +502,34 @@ int main(int argc, char **argv)
               "several cameras");
         CHECK(query_int(db, "SELECT count(*) FROM matches") == 1, "sequential:1: %lld pairs",
               query_int(db, "SELECT count(*) FROM matches"));
+        sqlite3_close(db);
+    }
+
+    /* --max-size: detected and described on a 200 x 150 copy (mn_image_resize),
+     * stored in full-resolution coordinates: keypoints beyond the copy's
+     * width, and matches that agree with the full-size scene. */
+    snprintf(args, sizeof args, "--images '%s/two' --database '%s/small.db' --max-size 200", tmpdir, tmpdir);
+    CHECK((rc = run(args)) == 0, "--max-size: status %d", rc);
+    snprintf(db_path, sizeof db_path, "%s/small.db", tmpdir);
+    if ((db = open_db(db_path)) != NULL) {
+        db_image sm[2];
+        int ns = read_images(db, sm, 2);
+        CHECK(ns == 2, "--max-size: %d images with keypoints", ns);
+        for (int k = 0; k < ns; k++) {
+            float max_x = 0;
+            int outside = 0;
+            for (long long i = 0; i < sm[k].nkp; i++) {
+                const float *r = sm[k].kp + 6 * i;
+                max_x = r[0] > max_x ? r[0] : max_x;
+                outside += !(r[0] >= 0 && r[0] <= W && r[1] >= 0 && r[1] <= H);
+            }
+            CHECK(sm[k].nkp > 50 && max_x > 250 && outside == 0,
+                  "--max-size: %s: %lld keypoints, largest x %g, %d outside %d x %d", sm[k].name, sm[k].nkp, max_x,
+                  outside, W, H);
+        }
+        check_matches(db, sm, ns, "matches", 1);
+        for (int k = 0; k < ns; k++)
+            free(sm[k].kp);
         sqlite3_close(db);
     }
 

@@ -1,8 +1,9 @@
 /*
  * test_plugin_c.c - matchnet/opencv.h: image decoding (PNG, PGM and JPEG
  * files written here by independent encoders: a hand-rolled PNG writer and
- * TurboJPEG's compressor), every decoding failure, keypoint detection,
- * geometric filtering against known models, and drawing.
+ * TurboJPEG's compressor), every decoding failure, resizing (against box
+ * and area means computed here), keypoint detection, geometric filtering
+ * against known models, and drawing.
  */
 #define _POSIX_C_SOURCE 200809L
 #include "matchnet/opencv.h"
@@ -278,6 +279,126 @@ static void test_load(void)
     free(smooth);
     free(pgm);
     free(png);
+    free(px);
+}
+
+/* The mean of src over the area that output pixel (ox, oy) covers when
+ * src shrinks to dw x dh: each source pixel weighted by its overlap, in
+ * double precision (what INTER_AREA approximates in float). */
+static double area_mean(const mn_image *src, int dw, int dh, int ox, int oy)
+{
+    const double sx = (double)src->width / dw, sy = (double)src->height / dh;
+    double acc = 0;
+    for (int y = (int)floor(oy * sy); y < src->height && y < (oy + 1) * sy; y++) {
+        double wy = fmin(y + 1, (oy + 1) * sy) - fmax(y, oy * sy);
+        for (int x = (int)floor(ox * sx); x < src->width && x < (ox + 1) * sx; x++) {
+            double wx = fmin(x + 1, (ox + 1) * sx) - fmax(x, ox * sx);
+            acc += wx * wy * src->pixels[(size_t)y * src->stride + x];
+        }
+    }
+    return acc / (sx * sy);
+}
+
+/* Pixels of a resize of src that differ from area_mean(), rounded, by more
+ * than tolerance. */
+static int resize_errors(const mn_image *src, const mn_image *dst, int tolerance)
+{
+    int bad = 0;
+    for (int y = 0; y < dst->height; y++)
+        for (int x = 0; x < dst->width; x++) {
+            int want = (int)floor(area_mean(src, dst->width, dst->height, x, y) + 0.5);
+            int got = dst->pixels[(size_t)y * dst->stride + x];
+            if (abs(got - want) > tolerance && bad++ < 3)
+                fprintf(stderr, "  %d x %d -> %d x %d: pixel (%d, %d) is %d, want %d\n", src->width, src->height,
+                        dst->width, dst->height, x, y, got, want);
+        }
+    return bad;
+}
+
+static void expect_resize_failure(const mn_image *src, int w, int h, const char *what)
+{
+    mn_image dst;
+    memset(&dst, 0xAB, sizeof dst);
+    mn_status st = mn_image_resize(src, w, h, &dst);
+    CHECK(st == MN_ERR_INVALID_ARGUMENT, "resize, %s: got %s: %s", what, mn_status_str(st), mn_last_error());
+    CHECK(image_is_zero(&dst), "resize, %s: dst not zeroed after failure", what);
+    CHECK(strncmp(mn_last_error(), "mn_image_resize(): ", 19) == 0 && strlen(mn_last_error()) > 19,
+          "resize, %s: message '%s'", what, mn_last_error());
+    printf("  resize, %s -> %s: %s\n", what, mn_status_str(st), mn_last_error());
+    if (st == MN_OK)
+        mn_image_free(&dst);
+}
+
+static void test_resize(void)
+{
+    /* Integer factors: exactly the box mean, rounded. Every box has an odd
+     * number of pixels, so no mean lies halfway between two values and
+     * the rounding rule cannot matter. */
+    const int w = 60, h = 45;
+    uint8_t *px = textured_image(w, h, 23);
+    mn_image src = {px, w, h, (size_t)w}, dst;
+    static const int factors[][2] = {{1, 1}, {3, 1}, {1, 3}, {3, 5}, {5, 5}, {15, 9}};
+    for (size_t f = 0; f < sizeof factors / sizeof *factors; f++) {
+        const int dw = w / factors[f][0], dh = h / factors[f][1];
+        memset(&dst, 0xAB, sizeof dst);
+        CHECK_OK(mn_image_resize(&src, dw, dh, &dst));
+        CHECK(dst.width == dw && dst.height == dh && dst.stride == (size_t)dw && dst.pixels,
+              "%d x %d: got %d x %d, stride %zu", dw, dh, dst.width, dst.height, dst.stride);
+        if (dst.width == dw && dst.height == dh)
+            CHECK(resize_errors(&src, &dst, 0) == 0, "%d x %d -> %d x %d: not the box mean", w, h, dw, dh);
+        mn_image_free(&dst);
+        CHECK(image_is_zero(&dst), "mn_image_free did not zero the image");
+    }
+
+    /* Other factors: the area mean to within one step (float weights). */
+    static const int sizes[][2] = {{23, 17}, {59, 44}, {7, 45}, {1, 1}};
+    for (size_t k = 0; k < sizeof sizes / sizeof *sizes; k++) {
+        CHECK_OK(mn_image_resize(&src, sizes[k][0], sizes[k][1], &dst));
+        if (dst.width == sizes[k][0] && dst.height == sizes[k][1])
+            CHECK(resize_errors(&src, &dst, 1) == 0, "%d x %d -> %d x %d: not the area mean", w, h, sizes[k][0],
+                  sizes[k][1]);
+        mn_image_free(&dst);
+    }
+
+    /* The stride is honoured: padding of 255 changes nothing. */
+    const size_t stride = (size_t)w + 7;
+    uint8_t *padded = malloc(stride * h);
+    memset(padded, 255, stride * h);
+    for (int y = 0; y < h; y++)
+        memcpy(padded + (size_t)y * stride, px + (size_t)y * w, (size_t)w);
+    mn_image psrc = {padded, w, h, stride}, a, b;
+    CHECK_OK(mn_image_resize(&src, 23, 17, &a));
+    CHECK_OK(mn_image_resize(&psrc, 23, 17, &b));
+    CHECK(a.pixels && b.pixels && memcmp(a.pixels, b.pixels, 23 * 17) == 0, "a padded source resizes differently");
+    mn_image_free(&a);
+    mn_image_free(&b);
+
+    /* Enlarging: a flat image stays flat. */
+    memset(padded, 137, stride * h);
+    CHECK_OK(mn_image_resize(&psrc, 2 * w + 1, 3 * h, &a));
+    int off = 0;
+    for (size_t i = 0; a.pixels && i < (size_t)a.width * a.height; i++)
+        off += a.pixels[i] != 137;
+    CHECK(a.width == 2 * w + 1 && a.height == 3 * h && off == 0, "flat image enlarged: %d x %d, %d pixels not 137",
+          a.width, a.height, off);
+    mn_image_free(&a);
+
+    /* Bad arguments. */
+    expect_resize_failure(NULL, 10, 10, "NULL src");
+    expect_resize_failure(&src, 0, 10, "width 0");
+    expect_resize_failure(&src, 10, -1, "height -1");
+    expect_resize_failure(&src, 65536, 65536, "2^32 pixels");
+    mn_image empty = {NULL, 0, 0, 0}, no_pixels = {NULL, w, h, (size_t)w}, narrow = {px, w, h, (size_t)w - 1},
+             negative = {px, -w, h, (size_t)w};
+    expect_resize_failure(&empty, 10, 10, "0 x 0 src");
+    expect_resize_failure(&no_pixels, 10, 10, "src->pixels NULL");
+    expect_resize_failure(&narrow, 10, 10, "stride below width");
+    expect_resize_failure(&negative, 10, 10, "negative width");
+    CHECK(mn_image_resize(&src, 10, 10, NULL) == MN_ERR_INVALID_ARGUMENT, "NULL dst");
+    mn_image same = src;
+    CHECK(mn_image_resize(&same, 10, 10, &same) == MN_ERR_INVALID_ARGUMENT && same.pixels == px && same.width == w,
+          "dst == src: %s", mn_last_error());
+    free(padded);
     free(px);
 }
 
@@ -561,6 +682,7 @@ int main(void)
         return 1;
     }
     test_load();
+    test_resize();
     test_detect();
     test_filter_homography();
     test_filter_fundamental();

@@ -1,6 +1,6 @@
 /*
- * c_api.cpp - matchnet/opencv.h: image decoding, keypoint detection,
- * geometric filtering and drawing for C callers.
+ * c_api.cpp - matchnet/opencv.h: image decoding and resizing, keypoint
+ * detection, geometric filtering and drawing for C callers.
  *
  * Every entry point is a thin extern "C" shell around a C++ body run by
  * guarded(), which turns every exception (cv::Exception, std::bad_alloc,
@@ -446,6 +446,47 @@ void mn_image_free(mn_image *image)
         return;
     std::free(image->pixels);
     std::memset(image, 0, sizeof *image);
+}
+
+mn_status mn_image_resize(const mn_image *src, int width, int height, mn_image *dst)
+{
+    static const char *func = "mn_image_resize";
+    if (!dst)
+        return mn_error_set(MN_ERR_INVALID_ARGUMENT, func, "dst is NULL");
+    /* Zeroing dst would drop the caller's src, and its pixels with it. */
+    if (dst == src)
+        return mn_error_set(MN_ERR_INVALID_ARGUMENT, func, "dst is src: resize into another mn_image");
+    std::memset(dst, 0, sizeof *dst);
+    return guarded(func, MN_ERR_INVALID_ARGUMENT, [&]() -> mn_status {
+        mn_status st = check_image(func, "src", src);
+        if (st != MN_OK)
+            return st;
+        if (src->width == 0 || src->height == 0)
+            return fail(MN_ERR_INVALID_ARGUMENT, func,
+                        "src is empty (" + std::to_string(src->width) + " x " + std::to_string(src->height) + ")");
+        if (width < 1 || height < 1)
+            return fail(MN_ERR_INVALID_ARGUMENT, func,
+                        std::to_string(width) + " x " + std::to_string(height) + " is not a size to resize to");
+        if ((uint64_t)width * (uint64_t)height > kMaxPixels)
+            return fail(MN_ERR_INVALID_ARGUMENT, func,
+                        std::to_string(width) + " x " + std::to_string(height) + " is more than 2^28 pixels");
+        const size_t n = (size_t)width * (size_t)height;
+        uint8_t *px = (uint8_t *)std::malloc(n);
+        if (!px)
+            return fail(MN_ERR_OUT_OF_MEMORY, func, "out of memory for " + std::to_string(n) + " pixels");
+        try {
+            /* cv::resize writes into a destination of the right size and
+             * type in place: straight into the caller's new buffer. */
+            cv::Mat out(height, width, CV_8UC1, px, (size_t)width);
+            cv::resize(view(src), out, out.size(), 0, 0, cv::INTER_AREA);
+            CV_Assert(out.data == px);
+        } catch (...) {
+            std::free(px);
+            throw;
+        }
+        *dst = mn_image{px, width, height, (size_t)width};
+        return MN_OK;
+    });
 }
 
 float mn_detector_scale_factor(mn_detector detector)

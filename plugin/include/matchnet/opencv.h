@@ -17,6 +17,8 @@
  *   mn_matches_draw(&img1, kp1, n1, &img2, kp2, n2, matches, nm, inliers, "out.png");
  *   mn_image_free(&img1);
  *
+ * mn_image_resize() shrinks an image as the training data were shrunk.
+ *
  * All functions are thread-safe.
  */
 #ifndef MATCHNET_OPENCV_H
@@ -62,8 +64,25 @@ typedef struct mn_image {
  */
 MN_CV_API mn_status mn_image_load(const char *path, mn_image *out);
 
-/** Release the pixels of an image from mn_image_load() and zero it. NULL is accepted. */
+/** Release the pixels of an image from mn_image_load() or mn_image_resize()
+ *  and zero it. NULL is accepted. */
 MN_CV_API void mn_image_free(mn_image *image);
+
+/**
+ * Resize an 8-bit grey image to width x height with cv::resize and
+ * cv::INTER_AREA: shrinking averages the source pixels each output pixel
+ * covers (integer factors: the exact box mean, rounded); where a side
+ * grows, OpenCV's INTER_AREA interpolates (close to bilinear). The same
+ * code shrinks the training images (eval/patchset.cpp) and
+ * matchnet-colmap's --max-size copies. src is read in place (stride
+ * honoured); dst->pixels is allocated by the call (stride = width);
+ * release it with mn_image_free(). On failure *dst is zeroed (except when
+ * dst is src: refused, and left as it is): MN_ERR_INVALID_ARGUMENT for a
+ * NULL or empty (width or height 0) src, NULL pixels, a stride below the
+ * width, width or height below 1, or more than 2^28 pixels;
+ * MN_ERR_OUT_OF_MEMORY.
+ */
+MN_CV_API mn_status mn_image_resize(const mn_image *src, int width, int height, mn_image *dst);
 
 /** Keypoint detectors (OpenCV's implementations). */
 typedef enum mn_detector {

@@ -1,0 +1,125 @@
+/*
+ * colmap_app.h - what the parts of matchnet-colmap share (private to the
+ * program):
+ *   matchnet_colmap.c  options and the top-level flow
+ *   colmap_images.c    the image list: listing the folder, loading, the
+ *                      working-size copy, keypoints and descriptors
+ *   colmap_pairs.c     which pairs to match, and matching one
+ *   colmap_db.c        the COLMAP database (colmap_db.h)
+ * Functions that fail return -1 (or 2 for a usage error) with the reason
+ * reported, or in ctx->err where they say so.
+ */
+#ifndef MATCHNET_COLMAP_APP_H
+#define MATCHNET_COLMAP_APP_H
+
+#include "cli.h"
+#include "colmap_db.h"
+#include "matchnet.h"
+#include "matchnet/opencv.h"
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define PROG "matchnet-colmap"
+#define error_line(...) mn_cli_error(PROG, __VA_ARGS__)
+
+enum pair_mode { PAIRS_EXHAUSTIVE, PAIRS_SEQUENTIAL, PAIRS_FILE };
+enum verify_mode { VERIFY_COLMAP, VERIFY_OWN };
+
+typedef struct options {
+    const char *images;
+    const char *database;
+    const char *model;
+    const char *pairs_spec; /* --pairs as given; read into pairs, overlap, pair_file */
+    const char *pair_file;
+    const char *pair_list;
+    enum pair_mode pairs;
+    long overlap;
+    int verify; /* enum verify_mode */
+    int single_camera;
+    int max_keypoints;
+    int max_size;
+    int threads;
+} options;
+
+typedef struct image_entry {
+    char *name;            /* relative to --images, '/' separated */
+    int64_t image_id;      /* 0 until in the database */
+    int unreadable;        /* reported and skipped */
+    mn_keypoint *kp;       /* full-resolution keypoints, OpenCV convention */
+    size_t nkp;
+    float *desc;           /* nkp descriptors, or NULL until described */
+} image_entry;
+
+typedef struct image_list {
+    image_entry *v;
+    size_t n, cap;
+} image_list;
+
+/* What describing and writing an image or a pair needs. */
+typedef struct context {
+    const options *o;
+    colmap_db *db;
+    mn_session *session;
+    size_t dim;
+    mn_extract_params ep;
+    char err[1024];
+} context;
+
+/* Pairs of indices into an image_list, the smaller first. */
+typedef struct pair_list {
+    size_t (*v)[2];
+    size_t n, cap;
+} pair_list;
+
+/* Room for matching one pair of images of at most n keypoints each. */
+typedef struct match_buffers {
+    mn_dmatch *m;
+    uint32_t *i1, *i2;
+    uint8_t *inl;
+} match_buffers;
+
+/* colmap_images.c */
+
+/** The images under root (recursively), sorted by name. At least one, or
+ *  -1 (reported). */
+int image_list_read(const char *root, image_list *list);
+
+/** Free every entry and the list. */
+void image_list_free(image_list *list);
+
+/** Detect, describe and store a new image, or one in the database without
+ *  keypoints (existing_id, existing_camera; 0 for none), in one
+ *  transaction. 0 also when it cannot be read (reported, marked
+ *  unreadable), -1 with ctx->err set. */
+int image_add(context *ctx, image_entry *im, int64_t existing_id, int64_t existing_camera);
+
+/** Describe an image already in the database with its stored keypoints (a
+ *  resumed run that has pairs left for it). 0 also when it cannot be read
+ *  (reported, marked unreadable), -1 with ctx->err set. */
+int image_describe_stored(context *ctx, image_entry *im);
+
+/* colmap_pairs.c */
+
+/** --pairs SPEC (o->pairs_spec) into o->pairs, o->overlap and
+ *  o->pair_file. 0, or 2 after a usage error (reported). */
+int pair_spec_parse(options *o);
+
+/** The pairs to match, each once, over readable images. 0 or -1 (reported). */
+int pair_list_select(const options *o, const image_list *list, pair_list *out);
+
+/** Write the pairs as 'NAME1 NAME2' lines to path. 0 or -1 (reported). */
+int pair_list_write(const char *path, const image_list *list, const pair_list *pairs);
+
+/** Allocate buffers for images of at most n keypoints. 0 or -1 (reported). */
+int match_buffers_alloc(match_buffers *b, size_t n);
+
+/** Free the buffers; a zeroed or partly allocated struct is accepted. */
+void match_buffers_free(match_buffers *b);
+
+/** Match one pair and write its matches (and, with --verify own, its
+ *  two-view geometry) inside the caller's transaction. *n_matches: the
+ *  matches written. 0, or -1 with ctx->err set. */
+int pair_match(context *ctx, const image_entry *a, const image_entry *b, match_buffers *buf, size_t *n_matches);
+
+#endif /* MATCHNET_COLMAP_APP_H */

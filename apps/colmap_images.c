@@ -1,0 +1,379 @@
+/*
+ * colmap_images.c - matchnet-colmap's images (colmap_app.h): the list of
+ * image files under --images, each image loaded with the copy that
+ * keypoints are detected and described on (shrunk to --max-size), its
+ * keypoints and descriptors, and its camera, image and keypoints rows.
+ */
+#define _POSIX_C_SOURCE 200809L
+#include "colmap_app.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#define PI 3.14159265358979323846
+
+/* ------------------------------------------------------------------------ */
+/* Image list                                                                */
+/* ------------------------------------------------------------------------ */
+
+static int has_image_extension(const char *name)
+{
+    static const char *const ext[] = {".jpg", ".jpeg", ".png", ".pgm", ".ppm", ".pnm", ".bmp", ".tif", ".tiff",
+                                      ".webp"};
+    const char *dot = strrchr(name, '.');
+    if (!dot)
+        return 0;
+    for (size_t k = 0; k < sizeof ext / sizeof *ext; k++) {
+        size_t i = 0;
+        while (ext[k][i] && dot[i] && (dot[i] | 0x20) == ext[k][i])
+            i++;
+        if (!ext[k][i] && !dot[i])
+            return 1;
+    }
+    return 0;
+}
+
+static char *join(const char *a, const char *b)
+{
+    size_t la = strlen(a), lb = strlen(b);
+    char *s = malloc(la + lb + 2);
+    if (!s)
+        return NULL;
+    memcpy(s, a, la);
+    size_t k = la;
+    if (la && a[la - 1] != '/')
+        s[k++] = '/';
+    memcpy(s + k, b, lb + 1);
+    return s;
+}
+
+/* Add the images under root/rel (rel "" for root itself). Returns 0 or -1 (reported). */
+static int list_images(const char *root, const char *rel, image_list *list, int depth)
+{
+    char *dir_path = rel[0] ? join(root, rel) : strdup(root);
+    if (!dir_path) {
+        error_line("out of memory");
+        return -1;
+    }
+    DIR *d = opendir(dir_path);
+    if (!d) {
+        error_line("cannot read folder '%s': %s", dir_path, strerror(errno));
+        free(dir_path);
+        return -1;
+    }
+    int rc = 0;
+    struct dirent *e;
+    while (rc == 0 && (e = readdir(d)) != NULL) {
+        if (e->d_name[0] == '.')
+            continue;
+        char *full = join(dir_path, e->d_name), *name = rel[0] ? join(rel, e->d_name) : strdup(e->d_name);
+        struct stat st;
+        if (!full || !name) {
+            error_line("out of memory");
+            rc = -1;
+        } else if (stat(full, &st) != 0) {
+            /* A dangling link: not an image we could read anyway. */
+        } else if (S_ISDIR(st.st_mode)) {
+            if (depth < 32)
+                rc = list_images(root, name, list, depth + 1);
+        } else if (S_ISREG(st.st_mode) && has_image_extension(e->d_name)) {
+            if (list->n == list->cap) {
+                size_t cap = list->cap ? 2 * list->cap : 64;
+                image_entry *v = realloc(list->v, cap * sizeof *v);
+                if (!v) {
+                    error_line("out of memory");
+                    rc = -1;
+                } else {
+                    list->v = v;
+                    list->cap = cap;
+                }
+            }
+            if (rc == 0) {
+                list->v[list->n++] = (image_entry){.name = name};
+                name = NULL;
+            }
+        }
+        free(full);
+        free(name);
+    }
+    closedir(d);
+    free(dir_path);
+    return rc;
+}
+
+static int compare_names(const void *a, const void *b)
+{
+    return strcmp(((const image_entry *)a)->name, ((const image_entry *)b)->name);
+}
+
+int image_list_read(const char *root, image_list *list)
+{
+    if (list_images(root, "", list, 0) != 0)
+        return -1;
+    if (list->n == 0) {
+        error_line("no images (.jpg, .png, ...) under '%s'", root);
+        return -1;
+    }
+    qsort(list->v, list->n, sizeof *list->v, compare_names);
+    return 0;
+}
+
+void image_list_free(image_list *list)
+{
+    for (size_t i = 0; i < list->n; i++) {
+        free(list->v[i].name);
+        free(list->v[i].kp);
+        free(list->v[i].desc);
+    }
+    free(list->v);
+    *list = (image_list){0};
+}
+
+/* ------------------------------------------------------------------------ */
+/* Loading, and the working-size copy                                        */
+/* ------------------------------------------------------------------------ */
+
+/* Load an image and make the copy that keypoints are detected and
+ * described on. *sx, *sy: full-resolution pixels per working pixel.
+ * Returns 0, or -1 with the reason in mn_last_error() / ctx->err. */
+static int load_working_image(context *ctx, const char *path, mn_image *full, mn_image *work, double *sx, double *sy)
+{
+    if (mn_image_load(path, full) != MN_OK) {
+        snprintf(ctx->err, sizeof ctx->err, "%s", mn_last_error());
+        return -1;
+    }
+    *work = *full;
+    *sx = *sy = 1.0;
+    int longer = full->width > full->height ? full->width : full->height;
+    if (ctx->o->max_size > 0 && longer > ctx->o->max_size) {
+        double s = (double)ctx->o->max_size / longer;
+        int w = (int)lround(full->width * s), h = (int)lround(full->height * s);
+        mn_image small;
+        /* The library's resize (cv::resize, INTER_AREA): the same shrinking
+         * as the training images had (eval/patchset.cpp). */
+        if (mn_image_resize(full, w < 1 ? 1 : w, h < 1 ? 1 : h, &small) != MN_OK) {
+            snprintf(ctx->err, sizeof ctx->err, "%s", mn_last_error());
+            mn_image_free(full);
+            return -1;
+        }
+        *work = small;
+        *sx = (double)full->width / small.width;
+        *sy = (double)full->height / small.height;
+    }
+    return 0;
+}
+
+/* The image of an entry, ready to describe: 1 when loaded, 0 when it cannot
+ * be read (reported, marked unreadable: the caller skips it), -1 when out
+ * of memory (ctx->err says so). */
+static int open_image(context *ctx, image_entry *im, mn_image *full, mn_image *work, double *sx, double *sy)
+{
+    char *path = join(ctx->o->images, im->name);
+    if (!path) {
+        snprintf(ctx->err, sizeof ctx->err, "out of memory");
+        return -1;
+    }
+    int rc = load_working_image(ctx, path, full, work, sx, sy);
+    free(path);
+    if (rc != 0) {
+        im->unreadable = 1;
+        error_line("skipping '%s': %s", im->name, ctx->err);
+        return 0;
+    }
+    return 1;
+}
+
+static void free_working_image(mn_image *full, mn_image *work)
+{
+    if (work->pixels != full->pixels)
+        mn_image_free(work);
+    mn_image_free(full);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Keypoints, descriptors and the database rows                              */
+/* ------------------------------------------------------------------------ */
+
+/* Describe keypoints given in working-image coordinates. */
+static int describe(context *ctx, image_entry *im, const mn_image *work, const mn_keypoint *kp_work)
+{
+    im->desc = malloc((im->nkp ? im->nkp : 1) * ctx->dim * sizeof *im->desc);
+    if (!im->desc) {
+        snprintf(ctx->err, sizeof ctx->err, "out of memory for %zu descriptors", im->nkp);
+        return -1;
+    }
+    if (mn_describe_keypoints(ctx->session, work->pixels, work->width, work->height, work->stride, kp_work, im->nkp,
+                              &ctx->ep, im->desc) != MN_OK) {
+        snprintf(ctx->err, sizeof ctx->err, "%s", mn_last_error());
+        free(im->desc);
+        im->desc = NULL;
+        return -1;
+    }
+    return 0;
+}
+
+/* Working-image keypoint <-> full-resolution keypoint (pixel centres map
+ * to pixel centres). */
+static mn_keypoint scale_keypoint(mn_keypoint k, double sx, double sy, int to_full)
+{
+    if (to_full) {
+        k.x = (float)((k.x + 0.5) * sx - 0.5);
+        k.y = (float)((k.y + 0.5) * sy - 0.5);
+        k.size = (float)(k.size * 0.5 * (sx + sy));
+    } else {
+        k.x = (float)((k.x + 0.5) / sx - 0.5);
+        k.y = (float)((k.y + 0.5) / sy - 0.5);
+        k.size = (float)(k.size / (0.5 * (sx + sy)));
+    }
+    return k;
+}
+
+/* OpenCV keypoint -> COLMAP row (x, y, a11, a12, a21, a22): +0.5 to move
+ * the origin to the image corner; scale is SIFT's sigma (OpenCV's size is
+ * its diameter, 2 sigma), orientation in radians in the same y-down sense. */
+static void keypoint_to_colmap(const mn_keypoint *k, float *row)
+{
+    double scale = 0.5 * k->size, o = (k->angle < 0 ? 0.0 : k->angle) * (PI / 180.0);
+    row[0] = k->x + 0.5f;
+    row[1] = k->y + 0.5f;
+    row[2] = (float)(scale * cos(o));
+    row[3] = (float)(-scale * sin(o));
+    row[4] = (float)(scale * sin(o));
+    row[5] = (float)(scale * cos(o));
+}
+
+static mn_keypoint keypoint_from_colmap(const float *row)
+{
+    mn_keypoint k;
+    double scale = hypot(row[2], row[4]), deg = atan2(row[4], row[2]) * (180.0 / PI);
+    k.x = row[0] - 0.5f;
+    k.y = row[1] - 0.5f;
+    k.size = scale > 0 ? (float)(2 * scale) : 1.0f;
+    k.angle = (float)(deg < 0 ? deg + 360 : deg);
+    return k;
+}
+
+/* A camera for an image of this size: a new one, or with --single-camera
+ * the first SIMPLE_RADIAL camera of the same size. */
+static int camera_for(context *ctx, int width, int height, int64_t *camera_id)
+{
+    if (ctx->o->single_camera) {
+        if (colmap_db_find_camera(ctx->db, COLMAP_SIMPLE_RADIAL, width, height, camera_id, ctx->err,
+                                  sizeof ctx->err) != 0)
+            return -1;
+        if (*camera_id)
+            return 0;
+    }
+    /* COLMAP's default prior when EXIF has none: focal 1.2 x the longer side. */
+    double params[4] = {1.2 * (width > height ? width : height), width / 2.0, height / 2.0, 0.0};
+    return colmap_db_add_camera(ctx->db, COLMAP_SIMPLE_RADIAL, width, height, params, 4, camera_id, ctx->err,
+                                sizeof ctx->err);
+}
+
+/* Write an image's camera (unless it has one), image and keypoints rows,
+ * in one transaction; a camera already in the database must be the
+ * image's size. Returns 0, or -1 with ctx->err set (the caller rolls back). */
+static int store_image(context *ctx, image_entry *im, int width, int height, const float *rows, int64_t existing_id,
+                       int64_t existing_camera)
+{
+    if (colmap_db_begin(ctx->db, ctx->err, sizeof ctx->err) != 0)
+        return -1;
+    int64_t camera = existing_camera;
+    if (existing_id) {
+        int cw, ch;
+        if (colmap_db_camera_size(ctx->db, existing_camera, &cw, &ch, ctx->err, sizeof ctx->err) != 0)
+            return -1;
+        if (cw != width || ch != height) {
+            snprintf(ctx->err, sizeof ctx->err, "'%s' is %d x %d but its camera %lld in the database is %d x %d",
+                     im->name, width, height, (long long)existing_camera, cw, ch);
+            return -1;
+        }
+        im->image_id = existing_id;
+    } else if (camera_for(ctx, width, height, &camera) != 0 ||
+               colmap_db_add_image(ctx->db, im->name, camera, &im->image_id, ctx->err, sizeof ctx->err) != 0) {
+        return -1;
+    }
+    if (colmap_db_write_keypoints(ctx->db, im->image_id, rows, im->nkp, ctx->err, sizeof ctx->err) != 0 ||
+        colmap_db_commit(ctx->db, ctx->err, sizeof ctx->err) != 0)
+        return -1;
+    return 0;
+}
+
+int image_add(context *ctx, image_entry *im, int64_t existing_id, int64_t existing_camera)
+{
+    mn_image full = {0}, work = {0};
+    mn_keypoint *kw = NULL;
+    float *rows = NULL;
+    double sx, sy;
+    int rc = -1;
+    int opened = open_image(ctx, im, &full, &work, &sx, &sy);
+    if (opened <= 0)
+        return opened;
+    kw = malloc((size_t)ctx->o->max_keypoints * sizeof *kw);
+    if (!kw) {
+        snprintf(ctx->err, sizeof ctx->err, "out of memory");
+        goto done;
+    }
+    if (mn_keypoints_detect(&work, MN_DETECTOR_SIFT, (size_t)ctx->o->max_keypoints, kw, &im->nkp) != MN_OK) {
+        snprintf(ctx->err, sizeof ctx->err, "%s: %s", im->name, mn_last_error());
+        goto done;
+    }
+    if (describe(ctx, im, &work, kw) != 0)
+        goto done;
+    im->kp = malloc((im->nkp ? im->nkp : 1) * sizeof *im->kp);
+    rows = malloc((im->nkp ? im->nkp : 1) * 6 * sizeof *rows);
+    if (!im->kp || !rows) {
+        snprintf(ctx->err, sizeof ctx->err, "out of memory");
+        goto done;
+    }
+    for (size_t k = 0; k < im->nkp; k++) {
+        im->kp[k] = scale_keypoint(kw[k], sx, sy, 1);
+        keypoint_to_colmap(&im->kp[k], rows + 6 * k);
+    }
+    rc = store_image(ctx, im, full.width, full.height, rows, existing_id, existing_camera);
+done:
+    if (rc != 0) {
+        colmap_db_rollback(ctx->db);
+        im->image_id = existing_id;
+    }
+    free(rows);
+    free(kw);
+    free_working_image(&full, &work);
+    return rc;
+}
+
+int image_describe_stored(context *ctx, image_entry *im)
+{
+    mn_image full = {0}, work = {0};
+    mn_keypoint *kw = NULL;
+    float *rows = NULL;
+    double sx, sy;
+    int rc = -1;
+    int opened = open_image(ctx, im, &full, &work, &sx, &sy);
+    if (opened <= 0)
+        return opened;
+    if (colmap_db_read_keypoints(ctx->db, im->image_id, &rows, &im->nkp, ctx->err, sizeof ctx->err) != 0)
+        goto done;
+    im->kp = malloc((im->nkp ? im->nkp : 1) * sizeof *im->kp);
+    kw = malloc((im->nkp ? im->nkp : 1) * sizeof *kw);
+    if (!im->kp || !kw) {
+        snprintf(ctx->err, sizeof ctx->err, "out of memory");
+        goto done;
+    }
+    for (size_t k = 0; k < im->nkp; k++) {
+        im->kp[k] = keypoint_from_colmap(rows + 6 * k);
+        kw[k] = scale_keypoint(im->kp[k], sx, sy, 0);
+    }
+    rc = describe(ctx, im, &work, kw);
+done:
+    free(rows);
+    free(kw);
+    free_working_image(&full, &work);
+    return rc;
+}
+
