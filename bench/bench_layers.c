@@ -14,6 +14,7 @@
 #define _POSIX_C_SOURCE 200809L
 #include "kernels/blocked.h"
 #include "kernels/cpu.h"
+#include "kernels/isa.h"
 #include "model.h"
 #include "tower.h"
 

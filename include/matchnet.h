@@ -115,7 +115,7 @@ MN_API mn_status mn_error_set(mn_status status, const char *func, const char *me
 typedef struct mn_model mn_model;
 
 /**
- * Load a model from a .mnw file (layout documented in src/model_io.c and
+ * Load a model from a .mnw file (layout documented in src/model_parse.c and
  * models/README.md). The whole file is validated (size, magic, version,
  * checksum, architecture and every tensor shape) before *out is set.
  */

@@ -123,16 +123,6 @@ mn_status mn_model_load_default(mn_model **out)
                     paths[2] ? paths[2] : "");
 }
 
-void mn_model_free(mn_model *model)
-{
-    if (!model)
-        return;
-    mn_free(model->weights);
-    mn_free(model->weights_t);
-    mn_free(model->weights_wino);
-    mn_free(model);
-}
-
 const char *mn_model_name(const mn_model *m) { return m ? m->name : ""; }
 int mn_model_patch_size(const mn_model *m) { return m ? m->patch : 0; }
 size_t mn_model_feature_dim(const mn_model *m) { return m ? m->feature_dim : 0; }

@@ -155,6 +155,18 @@ static mn_status mn_parse_layer(const char *fn, const char *where, int idx, cons
 
 /* ---- mn_model_parse, in steps ---- */
 
+/* Here, beside the one place models are made (step 1). */
+void mn_model_free(mn_model *model)
+{
+    if (!model)
+        return;
+    mn_free(model->weights);
+    mn_free(model->weights_t);
+    mn_free(model->weights_wino);
+    mn_free(model);
+}
+
+
 /* Step 1: magic, version, size, checksum, counts and the input, then a new
  * model with the header's fields. */
 static mn_status mn_parse_header(const char *fn, const uint8_t *d, size_t size, mn_header *h, mn_model **out)

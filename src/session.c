@@ -11,6 +11,7 @@
 #include "common.h"
 #include "kernels/blas.h"
 #include "kernels/cpu.h"
+#include "kernels/isa.h"
 
 #include <pthread.h>
 #include <stdint.h>

@@ -177,6 +177,10 @@ static void mn_tower_blocked(const mn_blocked_ops *ops, const mn_model *m, mn_sc
 {
     float *cur = s->act0, *nxt = s->act1, *t;
     double t0 = prof ? mn_seconds() : 0.0;
+    const mn_cpu *cpu = mn_cpu_get();
+    const mn_isa_kernels *fixed = mn_isa_kernels_for(cpu->gemm_fixed);
+    const mn_blocked_gemm g = {cpu->gemm_fixed != MN_KERNEL_BLAS ? fixed->gemm_prepacked : NULL, fixed->strip,
+                               mn_gemm_fixed};
     ops->load(m, px8, pxf, n, cur);
     int c = m->in_c, h = m->patch, w = m->patch, rows = 0;
     for (int k = 0; k < m->n_layers; k++) {
@@ -188,7 +192,7 @@ static void mn_tower_blocked(const mn_blocked_ops *ops, const mn_model *m, mn_sc
         }
         int swap = 1;
         switch (l->type) {
-        case MN_LAYER_CONV: ops->conv(l, cur, s->frame, s->wino_v, s->wino_m, s->pack, nxt); break;
+        case MN_LAYER_CONV: ops->conv(l, &g, cur, s->frame, s->wino_v, s->wino_m, s->pack, nxt); break;
         case MN_LAYER_MAXPOOL: ops->pool(l, cur, nxt); break;
         case MN_LAYER_FC: mn_fc_fast(l, n, cur, l->in_c, nxt, s->pack); break;
         case MN_LAYER_L2NORM:

@@ -31,7 +31,7 @@ typedef struct spec {
     uint32_t type, p[4];
 } spec;
 
-/* A model file (format version 1, see model_io.c) with random weights
+/* A model file (format version 1, see src/model_parse.c) with random weights
  * scaled by 1/sqrt(fan-in); tower layers as given, one metric fc [2D -> 2]. */
 static uint8_t *build_model(int patch, const spec *tower, int nl, size_t *size_out)
 {

@@ -6,6 +6,7 @@
 #include "kernels/blas.h"
 #include "kernels/cpu.h"
 #include "kernels/gemm.h"
+#include "kernels/isa.h"
 #include "layers.h"
 #include "check.h"
 
@@ -116,7 +117,7 @@ static int own_available(mn_kernel kind)
     return kind == MN_KERNEL_AVX2 ? mn_cpu_get()->has_avx2 : kind == MN_KERNEL_AVX512 ? mn_cpu_get()->has_avx512 : 1;
 }
 
-/* The determinism rule (src/internal.h): an own kernel gives each element of
+/* The determinism rule (src/kernels/gemm.h): an own kernel gives each element of
  * C the same bits whatever m, n and where the element lies. The whole M x N
  * product against sub-products of other shapes, at other offsets. */
 static void test_gemm_invariant(mn_kernel kind, int M, int N, int k)

@@ -10,6 +10,7 @@
 #ifndef MN_BLOCKED_H
 #define MN_BLOCKED_H
 
+#include "gemm.h"
 #include "model.h"
 
 #include <stdint.h>
@@ -26,6 +27,16 @@
 #define MN_WINO_TILES 4
 #endif
 
+/* How the Winograd products of a conv layer run (tower.c fills it from
+ * cpu.c's choice): on operands packed for an own kernel when the layer's
+ * weights are packed (wino_packed), else as a plain fixed-shape product.
+ * Passed in, so that these kernels call nothing else. */
+typedef struct mn_blocked_gemm {
+    mn_gemm_prepacked_fn prepacked; /* NULL when the weights are not packed */
+    int strip;                      /* B strip width of prepacked */
+    mn_gemm_fn fixed;               /* mn_gemm_fixed */
+} mn_blocked_gemm;
+
 /* One instruction set's blocked layer kernels. */
 typedef struct mn_blocked_ops {
     /* n <= MN_NB images ([C][P][P] each, u8 or f32: exactly one non-NULL)
@@ -34,10 +45,10 @@ typedef struct mn_blocked_ops {
     /* [C][H][W][MN_NB] -> n rows of C*H*W (PyTorch's flattening order). */
     void (*to_rows)(int c, int h, int w, int n, const float *in, float *out);
     /* A convolution with bias and ReLU: direct, or Winograd when the layer
-     * has wino_u. frame, wino_v, wino_m, pack: scratch (tower.c sizes them
-     * from mn_blocked_frame). */
-    void (*conv)(const mn_layer *l, const float *in, float *frame, float *wino_v, float *wino_m, float *pack,
-                 float *out);
+     * has wino_u, its products as g says. frame, wino_v, wino_m, pack:
+     * scratch (tower.c sizes them from mn_blocked_frame). */
+    void (*conv)(const mn_layer *l, const mn_blocked_gemm *g, const float *in, float *frame, float *wino_v,
+                 float *wino_m, float *pack, float *out);
     /* Max-pooling, windows clipped at the bottom and right as the reference. */
     void (*pool)(const mn_layer *l, const float *in, float *out);
 } mn_blocked_ops;

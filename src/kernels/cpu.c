@@ -33,7 +33,6 @@
 #include "cpu.h"
 
 #include "blas.h"
-#include "isa.h"
 
 #include <pthread.h>
 #include <stdlib.h>
@@ -93,14 +92,4 @@ const mn_cpu *mn_cpu_get(void)
 {
     pthread_once(&mn_cpu_once, mn_cpu_probe);
     return &mn_cpu_state;
-}
-
-const char *mn_kernel_name(mn_kernel kind)
-{
-    return kind == MN_KERNEL_BLAS ? "BLAS" : mn_isa_kernels_for(kind)->kernel_name;
-}
-
-const char *mn_isa_name(mn_isa isa)
-{
-    return mn_isa_kernels_of(isa)->name;
 }

@@ -30,7 +30,5 @@ typedef struct mn_cpu {
 
 /* Probed on first use (thread-safe), then constant. Never NULL. */
 const mn_cpu *mn_cpu_get(void);
-const char *mn_kernel_name(mn_kernel kind);
-const char *mn_isa_name(mn_isa isa);
 
 #endif

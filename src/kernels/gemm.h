@@ -21,6 +21,12 @@
 
 #include <stddef.h>
 
+/* C (m x n, ldc) = A (m x k, lda) B (k x n, ldb); pack: mn_gemm_pack_floats() floats. */
+typedef void (*mn_gemm_fn)(int m, int n, int k, const float *a, int lda, const float *b, int ldb, float *c, int ldc,
+                           float *pack);
+/* The same on operands packed by the caller (below). */
+typedef void (*mn_gemm_prepacked_fn)(int m, int n, int k, const float *ap, const float *bp, float *c, int ldc);
+
 /* C = A B (row-major, no transposes, beta 0), shape fixed by the model, on
  * mn_cpu_get()->gemm_fixed: OpenBLAS where cpu.c's table says its core keeps
  * the rule (SkylakeX, Cooperlake, and the SSE/AVX cores of CPUs without
@@ -36,7 +42,7 @@ void mn_gemm_stable(int m, int n, int k, const float *a, int lda, const float *b
  * CPU has it). pack as above (unused by GENERIC). */
 void mn_gemm_own(mn_kernel kind, int m, int n, int k, const float *a, int lda, const float *b, int ldb, float *c,
                  int ldc, float *pack);
-/* Floats of the packing scratch every product above takes. */
+/* Floats of the packing scratch every product above takes (gemm_drive.c). */
 size_t mn_gemm_pack_floats(void);
 
 /* Products whose operands are packed once by the caller (the Winograd
@@ -45,7 +51,8 @@ size_t mn_gemm_pack_floats(void);
  * or AVX2): A (m x k) in panels of 6 rows, [m / 6][k][6], from
  * mn_gemm_pack_a_all (mn_gemm_packed_a_floats(m, k) floats); B (k x n) in
  * strips of mn_gemm_strip(kind) columns, [n / strip][k][strip], a last
- * partial strip padded with zeros. C (m x n, ldc) = A B. */
+ * partial strip padded with zeros. C (m x n, ldc) = A B. The packing
+ * (gemm_drive.c) is the same for every vector kernel. */
 size_t mn_gemm_packed_a_floats(int m, int k);
 void mn_gemm_pack_a_all(int m, int k, const float *a, int lda, float *ap);
 int mn_gemm_strip(mn_kernel kind);

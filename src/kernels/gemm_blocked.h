@@ -1,7 +1,7 @@
 /*
  * gemm_blocked.h - the blocking scheme the own vector kernels share
- * (gemm.c drives it; gemm_avx2.c and gemm_avx512.c supply the strips and
- * micro-kernels). Private to src/kernels/.
+ * (gemm_drive.c drives it; gemm_avx2.c and gemm_avx512.c supply the strips
+ * and micro-kernels). Private to src/kernels/.
  *
  * Scheme (as BLIS / GotoBLAS): C = A B with A (M x K) and B (K x N)
  * row-major. K is cut in blocks of KC; for each block, B is packed into
@@ -32,12 +32,12 @@ typedef void (*mn_pack_b_fn)(int kc, int nc, const float *b, int ldb, float *bp)
 typedef void (*mn_micro_fn)(int kc, const float *ap, const float *bp, float *c, int ldc, int accumulate, int rows,
                             int cols);
 
-/* Pack rows [0, mc) x columns [0, kc) of A into MR-tall strips (gemm.c). */
+/* Pack rows [0, mc) x columns [0, kc) of A into MR-tall strips (gemm_drive.c). */
 void mn_gemm_pack_a(int mc, int kc, const float *a, int lda, float *ap);
-/* The blocked product around one micro-kernel (gemm.c). */
+/* The blocked product around one micro-kernel (gemm_drive.c). */
 void mn_gemm_drive(int nr, mn_pack_b_fn pack_b, mn_micro_fn micro, int m, int n, int k, const float *a, int lda,
                    const float *b, int ldb, float *c, int ldc, float *pack);
-/* The product on operands packed once by the caller (gemm.c). */
+/* The product on operands packed once by the caller (gemm_drive.c). */
 void mn_gemm_drive_prepacked(int nr, mn_micro_fn micro, int m, int n, int k, const float *ap, const float *bp,
                              float *c, int ldc);
 

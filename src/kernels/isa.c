@@ -31,3 +31,13 @@ const mn_isa_kernels *mn_isa_kernels_of(mn_isa isa)
             return &mn_isa_table[i];
     return &mn_isa_table[0];
 }
+
+const char *mn_kernel_name(mn_kernel kind)
+{
+    return kind == MN_KERNEL_BLAS ? "BLAS" : mn_isa_kernels_for(kind)->kernel_name;
+}
+
+const char *mn_isa_name(mn_isa isa)
+{
+    return mn_isa_kernels_of(isa)->name;
+}

@@ -10,14 +10,9 @@
 
 #include "blocked.h"
 #include "cpu.h"
+#include "gemm.h"
 
 #include <stddef.h>
-
-/* C (m x n, ldc) = A (m x k, lda) B (k x n, ldb); pack: mn_gemm_pack_floats() floats. */
-typedef void (*mn_gemm_fn)(int m, int n, int k, const float *a, int lda, const float *b, int ldb, float *c, int ldc,
-                           float *pack);
-/* The same on operands packed by the caller (gemm.h). */
-typedef void (*mn_gemm_prepacked_fn)(int m, int n, int k, const float *ap, const float *bp, float *c, int ldc);
 
 /* One instruction set's kernels. */
 typedef struct mn_isa_kernels {
@@ -35,6 +30,9 @@ typedef struct mn_isa_kernels {
  * a kernel not built into this library gives the generic row. Never NULL. */
 const mn_isa_kernels *mn_isa_kernels_for(mn_kernel kind);
 const mn_isa_kernels *mn_isa_kernels_of(mn_isa isa);
+/* Names for messages and mn_blas_info(): "libmatchnet's AVX2 kernel", "avx2". */
+const char *mn_kernel_name(mn_kernel kind);
+const char *mn_isa_name(mn_isa isa);
 
 /* The own kernels (the table's entries). */
 void mn_gemm_nn_generic(int m, int n, int k, const float *a, int lda, const float *b, int ldb, float *c, int ldc,

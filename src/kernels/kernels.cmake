@@ -10,6 +10,7 @@ set(MN_KERNEL_SOURCES
   ${MN_KERNELS_DIR}/isa.c
   ${MN_KERNELS_DIR}/blas.c
   ${MN_KERNELS_DIR}/gemm.c
+  ${MN_KERNELS_DIR}/gemm_drive.c
   ${MN_KERNELS_DIR}/gemm_generic.c
   ${MN_KERNELS_DIR}/blocked_generic.c)
 
