@@ -9,7 +9,7 @@ For each scene (all by default) WORK_DIR/SCENE gets database.db, known/ (the
 known cameras as a COLMAP text model; not for monstree), sparse/ (binary) and
 sparse_txt/ (cameras.txt, images.txt, points3D.txt: what
 `matchnet-patchset --colmap` reads), stats.txt (model_analyzer's figures and
-the time) and log.txt. A scene is built in WORK_DIR/SCENE.tmp and renamed
+the time); COLMAP's output goes to WORK_DIR/SCENE.log. A scene is built in WORK_DIR/SCENE.tmp and renamed
 when complete, so a failed or interrupted run leaves no partial scene; a
 scene already in WORK_DIR is skipped.
 
@@ -79,9 +79,12 @@ def known_cameras(scene_dir, scene, images):
         for name, (w, h) in images.items():
             path = os.path.join(scene_dir, "cameras_full_resolution", name + ".camera")
             try:
-                v = np.loadtxt(path).ravel()
+                with open(path) as f:  # rows of 3, then the 2 numbers of the size
+                    v = np.array(f.read().split(), float)
             except OSError:
                 fail("%s: no camera file %s" % (scene, path))
+            if v.size != 26:
+                fail("%s: %s has %d numbers, not 26" % (scene, path, v.size))
             K, R, C, size = v[0:9].reshape(3, 3), v[12:21].reshape(3, 3), v[21:24], v[24:26]
             out[name] = (colmap_K(K, w / size[0]), R.T, -R.T @ C)
     elif scene.startswith("middlebury-"):
@@ -157,7 +160,17 @@ def reconstruct(root, work, scene):
     tmp = final + ".tmp"
     shutil.rmtree(tmp, ignore_errors=True)
     os.makedirs(tmp)
-    log = os.path.join(tmp, "log.txt")
+    try:
+        build(scene, scene_dir, image_dir, work, tmp, final)
+    finally:
+        # Failed or interrupted: no partial scene is left behind.
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def build(scene, scene_dir, image_dir, work, tmp, final):
+    # The log lives beside the scene so that it survives a failure.
+    log = final + ".log"
+    open(log, "w").close()
     t0 = time.time()
     names = sorted(n for n in os.listdir(image_dir) if n.lower().endswith((".jpg", ".jpeg", ".png")))
     images = {}
