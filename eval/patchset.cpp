@@ -4,6 +4,29 @@
 //   matchnet-patchset --homography-dir DIR --out OUTDIR [--pairs N] [--seed S]
 //   matchnet-patchset --photos DIR --out OUTDIR [--views N] [--pairs N] [--seed S]
 //                     [--every K --offset J]
+//   matchnet-patchset --colmap SPARSE_TXT_DIR --images IMAGES_DIR [--colmap ... --images ...]
+//                     --out OUTDIR [--pairs N] [--max-keypoints N] [--seed S]
+//
+// --colmap: real multi-view scenes, the way the UBC/Brown set was made. Each
+// SPARSE_TXT_DIR is a COLMAP text model (cameras.txt, images.txt,
+// points3D.txt; python/multiview_reconstruct.py makes them) of the images in
+// the IMAGES_DIR after it; several pairs make one set. In each image the
+// inference detector runs (mn_image_load, mn_keypoints_detect SIFT, up to
+// --max-keypoints, default 8000 as matchnet-colmap) and each keypoint is
+// associated with the nearest COLMAP observation of a 3D point within 2 px.
+// These keypoints, not COLMAP's own, are cut: COLMAP's come from another
+// SIFT implementation with its own positions and scales, which the model
+// would never see at inference. A 3D point seen by such keypoints in 2+
+// images is a track; sizes must agree within 25% after the expected scale
+// change between views, estimated as the ratio of focal length / depth of
+// the point (so size * depth / focal is compared; foreshortening is
+// ignored, and orientations are not checked: no reference is known for
+// them); the largest set of views agreeing pairwise is kept. All its
+// patches share one point id in info.txt; positives pair consecutive views
+// (by image id). Negatives, in the second view of each positive: random
+// (as below), spatial (a keypoint 4-32 px away), appearance (of keypoints
+// of other 3D points of that image, the highest NCC, 3+ px away). --pairs
+// defaults to everything the scenes give.
 //
 // --homography-dir: DIR holds sequences in the Oxford layout (img1..img6 with
 // H1to2p..H1to6p mapping img1 to imgN), or is one such sequence; each
