@@ -444,6 +444,7 @@ std::vector<std::string> photo_list(const std::string &dir, int every, int offse
 struct ColmapImage {
     std::string name;
     double f = 0;                  // focal length in pixels (geometric mean of fx, fy)
+    int width = 0, height = 0;     // the camera's image size
     cv::Matx33d R;                 // world to camera
     cv::Vec3d t;
     std::vector<cv::Point2d> xy;   // observations, OpenCV pixel-centre convention
@@ -486,6 +487,7 @@ ColmapModel read_colmap(const std::string &dir)
     ColmapModel m;
     // Focal length per camera: models with fx, fy first, or a single f.
     std::map<long long, double> focal;
+    std::map<long long, std::pair<int, int>> size;
     for (auto &line : colmap_lines(dir + "/cameras.txt")) {
         if (line.empty())
             continue;
@@ -504,6 +506,7 @@ ColmapModel read_colmap(const std::string &dir)
             focal[id] = p0;
         else
             die(dir + "/cameras.txt: unknown camera model " + model);
+        size[id] = {(int)w, (int)h};
     }
     std::vector<std::string> lines = colmap_lines(dir + "/images.txt");
     for (size_t i = 0; i < lines.size(); i += 2) {
@@ -516,6 +519,8 @@ ColmapModel read_colmap(const std::string &dir)
         if (!focal.count(cam))
             die(dir + "/images.txt: image " + std::to_string(id) + " has unknown camera " + std::to_string(cam));
         im.f = focal[cam];
+        im.width = size[cam].first;
+        im.height = size[cam].second;
         double n = std::sqrt(q[0] * q[0] + q[1] * q[1] + q[2] * q[2] + q[3] * q[3]);
         double w = q[0] / n, x = q[1] / n, y = q[2] / n, z = q[3] / n;
         im.R = cv::Matx33d(1 - 2 * y * y - 2 * z * z, 2 * x * y - 2 * w * z, 2 * x * z + 2 * w * y,
@@ -606,6 +611,10 @@ void process_colmap(const std::string &model_dir, const std::string &image_dir, 
         mn_image img = {};
         if (mn_image_load(path.c_str(), &img) != MN_OK)
             die(path + ": " + mn_last_error());
+        if (img.width != e.second.width || img.height != e.second.height) {
+            mn_image_free(&img);
+            die(path + " is not the size of its camera in " + model_dir + "/cameras.txt (another image folder?)");
+        }
         cv::Mat(img.height, img.width, CV_8U, img.pixels, img.stride).copyTo(im.grey);
         size_t n = 0;
         mn_status st = mn_keypoints_detect(&img, MN_DETECTOR_SIFT, buf.size(), buf.data(), &n);
