@@ -4,6 +4,29 @@
 //   matchnet-patchset --homography-dir DIR --out OUTDIR [--pairs N] [--seed S]
 //   matchnet-patchset --photos DIR --out OUTDIR [--views N] [--pairs N] [--seed S]
 //                     [--every K --offset J]
+//   matchnet-patchset --colmap SPARSE_TXT_DIR --images IMAGES_DIR [--colmap ... --images ...]
+//                     --out OUTDIR [--pairs N] [--max-keypoints N] [--seed S]
+//
+// --colmap: real multi-view scenes, the way the UBC/Brown set was made. Each
+// SPARSE_TXT_DIR is a COLMAP text model (cameras.txt, images.txt,
+// points3D.txt; python/multiview_reconstruct.py makes them) of the images in
+// the IMAGES_DIR after it; several pairs make one set. In each image the
+// inference detector runs (mn_image_load, mn_keypoints_detect SIFT, up to
+// --max-keypoints, default 8000 as matchnet-colmap) and each keypoint is
+// associated with the nearest COLMAP observation of a 3D point within 2 px.
+// These keypoints, not COLMAP's own, are cut: COLMAP's come from another
+// SIFT implementation with its own positions and scales, which the model
+// would never see at inference. A 3D point seen by such keypoints in 2+
+// images is a track; sizes must agree within 25% after the expected scale
+// change between views, estimated as the ratio of focal length / depth of
+// the point (so size * depth / focal is compared; foreshortening is
+// ignored, and orientations are not checked: no reference is known for
+// them); the largest set of views agreeing pairwise is kept. All its
+// patches share one point id in info.txt; positives pair consecutive views
+// (by image id). Negatives, in the second view of each positive: random
+// (as below), spatial (a keypoint 4-32 px away), appearance (of keypoints
+// of other 3D points of that image, the highest NCC, 3+ px away). --pairs
+// defaults to everything the scenes give.
 //
 // --homography-dir: DIR holds sequences in the Oxford layout (img1..img6 with
 // H1to2p..H1to6p mapping img1 to imgN), or is one such sequence; each
@@ -34,6 +57,7 @@
 // info.txt, m50_N_N_0.txt and negative_kinds.txt.
 #include "brown.h"
 #include "matchnet.h"
+#include "matchnet/opencv.h"
 
 #include <opencv2/core.hpp>
 #include <opencv2/features2d.hpp>
@@ -47,6 +71,9 @@
 #include <cstring>
 #include <dirent.h>
 #include <fstream>
+#include <iterator>
+#include <map>
+#include <sstream>
 #include <random>
 #include <string>
 #include <sys/stat.h>
@@ -404,12 +431,398 @@ std::vector<std::string> photo_list(const std::string &dir, int every, int offse
     return out;
 }
 
+// ---- COLMAP reconstructions ----
+//
+// Keypoints: OpenCV SIFT detected by the plugin's mn_keypoints_detect on the
+// image decoded by mn_image_load, exactly what matchnet-colmap describes at
+// inference (same decoder, detector settings and strongest-first cut), not
+// COLMAP's own keypoints: their positions and scales come from another SIFT
+// implementation, and a model trained on them would see keypoints it never
+// meets in use. COLMAP's observations only say which keypoints belong to one
+// 3D point.
+
+struct ColmapImage {
+    std::string name;
+    double f = 0;                  // focal length in pixels (geometric mean of fx, fy)
+    int width = 0, height = 0;     // the camera's image size
+    cv::Matx33d R;                 // world to camera
+    cv::Vec3d t;
+    std::vector<cv::Point2d> xy;   // observations, OpenCV pixel-centre convention
+    std::vector<long long> point;  // their 3D point ids (-1: none)
+};
+
+struct ColmapModel {
+    std::map<long long, ColmapImage> images;
+    std::map<long long, cv::Vec3d> points;  // 3D point id -> position
+};
+
+[[noreturn]] void die(const std::string &msg)
+{
+    std::fprintf(stderr, "\nmatchnet-patchset: %s\n", msg.c_str());
+    std::exit(1);
+}
+
+// Non-comment lines of a COLMAP text file; empty lines are kept (an image
+// with no observations has an empty second line in images.txt).
+std::vector<std::string> colmap_lines(const std::string &path)
+{
+    std::ifstream f(path);
+    if (!f)
+        die("cannot read " + path);
+    std::vector<std::string> out;
+    std::string line;
+    while (std::getline(f, line)) {
+        if (!line.empty() && line.back() == '\r')
+            line.pop_back();
+        if (line.empty() || line[0] != '#')
+            out.push_back(line);
+    }
+    while (!out.empty() && out.back().empty())
+        out.pop_back();
+    return out;
+}
+
+ColmapModel read_colmap(const std::string &dir)
+{
+    ColmapModel m;
+    // Focal length per camera: models with fx, fy first, or a single f.
+    std::map<long long, double> focal;
+    std::map<long long, std::pair<int, int>> size;
+    for (auto &line : colmap_lines(dir + "/cameras.txt")) {
+        if (line.empty())
+            continue;
+        std::istringstream s(line);
+        long long id;
+        std::string model;
+        double w, h, p0, p1;
+        if (!(s >> id >> model >> w >> h >> p0 >> p1))
+            die(dir + "/cameras.txt: bad line '" + line + "'");
+        static const char *two[] = {"PINHOLE", "OPENCV", "OPENCV_FISHEYE", "FULL_OPENCV", "FOV", "THIN_PRISM_FISHEYE"};
+        static const char *one[] = {"SIMPLE_PINHOLE", "SIMPLE_RADIAL", "RADIAL", "SIMPLE_RADIAL_FISHEYE",
+                                    "RADIAL_FISHEYE"};
+        if (std::find(std::begin(two), std::end(two), model) != std::end(two))
+            focal[id] = std::sqrt(p0 * p1);
+        else if (std::find(std::begin(one), std::end(one), model) != std::end(one))
+            focal[id] = p0;
+        else
+            die(dir + "/cameras.txt: unknown camera model " + model);
+        size[id] = {(int)w, (int)h};
+    }
+    std::vector<std::string> lines = colmap_lines(dir + "/images.txt");
+    for (size_t i = 0; i < lines.size(); i += 2) {
+        std::istringstream s(lines[i]);
+        long long id, cam;
+        double q[4], t[3];
+        ColmapImage im;
+        if (!(s >> id >> q[0] >> q[1] >> q[2] >> q[3] >> t[0] >> t[1] >> t[2] >> cam >> im.name))
+            die(dir + "/images.txt: bad image line '" + lines[i] + "'");
+        if (!focal.count(cam))
+            die(dir + "/images.txt: image " + std::to_string(id) + " has unknown camera " + std::to_string(cam));
+        im.f = focal[cam];
+        im.width = size[cam].first;
+        im.height = size[cam].second;
+        double n = std::sqrt(q[0] * q[0] + q[1] * q[1] + q[2] * q[2] + q[3] * q[3]);
+        double w = q[0] / n, x = q[1] / n, y = q[2] / n, z = q[3] / n;
+        im.R = cv::Matx33d(1 - 2 * y * y - 2 * z * z, 2 * x * y - 2 * w * z, 2 * x * z + 2 * w * y,
+                           2 * x * y + 2 * w * z, 1 - 2 * x * x - 2 * z * z, 2 * y * z - 2 * w * x,
+                           2 * x * z - 2 * w * y, 2 * y * z + 2 * w * x, 1 - 2 * x * x - 2 * y * y);
+        im.t = cv::Vec3d(t[0], t[1], t[2]);
+        if (i + 1 < lines.size()) {
+            std::istringstream o(lines[i + 1]);
+            double px, py;
+            long long pid;
+            while (o >> px >> py >> pid) {
+                // COLMAP puts the centre of the top-left pixel at (0.5, 0.5).
+                im.xy.push_back(cv::Point2d(px - 0.5, py - 0.5));
+                im.point.push_back(pid);
+            }
+            if (!o.eof())
+                die(dir + "/images.txt: bad observations of image " + std::to_string(id));
+        }
+        m.images[id] = std::move(im);
+    }
+    for (auto &line : colmap_lines(dir + "/points3D.txt")) {
+        if (line.empty())
+            continue;
+        std::istringstream s(line);
+        long long id;
+        double x, y, z;
+        if (!(s >> id >> x >> y >> z))
+            die(dir + "/points3D.txt: bad line '" + line + "'");
+        m.points[id] = cv::Vec3d(x, y, z);
+    }
+    if (m.images.empty())
+        die(dir + ": no images in images.txt");
+    return m;
+}
+
+// One SIFT keypoint of a scene image and the 3D point it was associated with.
+struct SceneKp {
+    mn_keypoint kp;
+    long long point = -1;  // COLMAP 3D point id, -1 when no observation lies within 2 px
+    double obs_dist = 0;   // distance to that observation
+    long pool_id = -1;     // patch id in the pool, once cut
+};
+
+struct SceneImage {
+    long long id;
+    const ColmapImage *cam;
+    cv::Mat grey;
+    std::vector<SceneKp> kps;
+};
+
+// Cut the patches of keypoints `which` of image im (indices into im.kps).
+std::vector<uint8_t> cut(const SceneImage &im, const std::vector<int> &which)
+{
+    std::vector<mn_keypoint> k;
+    for (int i : which)
+        k.push_back(im.kps[(size_t)i].kp);
+    std::vector<uint8_t> out(k.size() * PP);
+    if (!k.empty() && mn_extract_patches(im.grey.data, im.grey.cols, im.grey.rows, im.grey.step, k.data(), k.size(),
+                                         nullptr, out.data()) != MN_OK)
+        die(mn_last_error());
+    return out;
+}
+
+// Zero-mean unit-norm rows of patches (n * PP bytes).
+cv::Mat normalized(const uint8_t *patches, size_t n)
+{
+    Side s;
+    s.kps.resize(n);
+    s.patches.assign(patches, patches + n * PP);
+    return normalized_rows(s);
+}
+
+// One scene: every 3D point seen by SIFT keypoints in 2+ images whose sizes
+// agree gives a track of patches; positives are consecutive views of a
+// track; negatives are taken in the second view of each positive.
+void process_colmap(const std::string &model_dir, const std::string &image_dir, int max_kp, Pool &pool,
+                    std::mt19937 &rng, bool negatives, size_t *n_tracks, size_t *n_track_patches)
+{
+    ColmapModel model = read_colmap(model_dir);
+    std::vector<SceneImage> ims;
+    std::map<long long, size_t> index;
+    std::vector<mn_keypoint> buf((size_t)max_kp);
+    for (auto &e : model.images) {
+        SceneImage im;
+        im.id = e.first;
+        im.cam = &e.second;
+        std::string path = image_dir + "/" + e.second.name;
+        mn_image img = {};
+        if (mn_image_load(path.c_str(), &img) != MN_OK)
+            die(path + ": " + mn_last_error());
+        if (img.width != e.second.width || img.height != e.second.height) {
+            mn_image_free(&img);
+            die(path + " is not the size of its camera in " + model_dir + "/cameras.txt (another image folder?)");
+        }
+        cv::Mat(img.height, img.width, CV_8U, img.pixels, img.stride).copyTo(im.grey);
+        size_t n = 0;
+        mn_status st = mn_keypoints_detect(&img, MN_DETECTOR_SIFT, buf.size(), buf.data(), &n);
+        mn_image_free(&img);
+        if (st != MN_OK)
+            die(path + ": " + mn_last_error());
+        // Associate each keypoint with the nearest observation of a 3D point
+        // within 2 px (a grid of 4 px cells over the observations).
+        const double cell = 4.0;
+        std::map<std::pair<int, int>, std::vector<size_t>> grid;
+        for (size_t o = 0; o < e.second.xy.size(); o++)
+            if (e.second.point[o] >= 0 && model.points.count(e.second.point[o]))
+                grid[{(int)std::floor(e.second.xy[o].x / cell), (int)std::floor(e.second.xy[o].y / cell)}].push_back(o);
+        for (size_t i = 0; i < n; i++) {
+            SceneKp k;
+            k.kp = buf[i];
+            double best = 2.0;
+            int gx = (int)std::floor(k.kp.x / cell), gy = (int)std::floor(k.kp.y / cell);
+            for (int dy = -1; dy <= 1; dy++)
+                for (int dx = -1; dx <= 1; dx++) {
+                    auto it = grid.find({gx + dx, gy + dy});
+                    if (it == grid.end())
+                        continue;
+                    for (size_t o : it->second) {
+                        double d = std::hypot(e.second.xy[o].x - k.kp.x, e.second.xy[o].y - k.kp.y);
+                        if (d <= best) {
+                            best = d;
+                            k.point = e.second.point[o];
+                            k.obs_dist = d;
+                        }
+                    }
+                }
+            im.kps.push_back(k);
+        }
+        index[im.id] = ims.size();
+        ims.push_back(std::move(im));
+        std::fprintf(stderr, "\r%s: images %zu/%zu", model_dir.c_str(), ims.size(), model.images.size());
+    }
+    // Per 3D point and image, the keypoint nearest its observation (of
+    // several at one place, as SIFT gives for several orientations, the
+    // strongest: keypoints come strongest first).
+    struct View {
+        size_t im;
+        int kp;
+        double u;  // log of the keypoint's size in world units: size * depth / f
+    };
+    std::map<long long, std::vector<View>> views;
+    for (size_t a = 0; a < ims.size(); a++) {
+        std::map<long long, int> best;
+        for (int i = 0; i < (int)ims[a].kps.size(); i++) {
+            const SceneKp &k = ims[a].kps[(size_t)i];
+            if (k.point < 0)
+                continue;
+            auto it = best.find(k.point);
+            if (it == best.end() || k.obs_dist < ims[a].kps[(size_t)it->second].obs_dist)
+                best[k.point] = i;
+        }
+        for (auto &b : best) {
+            cv::Vec3d X = ims[a].cam->R * model.points[b.first] + ims[a].cam->t;
+            if (X[2] <= 0)
+                continue;
+            double u = std::log(ims[a].kps[(size_t)b.second].kp.size * X[2] / ims[a].cam->f);
+            views[b.first].push_back(View{a, b.second, u});
+        }
+    }
+    // Sizes agree when, scaled by depth / focal length (the expected scale
+    // change between two views of one point, foreshortening aside), any two
+    // are within 25%: the largest such window of views forms the track.
+    struct Track {
+        long long point;
+        std::vector<View> v;
+    };
+    std::vector<Track> tracks;
+    for (auto &e : views) {
+        std::vector<View> v = e.second;
+        std::sort(v.begin(), v.end(), [](const View &x, const View &y) { return x.u < y.u; });
+        size_t bi = 0, bn = 0;
+        for (size_t i = 0, j = 0; i < v.size(); i++) {
+            while (v[i].u - v[j].u > std::log(1.25))
+                j++;
+            if (i - j + 1 > bn) {
+                bn = i - j + 1;
+                bi = j;
+            }
+        }
+        if (bn < 2)
+            continue;
+        std::vector<View> g(v.begin() + (long)bi, v.begin() + (long)(bi + bn));
+        std::sort(g.begin(), g.end(), [](const View &x, const View &y) { return x.im < y.im; });
+        tracks.push_back(Track{e.first, g});
+    }
+    // Number tracks by their first two images, so that runs of consecutive
+    // point ids come from one image pair (python/train.py batches runs).
+    std::stable_sort(tracks.begin(), tracks.end(), [](const Track &x, const Track &y) {
+        return std::make_pair(x.v[0].im, x.v[1].im) < std::make_pair(y.v[0].im, y.v[1].im);
+    });
+    std::vector<std::vector<int>> need(ims.size());
+    for (auto &t : tracks)
+        for (auto &v : t.v)
+            need[v.im].push_back(v.kp);
+    std::vector<std::vector<uint8_t>> cutp(ims.size());
+    std::vector<std::map<int, size_t>> at(ims.size());
+    for (size_t a = 0; a < ims.size(); a++) {
+        cutp[a] = cut(ims[a], need[a]);
+        for (size_t k = 0; k < need[a].size(); k++)
+            at[a][need[a][k]] = k;
+    }
+    struct Pos {
+        size_t ia;  // pool ids
+        size_t ib;
+        uint32_t pid;
+        size_t im_b;
+        int kp_b;
+        long long point;
+    };
+    std::vector<Pos> pos;
+    for (auto &t : tracks) {
+        uint32_t pid = pool.next_point++;
+        std::vector<size_t> ids;
+        for (auto &v : t.v) {
+            size_t id = pool.add(&cutp[v.im][at[v.im][v.kp] * PP], pid);
+            ims[v.im].kps[(size_t)v.kp].pool_id = (long)id;
+            ids.push_back(id);
+        }
+        for (size_t k = 0; k + 1 < t.v.size(); k++) {
+            pool.positives.push_back(brown_pair{(uint32_t)ids[k], (uint32_t)ids[k + 1], pid, pid, BROWN_POSITIVE});
+            pos.push_back(Pos{ids[k], ids[k + 1], pid, t.v[k + 1].im, t.v[k + 1].kp, t.point});
+        }
+        *n_track_patches += t.v.size();
+    }
+    *n_tracks += tracks.size();
+    std::fprintf(stderr, "\r%s: %zu images, %zu tracks, %zu positives\n", model_dir.c_str(), ims.size(), tracks.size(),
+                 pos.size());
+    if (!negatives)
+        return;
+    // Negatives in the second view b of each positive (a, b). Spatial: a
+    // keypoint 4-32 px from b (any keypoint: at 4 px it is another place).
+    // Appearance: of the keypoints of other 3D points in that image (other
+    // tracks, so surely another point; untracked keypoints could be this
+    // point missed by COLMAP), the patch most like a by NCC, 3 px or more
+    // from b.
+    auto pool_patch = [&](size_t im, int kp) -> std::pair<uint32_t, uint32_t> {
+        SceneKp &k = ims[im].kps[(size_t)kp];
+        if (k.pool_id < 0) {
+            std::vector<uint8_t> p = cut(ims[im], {kp});
+            // Not in a track's window: a point id of its own, so that no
+            // correspondence is made of it.
+            k.pool_id = (long)pool.add(p.data(), pool.next_point++);
+        }
+        return {(uint32_t)k.pool_id, pool.point[(size_t)k.pool_id]};
+    };
+    for (size_t b = 0; b < ims.size(); b++) {
+        std::vector<size_t> mine;
+        for (size_t k = 0; k < pos.size(); k++)
+            if (pos[k].im_b == b)
+                mine.push_back(k);
+        if (mine.empty())
+            continue;
+        std::vector<int> cand;
+        for (int i = 0; i < (int)ims[b].kps.size(); i++)
+            if (ims[b].kps[(size_t)i].point >= 0)
+                cand.push_back(i);
+        std::vector<uint8_t> cp = cut(ims[b], cand);
+        cv::Mat nc = normalized(cp.data(), cand.size());
+        std::vector<uint8_t> ap(mine.size() * PP);
+        for (size_t k = 0; k < mine.size(); k++)
+            std::memcpy(&ap[k * PP], &pool.patches[pos[mine[k]].ia * PP], PP);
+        cv::Mat na = normalized(ap.data(), mine.size()), ncc;
+        cv::gemm(na, nc, 1.0, cv::noArray(), 0.0, ncc, cv::GEMM_2_T);
+        for (size_t k = 0; k < mine.size(); k++) {
+            const Pos &p = pos[mine[k]];
+            const mn_keypoint &kb = ims[b].kps[(size_t)p.kp_b].kp;
+            std::vector<int> sp;
+            for (int i = 0; i < (int)ims[b].kps.size(); i++) {
+                const SceneKp &o = ims[b].kps[(size_t)i];
+                double d = std::hypot(o.kp.x - kb.x, o.kp.y - kb.y);
+                if (d >= 4.0 && d <= 32.0 && o.point != p.point)
+                    sp.push_back(i);
+            }
+            if (!sp.empty()) {
+                auto q = pool_patch(b, sp[rng() % sp.size()]);
+                pool.spatial.push_back(brown_pair{(uint32_t)p.ia, q.first, p.pid, q.second, BROWN_SPATIAL});
+            }
+            const float *r = ncc.ptr<float>((int)k);
+            int best = -1;
+            for (int j = 0; j < (int)cand.size(); j++) {
+                const SceneKp &o = ims[b].kps[(size_t)cand[(size_t)j]];
+                if (o.point == p.point || std::hypot(o.kp.x - kb.x, o.kp.y - kb.y) < 3.0)
+                    continue;
+                if (best < 0 || r[j] > r[best])
+                    best = j;
+            }
+            if (best >= 0) {
+                auto q = pool_patch(b, cand[(size_t)best]);
+                pool.appearance.push_back(brown_pair{(uint32_t)p.ia, q.first, p.pid, q.second, BROWN_APPEARANCE});
+            }
+        }
+    }
+}
+
 int usage()
 {
     std::fprintf(stderr,
                  "usage: matchnet-patchset --homography-dir DIR --out OUTDIR [--pairs N] [--seed S]\n"
                  "       matchnet-patchset --photos DIR --out OUTDIR [--views N] [--pairs N] [--seed S]\n"
-                 "                         [--every K --offset J] [--max-keypoints N] [--positives-only]\n");
+                 "                         [--every K --offset J] [--max-keypoints N] [--positives-only]\n"
+                 "       matchnet-patchset --colmap SPARSE_TXT_DIR --images IMAGES_DIR [--colmap ... --images ...]\n"
+                 "                         --out OUTDIR [--pairs N] [--max-keypoints N] [--seed S] [--positives-only]\n");
     return 2;
 }
 
@@ -418,9 +831,10 @@ int usage()
 int main(int argc, char **argv)
 {
     std::string hdir, photos, out;
-    long pairs = 10000, views = 200;
+    std::vector<std::string> colmap_dirs, image_dirs;
+    long pairs = -1, views = 200;  // pairs: 10000, or for --colmap all the scenes give
     unsigned seed = 0;
-    int every = 1, offset = 0, max_kp = 1500;
+    int every = 1, offset = 0, max_kp = -1;  // 1500, or for --colmap 8000 as matchnet-colmap
     bool positives_only = false;
     for (int i = 1; i < argc; i++) {
         std::string a = argv[i];
@@ -435,6 +849,10 @@ int main(int argc, char **argv)
             hdir = val();
         else if (a == "--photos")
             photos = val();
+        else if (a == "--colmap")
+            colmap_dirs.push_back(val());
+        else if (a == "--images")
+            image_dirs.push_back(val());
         else if (a == "--out")
             out = val();
         else if (a == "--pairs")
@@ -454,20 +872,33 @@ int main(int argc, char **argv)
         else
             return usage();
     }
-    if (out.empty() || hdir.empty() == photos.empty() || pairs < 2 || views < 1 || every < 1 || offset < -1 ||
-        offset >= every)
-        return usage();
-    if (!is_dir(out) && mkdir(out.c_str(), 0777) != 0) {
-        std::fprintf(stderr, "matchnet-patchset: cannot create %s\n", out.c_str());
-        return 1;
+    const bool colmap = !colmap_dirs.empty();
+    if (colmap_dirs.size() != image_dirs.size()) {
+        std::fprintf(stderr, "matchnet-patchset: each --colmap needs its --images\n");
+        return 2;
     }
+    if (max_kp < 0)
+        max_kp = colmap ? 8000 : 1500;
+    if (out.empty() || (int)!hdir.empty() + (int)!photos.empty() + (int)colmap != 1 || (pairs != -1 && pairs < 2) ||
+        views < 1 || every < 1 || offset < -1 || offset >= every || max_kp < 1)
+        return usage();
     cv::setNumThreads(1);
     cv::theRNG().state = seed + 1;
     std::mt19937 rng(seed);
     cv::Ptr<cv::SIFT> sift = cv::SIFT::create(max_kp);
     Pool pool;
-    size_t npos = (size_t)pairs / 2;
-    if (!hdir.empty()) {
+    size_t npos = pairs < 0 ? (colmap ? (size_t)-1 : 5000) : (size_t)pairs / 2;
+    if (colmap) {
+        size_t tracks = 0, track_patches = 0;
+        for (size_t k = 0; k < colmap_dirs.size(); k++)
+            process_colmap(colmap_dirs[k], image_dirs[k], max_kp, pool, rng, !positives_only, &tracks, &track_patches);
+        std::fprintf(stderr, "%zu tracks, %zu track patches (%.2f per track)", tracks, track_patches,
+                     tracks ? (double)track_patches / (double)tracks : 0.0);
+        if (pool.positives.empty()) {
+            std::fprintf(stderr, "\nmatchnet-patchset: no correspondences in the COLMAP models\n");
+            return 1;
+        }
+    } else if (!hdir.empty()) {
         std::vector<ViewPair> vps = oxford_pairs(hdir);
         if (vps.empty()) {
             std::fprintf(stderr, "matchnet-patchset: no Oxford-layout sequence in %s\n", hdir.c_str());
@@ -547,6 +978,11 @@ int main(int argc, char **argv)
     set.point = pool.point.data();
     set.npairs = list.size();
     set.pairs = list.data();
+    // Created only now, so that a failed run leaves no folder behind.
+    if (!is_dir(out) && mkdir(out.c_str(), 0777) != 0) {
+        std::fprintf(stderr, "matchnet-patchset: cannot create %s\n", out.c_str());
+        return 1;
+    }
     char err[512];
     if (brown_save(out.c_str(), &set, err, sizeof err) != 0) {
         std::fprintf(stderr, "matchnet-patchset: %s\n", err);
