@@ -653,31 +653,100 @@ void process_colmap(const std::string &model_dir, const std::string &image_dir, 
         ims.push_back(std::move(im));
         std::fprintf(stderr, "\r%s: images %zu/%zu", model_dir.c_str(), ims.size(), model.images.size());
     }
-    // Per 3D point and image, the keypoint nearest its observation (of
-    // several at one place, as SIFT gives for several orientations, the
-    // strongest: keypoints come strongest first).
+    // Per 3D point and image, the keypoints at its observation: the nearest
+    // within 2 px and any others within 0.5 px of that one (SIFT puts
+    // several keypoints at one place when it finds several orientations).
     struct View {
         size_t im;
         int kp;
         double u;  // log of the keypoint's size in world units: size * depth / f
     };
-    std::map<long long, std::vector<View>> views;
+    struct Candidates {
+        size_t im;
+        std::vector<int> kps;
+        double depth;
+        double phi;  // image angle (degrees) of the point's reference direction, see below
+    };
+    std::map<long long, std::vector<Candidates>> cands;
     for (size_t a = 0; a < ims.size(); a++) {
-        std::map<long long, int> best;
+        std::map<long long, double> best;
+        for (const SceneKp &k : ims[a].kps)
+            if (k.point >= 0 && (!best.count(k.point) || k.obs_dist < best[k.point]))
+                best[k.point] = k.obs_dist;
+        std::map<long long, std::vector<int>> at_point;
         for (int i = 0; i < (int)ims[a].kps.size(); i++) {
             const SceneKp &k = ims[a].kps[(size_t)i];
-            if (k.point < 0)
-                continue;
-            auto it = best.find(k.point);
-            if (it == best.end() || k.obs_dist < ims[a].kps[(size_t)it->second].obs_dist)
-                best[k.point] = i;
+            if (k.point >= 0 && k.obs_dist <= best[k.point] + 0.5)
+                at_point[k.point].push_back(i);
         }
-        for (auto &b : best) {
+        for (auto &b : at_point) {
             cv::Vec3d X = ims[a].cam->R * model.points[b.first] + ims[a].cam->t;
-            if (X[2] <= 0)
+            if (X[2] > 0)
+                cands[b.first].push_back(Candidates{a, b.second, X[2], 0.0});
+        }
+    }
+    // The in-image rotation between views: a 3D direction d at the point
+    // (the first view's image y axis, so parallel to that image plane) is
+    // projected into each view; the angle of its image phi turns with the
+    // camera's roll. A keypoint angle minus phi is the same in all views of
+    // a point up to foreshortening (OpenCV's angles, like phi, are
+    // atan2(dy, dx) in degrees with y pointing down).
+    for (auto &e : cands) {
+        const cv::Vec3d &P = model.points[e.first];
+        cv::Vec3d d = ims[e.second[0].im].cam->R.t() * cv::Vec3d(0, 1, 0);
+        for (Candidates &c : e.second) {
+            cv::Vec3d X = ims[c.im].cam->R * P + ims[c.im].cam->t;
+            cv::Vec3d v = ims[c.im].cam->R * d;
+            c.phi = std::atan2(v[1] - X[1] / X[2] * v[2], v[0] - X[0] / X[2] * v[2]) * 180.0 / M_PI;
+        }
+    }
+    // Orientations must agree: a patch pair rotated against each other is
+    // not a correspondence at inference time, where each view's keypoint
+    // brings its own orientation. With the rotation between views taken out
+    // (angle - phi), the reference angle is the one most views have a
+    // keypoint within 30 degrees of; each view keeps its keypoint nearest
+    // it, and views with none within 30 degrees are dropped.
+    auto angle_diff = [](double a, double b) {
+        double d = std::fmod(std::fabs(a - b), 360.0);
+        return d > 180 ? 360 - d : d;
+    };
+    const double max_angle = 30.0;
+    std::map<long long, std::vector<View>> views;
+    size_t dropped_angle = 0;
+    for (auto &e : cands) {
+        double ref = 0;
+        size_t ref_support = 0;
+        for (const Candidates &c : e.second)
+            for (int i : c.kps) {
+                double th = ims[c.im].kps[(size_t)i].kp.angle - c.phi;
+                size_t support = 0;
+                for (const Candidates &c2 : e.second)
+                    for (int j : c2.kps)
+                        if (angle_diff(th, ims[c2.im].kps[(size_t)j].kp.angle - c2.phi) <= max_angle) {
+                            support++;
+                            break;
+                        }
+                if (support > ref_support) {
+                    ref_support = support;
+                    ref = th;
+                }
+            }
+        for (const Candidates &c : e.second) {
+            int pick = -1;
+            double pick_d = max_angle;
+            for (int i : c.kps) {
+                double d = angle_diff(ref, ims[c.im].kps[(size_t)i].kp.angle - c.phi);
+                if (d <= pick_d) {
+                    pick_d = d;
+                    pick = i;
+                }
+            }
+            if (pick < 0) {
+                dropped_angle++;
                 continue;
-            double u = std::log(ims[a].kps[(size_t)b.second].kp.size * X[2] / ims[a].cam->f);
-            views[b.first].push_back(View{a, b.second, u});
+            }
+            double u = std::log(ims[c.im].kps[(size_t)pick].kp.size * c.depth / ims[c.im].cam->f);
+            views[e.first].push_back(View{c.im, pick, u});
         }
     }
     // Sizes agree when, scaled by depth / focal length (the expected scale
@@ -746,8 +815,8 @@ void process_colmap(const std::string &model_dir, const std::string &image_dir, 
         *n_track_patches += t.v.size();
     }
     *n_tracks += tracks.size();
-    std::fprintf(stderr, "\r%s: %zu images, %zu tracks, %zu positives\n", model_dir.c_str(), ims.size(), tracks.size(),
-                 pos.size());
+    std::fprintf(stderr, "\r%s: %zu images, %zu tracks, %zu positives (%zu views dropped: orientation)\n",
+                 model_dir.c_str(), ims.size(), tracks.size(), pos.size(), dropped_angle);
     if (!negatives)
         return;
     // Negatives in the second view b of each positive (a, b). Spatial: a

@@ -8,7 +8,9 @@ the COLMAP text model of that geometry itself (SIFT keypoints of view 1
 back-projected onto the plane are the 3D points; their projections are the
 observations, in COLMAP's pixel-corner convention), runs the program and
 checks that it found correspondences whose patches really correspond: their
-NCC is high and far above that of the random and spatial negatives.
+NCC is high and far above that of the random and spatial negatives, also in
+the tail (5th percentile), where keypoint orientations that disagree between
+views would show. The views roll against each other by up to 40 degrees.
 """
 import os
 import shutil
@@ -123,12 +125,18 @@ def main():
         ncc = np.sum(x[pairs[:, 0]] * x[pairs[:, 3]], 1)
         med = {k: float(np.median(ncc[kinds == k])) for k in np.unique(kinds)}
         counts = {k: int((kinds == k).sum()) for k in np.unique(kinds)}
-        print("3D points %d, pairs per kind %s, median NCC %s" % (len(P3), counts, med))
+        # The tail matters as much as the median: positives whose keypoints
+        # took different orientations (SIFT gives several at one place) are
+        # rotated against each other, and a few percent of them set FPR95.
+        p5 = float(np.percentile(ncc[kinds == "positive"], 5)) if counts.get("positive") else -1.0
+        print("3D points %d, pairs per kind %s, median NCC %s, 5th percentile of positives %.3f"
+              % (len(P3), counts, med, p5))
         same = point[pairs[:, 0]] == point[pairs[:, 3]]
         ok = (counts.get("positive", 0) >= 50 and all(counts.get(k, 0) > 0 for k in ("random", "spatial", "appearance"))
               and bool(np.all(same == (kinds == "positive")))
               and med["positive"] > 0.8 and med["positive"] > med["random"] + 0.5
-              and med["positive"] > med["spatial"] + 0.4 and med["positive"] > med["appearance"])
+              and med["positive"] > med["spatial"] + 0.4 and med["positive"] > med["appearance"]
+              and p5 > 0.5)
         if not ok:
             sys.exit("FAIL: the positives do not correspond, or a kind of pair is missing")
         print("PASS")
