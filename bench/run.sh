@@ -8,6 +8,9 @@
 # Prints a table and, as its last line, one JSON object with medians and ratios.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# Background training would share the cores: stopped for the benchmark.
+scripts/training.sh pause
+trap 'scripts/training.sh resume' EXIT
 repeats=7 threads=2 arch=original
 while [ $# -gt 0 ]; do
     case "$1" in

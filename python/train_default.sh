@@ -11,7 +11,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 photos=$1 oxford=$2 work=$3 minutes=${4:-82}
-bin=build/tools
+bin=build/eval
 mkdir -p "$work"
 # Every 8th photo (sorted by path) is held out for validation.
 [ -s "$work/val/info.txt" ] || $bin/matchnet-patchset --photos "$photos" --out "$work/val" --every 8 --offset 0 \

@@ -14,7 +14,7 @@
 # database (matchnet-colmap resumes) and reruns the mapper.
 #
 # matchnet-colmap comes from $MATCHNET_BIN if set, else from PATH, else
-# from build/tools beside this script's folder. colmap must be on PATH.
+# from build/apps beside this script's folder. colmap must be on PATH.
 set -eu
 
 usage() {
