@@ -19,8 +19,22 @@
 // mean corner error of the homography that RANSAC (cv::findHomography, 3 px)
 // fits to the matches (inf when fewer than 4 matches or no fit). Summary:
 // mean correct, mean precision, share of pairs with corner error <= 3/5/10 px,
-// and the matching time per pair. Last line: JSON.
+// and the matching time per pair.
+//
+// Fair comparison (eval/sweep.h). Methods differ in how many matches they
+// keep at their default thresholds, and a method with higher precision
+// would find more at a looser one; so each method's threshold is also swept
+// over the same pairs: SIFT's ratio, the ratio of the MatchNet L2 variants
+// (the match kept when best / second-best L2 distance <= t; their other
+// settings as given) and the probability of the metric variants (kept when
+// 1 - p <= t; no ratio test). "corr@P" is the mean number of correct
+// matches per pair at the loosest threshold whose precision, pooled over
+// all pairs, is still SIFT's at ratio 0.8 (P). "ceiling" is the mean, per
+// pair, of the largest one-to-one pairing of the two images' keypoints
+// within 3 px under the true homography: what a perfect descriptor on these
+// keypoints could reach. Last line: JSON.
 #include "matchnet.h"
+#include "sweep.h"
 
 #include <opencv2/calib3d.hpp>
 #include <opencv2/core.hpp>
@@ -53,6 +67,7 @@ struct Variant {
 struct PairResult {
     int matches = 0, correct = 0;
     double precision = 0, corner_error = INFINITY, ms = 0;
+    std::vector<mn_eval::Scored> sweep; // the tentative matches with the threshold relaxed
 };
 
 [[noreturn]] void die(const std::string &msg)
@@ -233,6 +248,7 @@ int main(int argc, char **argv)
     if (seqs.empty())
         die("no sequences (img1.. + H1to2p..) under " + dir);
     std::map<std::string, std::vector<PairResult>> results;
+    std::vector<double> ceilings;
     std::printf("%-8s %-4s", "sequence", "pair");
     for (const Variant &v : variants)
         std::printf(" | %-10s %5s %5s %6s %7s", v.name.c_str(), "match", "corr", "prec", "err_px");
@@ -247,17 +263,44 @@ int main(int argc, char **argv)
                 continue;
             Image b = load(pb);
             cv::Matx33d h = read_h(hp);
+            {
+                // The ceiling: keypoints of b bucketed in 3-px cells.
+                std::map<std::pair<int, int>, std::vector<int>> grid;
+                for (size_t j = 0; j < b.kps.size(); j++)
+                    grid[{(int)std::floor(b.kps[j].pt.x / 3), (int)std::floor(b.kps[j].pt.y / 3)}].push_back((int)j);
+                std::vector<std::vector<int>> adj(a.kps.size());
+                for (size_t i = 0; i < a.kps.size(); i++) {
+                    cv::Point2d hx = apply(h, a.kps[i].pt);
+                    if (!std::isfinite(hx.x) || !std::isfinite(hx.y) || std::fabs(hx.x) > 1e6 || std::fabs(hx.y) > 1e6)
+                        continue;
+                    int gx = (int)std::floor(hx.x / 3), gy = (int)std::floor(hx.y / 3);
+                    for (int dy = -1; dy <= 1; dy++)
+                        for (int dx = -1; dx <= 1; dx++) {
+                            auto it = grid.find({gx + dx, gy + dy});
+                            if (it != grid.end())
+                                for (int j : it->second)
+                                    if (std::hypot(hx.x - b.kps[(size_t)j].pt.x, hx.y - b.kps[(size_t)j].pt.y) <= 3.0)
+                                        adj[i].push_back(j);
+                        }
+                }
+                ceilings.push_back((double)mn_eval::max_one_to_one(adj, b.kps.size()));
+            }
             std::printf("%-8s 1-%-2d", name.c_str(), k);
             for (const Variant &v : variants) {
                 auto t0 = std::chrono::steady_clock::now();
                 std::vector<std::pair<int, int>> m;
+                std::vector<std::pair<std::pair<int, int>, double>> relaxed; // (match, score) for the sweep
                 if (v.sift) {
                     cv::BFMatcher bf(cv::NORM_L2);
                     std::vector<std::vector<cv::DMatch>> knn;
                     bf.knnMatch(a.sift, b.sift, knn, 2);
                     for (auto &c : knn)
-                        if (c.size() == 2 && c[0].distance < 0.8f * c[1].distance)
-                            m.push_back({c[0].queryIdx, c[0].trainIdx});
+                        if (c.size() == 2) {
+                            if (c[0].distance < 0.8f * c[1].distance)
+                                m.push_back({c[0].queryIdx, c[0].trainIdx});
+                            relaxed.push_back({{c[0].queryIdx, c[0].trainIdx},
+                                               c[1].distance > 0 ? c[0].distance / c[1].distance : 1.0});
+                        }
                 } else {
                     std::vector<mn_dmatch> out(a.kps.size());
                     size_t n = 0;
@@ -268,6 +311,36 @@ int main(int argc, char **argv)
                         m.push_back({(int)out[r].query, (int)out[r].train});
                 }
                 double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+                if (!v.sift) {
+                    // The same variant with its threshold relaxed (ratio off; for
+                    // the metric method also min_probability 0), each match scored
+                    // by what the threshold compares.
+                    mn_match_params rp = v.p;
+                    rp.ratio = 1.0f;
+                    if (rp.method == MN_MATCH_METRIC)
+                        rp.min_probability = 0.0f;
+                    std::vector<mn_dmatch> out(a.kps.size());
+                    size_t n = 0;
+                    if (mn_match(session, a.mdesc.data(), a.kps.size(), b.mdesc.data(), b.kps.size(), &rp, out.data(),
+                                 out.size(), &n) != MN_OK)
+                        die(mn_last_error());
+                    std::vector<uint32_t> idx(a.kps.size() * 2);
+                    std::vector<float> dist(a.kps.size() * 2);
+                    if (rp.method != MN_MATCH_METRIC &&
+                        mn_match_knn(session, a.mdesc.data(), a.kps.size(), b.mdesc.data(), b.kps.size(), nullptr, 2,
+                                     idx.data(), dist.data()) != MN_OK)
+                        die(mn_last_error());
+                    for (size_t r = 0; r < n; r++) {
+                        double score;
+                        if (rp.method == MN_MATCH_METRIC)
+                            score = 1.0 - out[r].probability;
+                        else {
+                            float d2 = dist[out[r].query * 2 + 1];
+                            score = std::isfinite(d2) && d2 > 0 ? out[r].distance / d2 : 1.0;
+                        }
+                        relaxed.push_back({{(int)out[r].query, (int)out[r].train}, score});
+                    }
+                }
                 PairResult r;
                 r.ms = ms;
                 r.matches = (int)m.size();
@@ -280,6 +353,10 @@ int main(int argc, char **argv)
                     p2.push_back(b.kps[c.second].pt);
                 }
                 r.precision = m.empty() ? 0 : (double)r.correct / m.size();
+                for (auto &c : relaxed) {
+                    cv::Point2d hx = apply(h, a.kps[c.first.first].pt), y = b.kps[c.first.second].pt;
+                    r.sweep.push_back({c.second, std::hypot(hx.x - y.x, hx.y - y.y) <= 3.0});
+                }
                 if (m.size() >= 4) {
                     cv::Mat he = cv::findHomography(p1, p2, cv::RANSAC, 3.0);
                     if (!he.empty()) {
@@ -301,10 +378,29 @@ int main(int argc, char **argv)
             std::fflush(stdout);
         }
     }
-    std::printf("\n%-24s %8s %8s %8s %8s %8s %8s %9s\n", "method", "matches", "correct", "precis.", "H<=3px",
-                "H<=5px", "H<=10px", "ms/pair");
-    std::string json = "{\"pairs\": " + std::to_string(results[variants[0].name].size()) + ", \"max_keypoints\": " +
-                       std::to_string(max_kp) + ", \"methods\": {";
+    // SIFT's pooled precision at ratio 0.8: the target of every sweep.
+    double target = 0;
+    {
+        size_t c = 0, n = 0;
+        for (const PairResult &r : results["sift"]) {
+            c += (size_t)r.correct;
+            n += (size_t)r.matches;
+        }
+        target = n ? (double)c / (double)n : 0;
+    }
+    double ceiling = 0;
+    for (double c : ceilings)
+        ceiling += c / (double)ceilings.size();
+    std::printf("\nceiling (one-to-one keypoint pairs within 3 px): %.1f per pair; sweep target: SIFT's pooled "
+                "precision %.4f\n",
+                ceiling, target);
+    std::printf("%-24s %8s %8s %8s %8s %8s %8s %9s %8s %8s %8s\n", "method", "matches", "correct", "precis.",
+                "H<=3px", "H<=5px", "H<=10px", "ms/pair", "corr@P", "thresh", "of ceil");
+    char head[256];
+    std::snprintf(head, sizeof head, "{\"pairs\": %zu, \"max_keypoints\": %d, \"ceiling\": %.2f, "
+                                     "\"sift_pooled_precision\": %.4f, \"methods\": {",
+                  results[variants[0].name].size(), max_kp, ceiling, target);
+    std::string json = head;
     for (size_t vi = 0; vi < variants.size(); vi++) {
         const std::vector<PairResult> &rs = results[variants[vi].name];
         double n = (double)rs.size(), mm = 0, mc = 0, mp = 0, h3 = 0, h5 = 0, h10 = 0;
@@ -320,13 +416,19 @@ int main(int argc, char **argv)
         }
         std::sort(ms.begin(), ms.end());
         double med = ms.empty() ? 0 : ms[ms.size() / 2];
-        std::printf("%-24s %8.1f %8.1f %8.3f %8.2f %8.2f %8.2f %9.1f\n", variants[vi].name.c_str(), mm, mc, mp, h3, h5,
-                    h10, med);
-        char buf[512];
+        std::vector<mn_eval::Scored> pooled;
+        for (const PairResult &r : rs)
+            pooled.insert(pooled.end(), r.sweep.begin(), r.sweep.end());
+        mn_eval::AtPrecision at = mn_eval::best_at_precision(pooled, target);
+        double cp = n > 0 ? (double)at.correct / n : 0;
+        std::printf("%-24s %8.1f %8.1f %8.3f %8.2f %8.2f %8.2f %9.1f %8.1f %8.3f %8.3f\n", variants[vi].name.c_str(), mm,
+                    mc, mp, h3, h5, h10, med, cp, at.threshold, ceiling > 0 ? cp / ceiling : 0);
+        char buf[640];
         std::snprintf(buf, sizeof buf,
                       "%s\"%s\": {\"matches\": %.2f, \"correct\": %.2f, \"precision\": %.4f, \"h_within_3px\": %.3f, "
-                      "\"h_within_5px\": %.3f, \"h_within_10px\": %.3f, \"match_ms_median\": %.2f}",
-                      vi ? ", " : "", variants[vi].name.c_str(), mm, mc, mp, h3, h5, h10, med);
+                      "\"h_within_5px\": %.3f, \"h_within_10px\": %.3f, \"match_ms_median\": %.2f, "
+                      "\"correct_at_sift_precision\": %.2f, \"threshold_at_sift_precision\": %.4f}",
+                      vi ? ", " : "", variants[vi].name.c_str(), mm, mc, mp, h3, h5, h10, med, cp, at.threshold);
         json += buf;
     }
     json += "}}";
