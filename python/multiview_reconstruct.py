@@ -40,7 +40,7 @@ jobs (COLMAP 3.8, CPU; times in seconds, wall clock):
   middlebury-templeSparseRing      16       1432       3.38       0.30      26
   strecha-Herz-Jesus-P25           25      18667       5.84       0.38     641
   strecha-castle-P30               30      25011       4.97       0.35     745
-  alicevision-monstree             23   (mapper run not finished when this was written)
+  alicevision-monstree             23      13857       4.73       0.79     383   (mapper; 2026-12-02 run)
 
 All images registered in the known-camera scenes (poses fixed). Wall times
 include the periods when the shared machine's benchmarks held the processes
