@@ -6,6 +6,9 @@
  *                      working-size copy, keypoints and descriptors
  *   colmap_pairs.c     which pairs to match, and matching one
  *   colmap_db.c        the COLMAP database (colmap_db.h)
+ *   colmap_convert.c   COLMAP's keypoint and camera conventions
+ *                      (colmap_convert.h)
+ *   colmap_exif.c      the EXIF focal-length prior (colmap_exif.h)
  * Functions that fail return -1 (or 2 for a usage error) with the reason
  * reported, or in ctx->err where they say so.
  */
@@ -37,6 +40,9 @@ typedef struct options {
     long overlap;
     int verify; /* enum verify_mode */
     int single_camera;
+    int camera_model;     /* COLMAP model id (colmap_convert.h); default SIMPLE_RADIAL */
+    int reuse_keypoints;  /* describe the keypoints already in the database, add no image */
+    int replace_matches;  /* match pairs again that already have matches */
     int max_keypoints;
     int max_size;
     int threads;
@@ -46,6 +52,7 @@ typedef struct image_entry {
     char *name;            /* relative to --images, '/' separated */
     int64_t image_id;      /* 0 until in the database */
     int unreadable;        /* reported and skipped */
+    int absent;            /* --reuse-keypoints: not in the database with keypoints; skipped */
     mn_keypoint *kp;       /* full-resolution keypoints, OpenCV convention */
     size_t nkp;
     float *desc;           /* nkp descriptors, or NULL until described */
@@ -88,15 +95,19 @@ int image_list_read(const char *root, image_list *list);
 /** Free every entry and the list. */
 void image_list_free(image_list *list);
 
+/** Whether an entry takes part in pairs (neither unreadable nor absent). */
+int image_usable(const image_entry *im);
+
 /** Detect, describe and store a new image, or one in the database without
  *  keypoints (existing_id, existing_camera; 0 for none), in one
  *  transaction. 0 also when it cannot be read (reported, marked
  *  unreadable), -1 with ctx->err set. */
 int image_add(context *ctx, image_entry *im, int64_t existing_id, int64_t existing_camera);
 
-/** Describe an image already in the database with its stored keypoints (a
- *  resumed run that has pairs left for it). 0 also when it cannot be read
- *  (reported, marked unreadable), -1 with ctx->err set. */
+/** Describe an image already in the database with all of its stored
+ *  keypoints (a resumed run that has pairs left for it, or
+ *  --reuse-keypoints). 0 also when it cannot be read (reported, marked
+ *  unreadable), -1 with ctx->err set. */
 int image_describe_stored(context *ctx, image_entry *im);
 
 /* colmap_pairs.c */
@@ -118,8 +129,10 @@ int match_buffers_alloc(match_buffers *b, size_t n);
 void match_buffers_free(match_buffers *b);
 
 /** Match one pair and write its matches (and, with --verify own, its
- *  two-view geometry) inside the caller's transaction. *n_matches: the
- *  matches written. 0, or -1 with ctx->err set. */
+ *  two-view geometry; otherwise any earlier two-view geometry of the pair
+ *  is deleted, as it belongs to other matches) inside the caller's
+ *  transaction. *n_matches: the matches written. 0, or -1 with ctx->err
+ *  set. */
 int pair_match(context *ctx, const image_entry *a, const image_entry *b, match_buffers *buf, size_t *n_matches);
 
 #endif /* MATCHNET_COLMAP_APP_H */

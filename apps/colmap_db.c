@@ -4,6 +4,8 @@
  */
 #include "colmap_db.h"
 
+#include "colmap_convert.h"
+
 #include <sqlite3.h>
 
 #include <math.h>
@@ -326,20 +328,36 @@ int colmap_db_find_camera(colmap_db *db, int model, int width, int height, int64
 }
 
 int colmap_db_add_camera(colmap_db *db, int model, int width, int height, const double *params, int nparams,
-                         int64_t *camera_id, char *err, size_t errlen)
+                         int prior_focal_length, int64_t *camera_id, char *err, size_t errlen)
 {
     sqlite3_stmt *st = prepare(
-        db, "INSERT INTO cameras(model, width, height, params, prior_focal_length) VALUES(?, ?, ?, ?, 0)", err, errlen);
+        db, "INSERT INTO cameras(model, width, height, params, prior_focal_length) VALUES(?, ?, ?, ?, ?)", err, errlen);
     if (!st)
         return -1;
     sqlite3_bind_int(st, 1, model);
     sqlite3_bind_int(st, 2, width);
     sqlite3_bind_int(st, 3, height);
     sqlite3_bind_blob(st, 4, params, nparams * (int)sizeof *params, SQLITE_TRANSIENT);
+    sqlite3_bind_int(st, 5, prior_focal_length != 0);
     if (step_done(db, st, "cannot add a camera", err, errlen) != 0)
         return -1;
     *camera_id = sqlite3_last_insert_rowid(db->sql);
     return 0;
+}
+
+int colmap_db_count_images(colmap_db *db, int64_t *n, char *err, size_t errlen)
+{
+    *n = 0;
+    sqlite3_stmt *st = prepare(db, "SELECT count(*) FROM images", err, errlen);
+    if (!st)
+        return -1;
+    int rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW)
+        *n = sqlite3_column_int64(st, 0);
+    else
+        fail_sql(db, err, errlen, "cannot read table images");
+    sqlite3_finalize(st);
+    return rc == SQLITE_ROW ? 0 : -1;
 }
 
 int colmap_db_add_image(colmap_db *db, const char *name, int64_t camera_id, int64_t *image_id, char *err,
@@ -401,7 +419,7 @@ int colmap_db_read_keypoints(colmap_db *db, int64_t image_id, float **rows6, siz
     }
     sqlite3_int64 rows = sqlite3_column_int64(st, 0);
     int cols = sqlite3_column_int(st, 1);
-    const float *data = sqlite3_column_blob(st, 2);
+    const void *data = sqlite3_column_blob(st, 2);
     size_t bytes = (size_t)sqlite3_column_bytes(st, 2);
     if (rows < 0 || (cols != 2 && cols != 4 && cols != 6) || bytes != (size_t)rows * (size_t)cols * sizeof(float)) {
         fail(err, errlen, "image %lld: keypoints blob of %zu bytes for %lld x %d floats", (long long)image_id, bytes,
@@ -414,19 +432,10 @@ int colmap_db_read_keypoints(colmap_db *db, int64_t image_id, float **rows6, siz
         goto done;
     }
     for (sqlite3_int64 r = 0; r < rows; r++) {
-        const float *in = data + (size_t)r * (size_t)cols;
-        float *o = out + (size_t)r * 6;
-        float scale = cols >= 4 ? in[2] : 1.0f, orientation = cols >= 4 ? in[3] : 0.0f;
-        o[0] = in[0];
-        o[1] = in[1];
-        if (cols == 6) {
-            memcpy(o + 2, in + 2, 4 * sizeof *o);
-        } else {
-            o[2] = scale * cosf(orientation);
-            o[3] = -scale * sinf(orientation);
-            o[4] = scale * sinf(orientation);
-            o[5] = scale * cosf(orientation);
-        }
+        /* SQLite's blob is not necessarily aligned for float. */
+        float in[6];
+        memcpy(in, (const unsigned char *)data + (size_t)r * (size_t)cols * sizeof(float), (size_t)cols * sizeof(float));
+        colmap_keypoint_row_expand(in, cols, out + (size_t)r * 6);
     }
     *rows6 = out;
     *n = (size_t)rows;
@@ -486,6 +495,15 @@ int colmap_db_write_matches(colmap_db *db, int64_t image_id1, int64_t image_id2,
                           n * 2 * sizeof *m, err, errlen);
     free(m);
     return rc;
+}
+
+int colmap_db_delete_geometry(colmap_db *db, int64_t image_id1, int64_t image_id2, char *err, size_t errlen)
+{
+    sqlite3_stmt *st = prepare(db, "DELETE FROM two_view_geometries WHERE pair_id = ?", err, errlen);
+    if (!st)
+        return -1;
+    sqlite3_bind_int64(st, 1, colmap_pair_id(image_id1, image_id2));
+    return step_done(db, st, "cannot write table two_view_geometries", err, errlen);
 }
 
 int colmap_db_write_geometry(colmap_db *db, int64_t image_id1, int64_t image_id2, const uint32_t *idx1,

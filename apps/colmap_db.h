@@ -8,7 +8,7 @@
  *   if (colmap_db_open("db.db", &db, err, sizeof err) != 0) { puts(err); ... }
  *   colmap_db_begin(db, err, sizeof err);
  *   int64_t cam, img;
- *   colmap_db_add_camera(db, COLMAP_SIMPLE_RADIAL, w, h, params, 4, &cam, err, sizeof err);
+ *   colmap_db_add_camera(db, COLMAP_SIMPLE_RADIAL, w, h, params, 4, 0, &cam, err, sizeof err);
  *   colmap_db_add_image(db, "a.jpg", cam, &img, err, sizeof err);
  *   colmap_db_write_keypoints(db, img, kp, n, err, sizeof err);
  *   colmap_db_commit(db, err, sizeof err);
@@ -17,14 +17,18 @@
  * Layout (COLMAP 3.8, src/base/database.cc; PRAGMA user_version 3800):
  * - cameras(camera_id, model, width, height, params, prior_focal_length):
  *   params is a blob of float64 in the camera model's order (SIMPLE_RADIAL,
- *   model 2: f, cx, cy, k).
+ *   model 2: f, cx, cy, k; colmap_convert.h lists the models);
+ *   prior_focal_length 1 when f came from EXIF data, 0 when guessed.
  * - images(image_id, name UNIQUE, camera_id, prior_q*, prior_t*): name is
  *   the path relative to the image folder, '/' separated.
  * - keypoints(image_id, rows, cols, data): rows x cols float32, row-major;
  *   cols 6 is (x, y, a11, a12, a21, a22) with pixel centres at +0.5 (the
  *   image's top-left corner is (0, 0)) and the affine shape
- *   [a11 a12; a21 a22] = scale * [cos o, -sin o; sin o, cos o].
- * - descriptors(image_id, rows, cols, data): rows x cols uint8.
+ *   [a11 a12; a21 a22] = scale * [cos o, -sin o; sin o, cos o]; COLMAP
+ *   also reads 4 (x, y, scale, o) and 2 (x, y) columns (colmap_convert.h).
+ * - descriptors(image_id, rows, cols, data): rows x cols uint8 (COLMAP's
+ *   SIFT: 128 columns; matchnet-colmap writes 0 rows for its own keypoints
+ *   and never touches the descriptors of keypoints it reuses).
  * - matches(pair_id, rows, cols, data): rows x 2 uint32 keypoint indices,
  *   column 0 into the image with the smaller id; pair_id =
  *   2147483647 * min(id1, id2) + max(id1, id2).
@@ -41,7 +45,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/** COLMAP's camera model ids (src/base/camera_models.h). */
+/** COLMAP's default camera model's id (all of them: colmap_convert.h). */
 #define COLMAP_SIMPLE_RADIAL 2
 
 /** COLMAP's TwoViewGeometry::ConfigurationType. */
@@ -85,8 +89,13 @@ int colmap_db_camera_size(colmap_db *db, int64_t camera_id, int *width, int *hei
 int colmap_db_find_camera(colmap_db *db, int model, int width, int height, int64_t *camera_id, char *err,
                           size_t errlen);
 
+/** A new camera; prior_focal_length 1 when params' focal length is known
+ *  (EXIF), 0 when guessed. */
 int colmap_db_add_camera(colmap_db *db, int model, int width, int height, const double *params, int nparams,
-                         int64_t *camera_id, char *err, size_t errlen);
+                         int prior_focal_length, int64_t *camera_id, char *err, size_t errlen);
+
+/** Number of rows of table images. */
+int colmap_db_count_images(colmap_db *db, int64_t *n, char *err, size_t errlen);
 
 int colmap_db_add_image(colmap_db *db, const char *name, int64_t camera_id, int64_t *image_id, char *err,
                         size_t errlen);
@@ -97,8 +106,9 @@ int colmap_db_write_keypoints(colmap_db *db, int64_t image_id, const float *rows
                               size_t errlen);
 
 /**
- * Read an image's keypoints as rows of 6 floats (4-column rows are
- * converted). *rows6 is malloc'ed (free it), *n their number.
+ * Read an image's keypoints as rows of 6 floats (2- and 4-column rows are
+ * expanded as COLMAP reads them: colmap_keypoint_row_expand()). *rows6 is
+ * malloc'ed (free it), *n their number: every row stored.
  */
 int colmap_db_read_keypoints(colmap_db *db, int64_t image_id, float **rows6, size_t *n, char *err,
                              size_t errlen);
@@ -114,6 +124,10 @@ int colmap_db_pair_status(colmap_db *db, int64_t image_id1, int64_t image_id2, i
  */
 int colmap_db_write_matches(colmap_db *db, int64_t image_id1, int64_t image_id2, const uint32_t *idx1,
                             const uint32_t *idx2, size_t n, char *err, size_t errlen);
+
+/** Delete a pair's two-view geometry, if any (its matches are about to
+ *  change, so COLMAP's verification must run on it again). */
+int colmap_db_delete_geometry(colmap_db *db, int64_t image_id1, int64_t image_id2, char *err, size_t errlen);
 
 /**
  * Replace a pair's two-view geometry: inlier matches as for

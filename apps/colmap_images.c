@@ -6,6 +6,8 @@
  */
 #define _POSIX_C_SOURCE 200809L
 #include "colmap_app.h"
+#include "colmap_convert.h"
+#include "colmap_exif.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -14,8 +16,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-
-#define PI 3.14159265358979323846
 
 /* ------------------------------------------------------------------------ */
 /* Image list                                                                */
@@ -134,6 +134,11 @@ void image_list_free(image_list *list)
     *list = (image_list){0};
 }
 
+int image_usable(const image_entry *im)
+{
+    return !im->unreadable && !im->absent;
+}
+
 /* ------------------------------------------------------------------------ */
 /* Loading, and the working-size copy                                        */
 /* ------------------------------------------------------------------------ */
@@ -233,46 +238,32 @@ static mn_keypoint scale_keypoint(mn_keypoint k, double sx, double sy, int to_fu
     return k;
 }
 
-/* OpenCV keypoint -> COLMAP row (x, y, a11, a12, a21, a22): +0.5 to move
- * the origin to the image corner; scale is SIFT's sigma (OpenCV's size is
- * its diameter, 2 sigma), orientation in radians in the same y-down sense. */
-static void keypoint_to_colmap(const mn_keypoint *k, float *row)
+/* A camera for an image of this size, as COLMAP's feature_extractor makes
+ * it: --camera-model (SIMPLE_RADIAL), the focal length from the EXIF data
+ * with prior_focal_length 1, else 1.2 x the longer side with 0; with
+ * --single-camera the first camera of the same model and size. */
+static int camera_for(context *ctx, const image_entry *im, int width, int height, int64_t *camera_id)
 {
-    double scale = 0.5 * k->size, o = (k->angle < 0 ? 0.0 : k->angle) * (PI / 180.0);
-    row[0] = k->x + 0.5f;
-    row[1] = k->y + 0.5f;
-    row[2] = (float)(scale * cos(o));
-    row[3] = (float)(-scale * sin(o));
-    row[4] = (float)(scale * sin(o));
-    row[5] = (float)(scale * cos(o));
-}
-
-static mn_keypoint keypoint_from_colmap(const float *row)
-{
-    mn_keypoint k;
-    double scale = hypot(row[2], row[4]), deg = atan2(row[4], row[2]) * (180.0 / PI);
-    k.x = row[0] - 0.5f;
-    k.y = row[1] - 0.5f;
-    k.size = scale > 0 ? (float)(2 * scale) : 1.0f;
-    k.angle = (float)(deg < 0 ? deg + 360 : deg);
-    return k;
-}
-
-/* A camera for an image of this size: a new one, or with --single-camera
- * the first SIMPLE_RADIAL camera of the same size. */
-static int camera_for(context *ctx, int width, int height, int64_t *camera_id)
-{
+    const colmap_camera_model *model = colmap_camera_model_by_id(ctx->o->camera_model);
     if (ctx->o->single_camera) {
-        if (colmap_db_find_camera(ctx->db, COLMAP_SIMPLE_RADIAL, width, height, camera_id, ctx->err,
-                                  sizeof ctx->err) != 0)
+        if (colmap_db_find_camera(ctx->db, model->id, width, height, camera_id, ctx->err, sizeof ctx->err) != 0)
             return -1;
         if (*camera_id)
             return 0;
     }
-    /* COLMAP's default prior when EXIF has none: focal 1.2 x the longer side. */
-    double params[4] = {1.2 * (width > height ? width : height), width / 2.0, height / 2.0, 0.0};
-    return colmap_db_add_camera(ctx->db, COLMAP_SIMPLE_RADIAL, width, height, params, 4, camera_id, ctx->err,
-                                sizeof ctx->err);
+    char *path = join(ctx->o->images, im->name);
+    if (!path) {
+        snprintf(ctx->err, sizeof ctx->err, "out of memory");
+        return -1;
+    }
+    double focal, params[COLMAP_MAX_CAMERA_PARAMS];
+    int prior = colmap_exif_focal(path, width, height, &focal);
+    free(path);
+    if (!prior)
+        focal = colmap_default_focal(width, height);
+    colmap_camera_params_init(model, focal, width, height, params);
+    return colmap_db_add_camera(ctx->db, model->id, width, height, params, model->num_params, prior, camera_id,
+                                ctx->err, sizeof ctx->err);
 }
 
 /* Write an image's camera (unless it has one), image and keypoints rows,
@@ -294,7 +285,7 @@ static int store_image(context *ctx, image_entry *im, int width, int height, con
             return -1;
         }
         im->image_id = existing_id;
-    } else if (camera_for(ctx, width, height, &camera) != 0 ||
+    } else if (camera_for(ctx, im, width, height, &camera) != 0 ||
                colmap_db_add_image(ctx->db, im->name, camera, &im->image_id, ctx->err, sizeof ctx->err) != 0) {
         return -1;
     }
@@ -333,7 +324,7 @@ int image_add(context *ctx, image_entry *im, int64_t existing_id, int64_t existi
     }
     for (size_t k = 0; k < im->nkp; k++) {
         im->kp[k] = scale_keypoint(kw[k], sx, sy, 1);
-        keypoint_to_colmap(&im->kp[k], rows + 6 * k);
+        colmap_keypoint_from_mn(&im->kp[k], rows + 6 * k);
     }
     rc = store_image(ctx, im, full.width, full.height, rows, existing_id, existing_camera);
 done:
@@ -365,10 +356,14 @@ int image_describe_stored(context *ctx, image_entry *im)
         snprintf(ctx->err, sizeof ctx->err, "out of memory");
         goto done;
     }
+    size_t bad = 0;
     for (size_t k = 0; k < im->nkp; k++) {
-        im->kp[k] = keypoint_from_colmap(rows + 6 * k);
+        bad += colmap_keypoint_to_mn(rows + 6 * k, &im->kp[k]) != 0;
         kw[k] = scale_keypoint(im->kp[k], sx, sy, 0);
     }
+    if (bad)
+        error_line("'%s': %zu of its %zu keypoints in the database are degenerate or not finite; described as "
+                   "placeholders", im->name, bad, im->nkp);
     rc = describe(ctx, im, &work, kw);
 done:
     free(rows);

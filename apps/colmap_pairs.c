@@ -76,12 +76,12 @@ static long find_name(const image_list *list, const char *name)
 static int select_generated(const options *o, const image_list *list, pair_list *out)
 {
     for (size_t i = 0; i < list->n; i++) {
-        if (list->v[i].unreadable)
+        if (!image_usable(&list->v[i]))
             continue;
         size_t end = o->pairs == PAIRS_SEQUENTIAL && (size_t)o->overlap < list->n - i ? i + 1 + (size_t)o->overlap
                                                                                         : list->n;
         for (size_t j = i + 1; j < end; j++)
-            if (!list->v[j].unreadable && pair_push(out, i, j) != 0) {
+            if (image_usable(&list->v[j]) && pair_push(out, i, j) != 0) {
                 error_line("out of memory");
                 return -1;
             }
@@ -124,7 +124,7 @@ static int select_from_file(const char *path, const image_list *list, pair_list 
             i = j;
             j = t;
         }
-        if (list->v[i].unreadable || list->v[j].unreadable || seen[(size_t)i * list->n + (size_t)j])
+        if (!image_usable(&list->v[i]) || !image_usable(&list->v[j]) || seen[(size_t)i * list->n + (size_t)j])
             continue;
         seen[(size_t)i * list->n + (size_t)j] = 1;
         if (pair_push(out, (size_t)i, (size_t)j) != 0) {
@@ -219,7 +219,7 @@ int pair_match(context *ctx, const image_entry *a, const image_entry *b, match_b
     if (colmap_db_write_matches(ctx->db, a->image_id, b->image_id, i1, i2, nm, ctx->err, sizeof ctx->err) != 0)
         return -1;
     if (ctx->o->verify != VERIFY_OWN)
-        return 0;
+        return colmap_db_delete_geometry(ctx->db, a->image_id, b->image_id, ctx->err, sizeof ctx->err);
     double F[9], Fc[9];
     size_t ni = 0;
     if (mn_matches_filter(MN_GEOMETRY_FUNDAMENTAL, a->kp, a->nkp, b->kp, b->nkp, m, nm, OWN_MAX_ERROR_PX, F, inl,

@@ -12,7 +12,12 @@
  * image is written in one transaction, and the pairs in blocks, so an
  * interrupted run leaves a consistent database and a rerun carries on:
  * images already present with keypoints and pairs already matched are
- * skipped.
+ * skipped. Cameras are made as colmap feature_extractor makes them
+ * (--camera-model, focal length from EXIF as a prior).
+ *
+ * --reuse-keypoints instead describes the keypoints that colmap
+ * feature_extractor stored (every row, so that the matches index them),
+ * and adds no camera, image, keypoint or descriptor.
  *
  * This file holds the options and the top-level flow; colmap_app.h lists
  * the other parts (images, pairs, database).
@@ -23,9 +28,12 @@
  */
 #define _POSIX_C_SOURCE 200809L
 #include "colmap_app.h"
+#include "colmap_convert.h"
+#include "colmap_exif.h"
 
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -39,14 +47,36 @@ static const char synopsis[] =
     "Detect SIFT keypoints in every image under DIR, describe them with MatchNet,\n"
     "match the chosen pairs and write cameras, images, keypoints and matches into\n"
     "the COLMAP 3.8 database DB (created when it does not exist). Images and pairs\n"
-    "already in DB are skipped, so an interrupted run can be resumed.\n"
+    "already in DB are skipped, so an interrupted run can be resumed. Cameras are\n"
+    "made as colmap feature_extractor makes them: --camera-model, the focal length\n"
+    "from a JPEG's EXIF data (FocalLengthIn35mmFilm, else FocalLength and the\n"
+    "focal-plane resolution; prior_focal_length 1), else 1.2 x the longer side\n"
+    "(prior 0).\n"
+    "\n"
+    "With --reuse-keypoints, DB comes from 'colmap feature_extractor' instead: the\n"
+    "keypoints COLMAP stored (its SIFT, in its pixel convention) are described\n"
+    "with MatchNet and matched; cameras, keypoints and COLMAP's descriptors stay as\n"
+    "they are, and images are matched by name to the files under DIR.\n"
     "\n"
     "options:\n";
+
+/* --camera-model's names: COLMAP's, with their model ids. */
+static mn_cli_choice camera_choices[COLMAP_NUM_CAMERA_MODELS + 1];
+
+static void make_camera_choices(void)
+{
+    size_t k = 0;
+    for (const colmap_camera_model *m = colmap_camera_models; m->name; m++, k++)
+        camera_choices[k] = (mn_cli_choice){m->name, m->id};
+    camera_choices[k] = (mn_cli_choice){NULL, 0};
+}
 
 /* Fill o from argv. Returns 0, 1 after --help, or 2 after a usage error. */
 static int parse_options(int argc, char **argv, options *o)
 {
     static const mn_cli_choice verify_modes[] = {{"colmap", VERIFY_COLMAP}, {"own", VERIFY_OWN}, {NULL, 0}};
+    make_camera_choices();
+    o->camera_model = -1;
     const mn_cli_option table[] = {
         {"images", 0, MN_CLI_STRING, &o->images, .placeholder = "DIR",
          .help = "folder of images (searched recursively; names are\n"
@@ -67,8 +97,26 @@ static int parse_options(int argc, char **argv, options *o)
                  "(the --match_list_path of colmap matches_importer)"},
         {"single-camera", 0, MN_CLI_FLAG, &o->single_camera,
          .help = "one camera for all images of the same size\n(default: one camera per image)"},
+        {"camera-model", 0, MN_CLI_CHOICE, &o->camera_model, .choices = camera_choices, .placeholder = "NAME",
+         .help = "COLMAP camera model of new cameras: SIMPLE_PINHOLE,\n"
+                 "PINHOLE, SIMPLE_RADIAL (default), RADIAL, OPENCV,\n"
+                 "OPENCV_FISHEYE, FULL_OPENCV, FOV, SIMPLE_RADIAL_FISHEYE,\n"
+                 "RADIAL_FISHEYE or THIN_PRISM_FISHEYE (COLMAP's ids and\n"
+                 "parameters; principal point at the centre, distortion 0,\n"
+                 "FOV's omega 0.01)"},
+        {"reuse-keypoints", 0, MN_CLI_FLAG, &o->reuse_keypoints,
+         .help = "describe and match the keypoints already in DB (made by\n"
+                 "'colmap feature_extractor'): every keypoint row is kept,\n"
+                 "COLMAP's descriptors and cameras are not touched; images\n"
+                 "of DIR that are not in DB are skipped"},
+        {"replace-matches", 0, MN_CLI_FLAG, &o->replace_matches,
+         .help = "match again the pairs that already have matches (e.g.\n"
+                 "COLMAP's), replacing them and dropping their two-view\n"
+                 "geometries so that they are verified again (--verify own\n"
+                 "writes new ones; default: such pairs are skipped)"},
         {"max-keypoints", 0, MN_CLI_INT, &o->max_keypoints, 1, MAX_KEYPOINTS_LIMIT, .placeholder = "N",
-         .help = "keypoints per image, strongest first (default 8000)"},
+         .help = "keypoints per image, strongest first (default 8000;\n"
+                 "--reuse-keypoints takes all of COLMAP's)"},
         {"max-size", 0, MN_CLI_INT, &o->max_size, 16, 1 << 16, .placeholder = "PX",
          .help = "detect and describe on a copy whose longer side is at\n"
                  "most PX (area resize); keypoints are stored in full-\n"
@@ -86,6 +134,13 @@ static int parse_options(int argc, char **argv, options *o)
         error_line("--images and --database are required (try --help)");
         rc = 2;
     }
+    if (rc == 0 && o->reuse_keypoints && (o->camera_model >= 0 || o->single_camera)) {
+        error_line("--reuse-keypoints keeps COLMAP's cameras: give --camera-model and --single-camera to colmap "
+                   "feature_extractor (--ImageReader.camera_model, --ImageReader.single_camera)");
+        rc = 2;
+    }
+    if (o->camera_model < 0)
+        o->camera_model = colmap_camera_model_by_name(COLMAP_DEFAULT_CAMERA_MODEL)->id;
     return rc;
 }
 
@@ -102,7 +157,7 @@ typedef struct run {
     match_buffers buf;
     int tty;
     double t0;
-    size_t n_new, n_unreadable, n_todo, max_kp, n_matched, total_matches;
+    size_t n_new, n_unreadable, n_absent, n_todo, max_kp, n_matched, total_matches;
 } run;
 
 static void progress(int tty, double t0, double phase_t0, const char *what, size_t done, size_t total)
@@ -168,6 +223,45 @@ static int add_images(run *r)
     return 0;
 }
 
+/* --reuse-keypoints: find each image in the database; those without
+ * keypoints there are marked absent and skipped. Returns 0 or -1 (reported). */
+static int find_images(run *r)
+{
+    context *ctx = &r->ctx;
+    int64_t in_db = 0;
+    size_t found = 0;
+    for (size_t i = 0; i < r->list.n; i++) {
+        image_entry *im = &r->list.v[i];
+        int64_t id, camera, rows;
+        if (colmap_db_find_image(ctx->db, im->name, &id, &camera, &rows, ctx->err, sizeof ctx->err) != 0) {
+            error_line("%s: %s", ctx->o->database, ctx->err);
+            return -1;
+        }
+        found += id != 0;
+        if (id && rows >= 0) {
+            im->image_id = id;
+        } else {
+            im->absent = 1;
+            r->n_absent++;
+            error_line("skipping '%s': %s", im->name,
+                       id ? "it has no keypoints in the database" : "not in the database");
+        }
+    }
+    if (colmap_db_count_images(ctx->db, &in_db, ctx->err, sizeof ctx->err) != 0) {
+        error_line("%s: %s", ctx->o->database, ctx->err);
+        return -1;
+    }
+    if ((size_t)in_db > found)
+        error_line("%lld images of the database have no file under '%s'; not matched", (long long)in_db - (long long)found,
+                   ctx->o->images);
+    if (r->n_absent == r->list.n) {
+        error_line("--reuse-keypoints: no image under '%s' has keypoints in %s (run colmap feature_extractor with "
+                   "the same --image_path first)", ctx->o->images, ctx->o->database);
+        return -1;
+    }
+    return 0;
+}
+
 /* Move the pairs not yet done to the front of r->pairs (r->n_todo of
  * them), describe their images that were stored by an earlier run, and
  * note their most keypoints. Returns 0 or -1 (reported). */
@@ -184,7 +278,7 @@ static int pairs_to_do(run *r)
             error_line("%s: %s", ctx->o->database, ctx->err);
             return -1;
         }
-        if (has_m && (has_g || ctx->o->verify != VERIFY_OWN))
+        if (has_m && !ctx->o->replace_matches && (has_g || ctx->o->verify != VERIFY_OWN))
             continue;
         pairs->v[n_todo][0] = pairs->v[k][0];
         pairs->v[n_todo][1] = pairs->v[k][1];
@@ -249,15 +343,21 @@ static int match_pairs(run *r)
 static int run_all(run *r)
 {
     const options *o = r->ctx.o;
-    if (image_list_read(o->images, &r->list) != 0 || open_all(r) != 0 || add_images(r) != 0 ||
+    if (image_list_read(o->images, &r->list) != 0 || open_all(r) != 0 ||
+        (o->reuse_keypoints ? find_images(r) : add_images(r)) != 0 ||
         pair_list_select(o, &r->list, &r->pairs) != 0 ||
         (o->pair_list && pair_list_write(o->pair_list, &r->list, &r->pairs) != 0) || pairs_to_do(r) != 0 ||
         match_pairs(r) != 0)
         return -1;
+    char reused[96] = "";
+    if (o->reuse_keypoints)
+        snprintf(reused, sizeof reused, ", COLMAP's keypoints, %zu not in the database skipped", r->n_absent);
+    else if (r->n_new && !colmap_exif_available())
+        snprintf(reused, sizeof reused, ", no EXIF focal lengths: built without libexif");
     fprintf(stderr,
-            PROG ": %zu images (%zu new, %zu unreadable skipped), %zu pairs (%zu matched now, %.0f matches each), "
+            PROG ": %zu images (%zu new, %zu unreadable skipped%s), %zu pairs (%zu matched now, %.0f matches each), "
                  "%.1f s\n",
-            r->list.n - r->n_unreadable, r->n_new, r->n_unreadable, r->pairs.n, r->n_matched,
+            r->list.n - r->n_unreadable - r->n_absent, r->n_new, r->n_unreadable, reused, r->pairs.n, r->n_matched,
             r->n_matched ? (double)r->total_matches / r->n_matched : 0.0, mn_cli_seconds() - r->t0);
     return 0;
 }
@@ -274,6 +374,10 @@ int main(int argc, char **argv)
     struct stat st;
     if (stat(o.images, &st) != 0 || !S_ISDIR(st.st_mode)) {
         error_line("--images '%s' is not a folder", o.images);
+        return 2;
+    }
+    if (o.reuse_keypoints && stat(o.database, &st) != 0) {
+        error_line("--reuse-keypoints: database '%s' does not exist (run colmap feature_extractor first)", o.database);
         return 2;
     }
 

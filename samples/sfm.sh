@@ -4,7 +4,15 @@
 # COLMAP's geometric verification, colmap mapper and colmap model_analyzer.
 #
 #   samples/sfm.sh IMAGES_DIR WORK_DIR [--max-size PX] [--verify colmap|own]
-#                  [--max-keypoints N] [--single-camera]
+#                  [--max-keypoints N] [--single-camera] [--camera-model NAME]
+#                  [--colmap-keypoints]
+#
+# --colmap-keypoints: COLMAP's own SIFT keypoints and cameras (colmap
+# feature_extractor on the CPU; --max-keypoints, --single-camera,
+# --camera-model and --max-size, as its max_num_features, single_camera,
+# camera_model and max_image_size, go to it), described and matched by matchnet-colmap
+# --reuse-keypoints; COLMAP's descriptors stay in the database unused.
+# Otherwise matchnet-colmap detects the keypoints and makes the cameras.
 #
 # Writes WORK_DIR/database.db, WORK_DIR/pairs.txt and the models under
 # WORK_DIR/sparse/N. The last line of its output is JSON about the largest
@@ -18,20 +26,37 @@
 set -eu
 
 usage() {
-    echo "usage: $0 IMAGES_DIR WORK_DIR [--max-size PX] [--verify colmap|own] [--max-keypoints N] [--single-camera]" >&2
+    echo "usage: $0 IMAGES_DIR WORK_DIR [--max-size PX] [--verify colmap|own] [--max-keypoints N] [--single-camera]" \
+        "[--camera-model NAME] [--colmap-keypoints]" >&2
     exit 2
 }
 [ $# -ge 2 ] || usage
 images=$1
 work=$2
 shift 2
-extra=""
+extra=""       # matchnet-colmap's options, either way
+own=""         # matchnet-colmap's options when it detects the keypoints
+colmap_opts="" # colmap feature_extractor's, with --colmap-keypoints
 verify=colmap
+colmap_keypoints=0
 while [ $# -gt 0 ]; do
     case $1 in
-    --max-size | --max-keypoints)
+    --max-size)
         [ $# -ge 2 ] || usage
         extra="$extra $1 $2"
+        colmap_opts="$colmap_opts --SiftExtraction.max_image_size $2"
+        shift 2
+        ;;
+    --max-keypoints)
+        [ $# -ge 2 ] || usage
+        own="$own $1 $2"
+        colmap_opts="$colmap_opts --SiftExtraction.max_num_features $2"
+        shift 2
+        ;;
+    --camera-model)
+        [ $# -ge 2 ] || usage
+        own="$own $1 $2"
+        colmap_opts="$colmap_opts --ImageReader.camera_model $2"
         shift 2
         ;;
     --verify)
@@ -40,7 +65,12 @@ while [ $# -gt 0 ]; do
         shift 2
         ;;
     --single-camera)
-        extra="$extra $1"
+        own="$own $1"
+        colmap_opts="$colmap_opts --ImageReader.single_camera 1"
+        shift
+        ;;
+    --colmap-keypoints)
+        colmap_keypoints=1
         shift
         ;;
     *) usage ;;
@@ -65,6 +95,17 @@ mkdir -p "$work"
 db=$work/database.db
 start=$(date +%s.%N)
 
+if [ "$colmap_keypoints" = 1 ]; then
+    # COLMAP's SIFT keypoints (and descriptors, unused) and its cameras with
+    # their EXIF priors; images already in the database are skipped.
+    # shellcheck disable=SC2086 # $colmap_opts holds separate words on purpose
+    colmap feature_extractor --database_path "$db" --image_path "$images" --SiftExtraction.use_gpu 0 \
+        $colmap_opts >"$work/extract.log" 2>&1 ||
+        { tail -n 20 "$work/extract.log" >&2; echo "$0: colmap feature_extractor failed" >&2; exit 1; }
+    extra="$extra --reuse-keypoints"
+else
+    extra="$extra $own"
+fi
 # shellcheck disable=SC2086 # $extra holds separate words on purpose
 "$bin" --images "$images" --database "$db" --verify "$verify" --pair-list "$work/pairs.txt" $extra 2>&1 |
     tee "$work/matchnet.log" >&2

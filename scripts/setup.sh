@@ -1,12 +1,13 @@
 #!/bin/sh
 # Install the Debian 12 packages libmatchnet needs (as root, or through sudo).
 #   scripts/setup.sh           build and test: compilers, CMake, OpenBLAS, OpenCV and TurboJPEG
-#                            (plugin and tools), Python 3 (the tests check JSON output with it)
+#                            (plugin and tools), SQLite and libexif (matchnet-colmap), Python 3
+#                            (the tests check JSON output with it)
 #   scripts/setup.sh --bench   also the benchmark's peers and training: PyTorch, Python OpenCV
 #   scripts/setup.sh --fuzz    also clang and its sanitizer runtimes (tests/fuzz/run.sh)
 # Packages already installed are skipped, so a second run is quick.
 set -eu
-pkgs="build-essential g++ cmake pkg-config libopenblas-dev libopencv-dev libturbojpeg0-dev libsqlite3-dev python3"
+pkgs="build-essential g++ cmake pkg-config libopenblas-dev libopencv-dev libturbojpeg0-dev libsqlite3-dev libexif-dev python3"
 for arg in "$@"; do
     case "$arg" in
     --bench) pkgs="$pkgs python3-torch python3-numpy python3-opencv" ;;

@@ -7,8 +7,15 @@
  * checks the column order of swapped pairs), resuming without duplicates,
  * an unreadable image, --single-camera, --max-size (keypoints back in
  * full-resolution coordinates), and refusal of foreign databases.
+ * With --colmap (test_colmap_reuse): --reuse-keypoints on the database
+ * colmap feature_extractor makes of the views - its keypoints,
+ * descriptors, cameras and images untouched, every pair matched with
+ * indices into COLMAP's keypoint rows that agree with the scene, a rerun
+ * skips, --replace-matches writes them again (and drops stale two-view
+ * geometries), 4-column keypoint rows, a file colmap has not seen.
  *
  *   test_colmap PATH/TO/matchnet-colmap      run the checks
+ *   test_colmap PATH/TO/matchnet-colmap --colmap PATH/TO/colmap
  *   test_colmap --render DIR                 only write the views to DIR
  *
  * The views are ray-traced here: a box in front of a wall, both with a
@@ -255,8 +262,11 @@ typedef struct db_image {
     long long nkp;
 } db_image;
 
-/* Read images (by name order) with their keypoints. Returns their number. */
-static int read_images(sqlite3 *db, db_image *out, int max)
+/* Read images (by name order) with their keypoints, as rows of 6 (COLMAP's
+ * 4-column rows (x, y, scale, orientation) are expanded here, written out
+ * from COLMAP's FeatureKeypoint constructor). want_cols: the columns every
+ * keypoints row must have. Returns their number. */
+static int read_images_cols(sqlite3 *db, db_image *out, int max, int want_cols)
 {
     sqlite3_stmt *st;
     int n = 0;
@@ -271,13 +281,28 @@ static int read_images(sqlite3 *db, db_image *out, int max)
         snprintf(im->name, sizeof im->name, "%s", (const char *)sqlite3_column_text(st, 2));
         im->nkp = sqlite3_column_int64(st, 3);
         int cols = sqlite3_column_int(st, 4), bytes = sqlite3_column_bytes(st, 5);
-        CHECK(cols == 6, "%s: keypoints have %d columns", im->name, cols);
-        CHECK(bytes == im->nkp * 6 * 4, "%s: keypoint blob %d bytes for %lld rows", im->name, bytes, im->nkp);
-        im->kp = malloc((size_t)bytes + 4);
-        memcpy(im->kp, sqlite3_column_blob(st, 5), (size_t)bytes);
+        CHECK(want_cols ? cols == want_cols : cols == 4 || cols == 6, "%s: keypoints have %d columns", im->name, cols);
+        CHECK(bytes == im->nkp * cols * 4, "%s: keypoint blob %d bytes for %lld rows", im->name, bytes, im->nkp);
+        im->kp = malloc((size_t)im->nkp * 6 * sizeof *im->kp + 4);
+        const float *in = sqlite3_column_blob(st, 5);
+        for (long long r = 0; r < im->nkp && bytes == im->nkp * cols * 4; r++) {
+            float *o = im->kp + 6 * r;
+            if (cols == 6) {
+                memcpy(o, in + 6 * r, 6 * sizeof *o);
+            } else {
+                const float *k = in + 4 * r;
+                o[0] = k[0], o[1] = k[1];
+                o[2] = k[2] * cosf(k[3]), o[3] = -k[2] * sinf(k[3]), o[4] = k[2] * sinf(k[3]), o[5] = k[2] * cosf(k[3]);
+            }
+        }
     }
     sqlite3_finalize(st);
     return n;
+}
+
+static int read_images(sqlite3 *db, db_image *out, int max)
+{
+    return read_images_cols(db, out, max, 6);
 }
 
 static void check_cameras_and_keypoints(sqlite3 *db, const db_image *im, int n)
@@ -405,12 +430,270 @@ static void expect_refusal(const char *what, const char *setup_sql, const char *
     free(err);
 }
 
+/* ------------------------------------------------------------------------ */
+/* --reuse-keypoints on a database made by colmap feature_extractor          */
+/* ------------------------------------------------------------------------ */
+
+/* Every value of every row a query returns, concatenated: a table's
+ * content to compare before and after. */
+static char *table_dump(sqlite3 *db, const char *sql, size_t *len)
+{
+    sqlite3_stmt *st;
+    size_t n = 0, cap = 1024;
+    char *out = malloc(cap);
+    if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK) {
+        CHECK(0, "%s: %s", sql, sqlite3_errmsg(db));
+        *len = 0;
+        return out;
+    }
+    while (sqlite3_step(st) == SQLITE_ROW)
+        for (int c = 0; c < sqlite3_column_count(st); c++) {
+            const void *v = sqlite3_column_blob(st, c);
+            size_t b = (size_t)sqlite3_column_bytes(st, c);
+            while (n + b + 1 > cap)
+                out = realloc(out, cap *= 2);
+            if (b)
+                memcpy(out + n, v, b);
+            n += b;
+            out[n++] = '|';
+        }
+    sqlite3_finalize(st);
+    *len = n;
+    return out;
+}
+
+static int same_dump(sqlite3 *db, const char *sql, const char *before, size_t before_len)
+{
+    size_t len;
+    char *now = table_dump(db, sql, &len);
+    int same = len == before_len && memcmp(now, before, len) == 0;
+    free(now);
+    return same;
+}
+
+static const char *const colmap_tables[] = {
+    "SELECT image_id, rows, cols, data FROM keypoints ORDER BY image_id",
+    "SELECT image_id, rows, cols, data FROM descriptors ORDER BY image_id",
+    "SELECT * FROM cameras ORDER BY camera_id",
+    "SELECT * FROM images ORDER BY image_id",
+};
+#define N_COLMAP_TABLES (sizeof colmap_tables / sizeof *colmap_tables)
+#define MATCHES_SQL "SELECT pair_id, rows, cols, data FROM matches ORDER BY pair_id"
+
+/* The tables colmap feature_extractor wrote are as they were. */
+static void check_colmap_tables(sqlite3 *db, char *const *dump, const size_t *len, const char *when)
+{
+    for (size_t t = 0; t < N_COLMAP_TABLES; t++)
+        CHECK(same_dump(db, colmap_tables[t], dump[t], len[t]), "%s: '%s' changed", when, colmap_tables[t]);
+}
+
+static void free_images(db_image *im, int n)
+{
+    for (int k = 0; k < n; k++)
+        free(im[k].kp);
+}
+
+static int reuse_run(const char *images, const char *db_path, const char *more)
+{
+    char args[1024];
+    snprintf(args, sizeof args, "--images '%s' --database '%s' --reuse-keypoints %s", images, db_path, more);
+    return run(args);
+}
+
+/* Run colmap feature_extractor (cmd, which writes db_path) under a time
+ * limit: COLMAP 3.8's feature_extractor now and then hangs after its work
+ * is done (its thread pool's shutdown), so a run that does not end is
+ * killed and retried with a fresh database. Returns 0 when one succeeded. */
+static int run_colmap_extractor(const char *cmd, const char *db_path)
+{
+    char full[2048], rm[512];
+    snprintf(full, sizeof full, "timeout -s KILL 120 %s", cmd);
+    snprintf(rm, sizeof rm, "rm -f '%s' '%s-wal' '%s-shm'", db_path, db_path, db_path);
+    for (int attempt = 0; attempt < 3; attempt++) {
+        if (system(rm) != 0)
+            return -1;
+        int st = system(full);
+        if (WIFEXITED(st) && WEXITSTATUS(st) == 0)
+            return 0;
+        if (!WIFEXITED(st) || (WEXITSTATUS(st) != 137 && WEXITSTATUS(st) != 124))
+            return -1;
+        fprintf(stderr, "colmap feature_extractor did not end in 120 s; retried\n");
+    }
+    return -1;
+}
+
+static int run_reuse_checks(const char *colmap)
+{
+    snprintf(tmpdir, sizeof tmpdir, "/tmp/test_colmap_reuse.XXXXXX");
+    if (!mkdtemp(tmpdir)) {
+        perror("mkdtemp");
+        return 1;
+    }
+    char images[128], db_path[128], cmd[1024];
+    snprintf(images, sizeof images, "%s/images", tmpdir);
+    snprintf(db_path, sizeof db_path, "%s/colmap.db", tmpdir);
+    mkdir(images, 0777);
+    CHECK(render(images) == 0, "cannot render the views into %s", images);
+
+    /* A database missing: refused, none made. */
+    int rc = reuse_run(images, db_path, "");
+    CHECK(rc == 2 && access(db_path, F_OK) != 0, "--reuse-keypoints without a database: status %d", rc);
+
+    snprintf(cmd, sizeof cmd,
+             "env QT_QPA_PLATFORM=offscreen '%s' feature_extractor --database_path '%s' --image_path '%s' "
+             "--SiftExtraction.use_gpu 0 --SiftExtraction.num_threads 1 --SiftExtraction.max_num_features 1000 "
+             ">'%s/colmap.log' 2>&1",
+             colmap, db_path, images, tmpdir);
+    CHECK(run_colmap_extractor(cmd, db_path) == 0, "%s failed (log in %s)", cmd, tmpdir);
+    /* A file colmap has not seen: skipped, reported. */
+    snprintf(cmd, sizeof cmd, "cp '%s/view0.pgm' '%s/zz_extra.pgm'", images, images);
+    CHECK(system(cmd) == 0, "%s", cmd);
+
+    sqlite3 *db = open_db(db_path);
+    if (!db)
+        return check_summary("test_colmap_reuse");
+    char *dump[N_COLMAP_TABLES];
+    size_t len[N_COLMAP_TABLES];
+    for (size_t t = 0; t < N_COLMAP_TABLES; t++)
+        dump[t] = table_dump(db, colmap_tables[t], &len[t]);
+    CHECK(query_int(db, "SELECT count(*) FROM keypoints WHERE cols = 6") == NVIEWS &&
+              query_int(db, "SELECT count(*) FROM descriptors WHERE cols = 128 AND rows > 100") == NVIEWS,
+          "colmap feature_extractor did not store 6-column keypoints and SIFT descriptors for %d views", NVIEWS);
+    sqlite3_close(db);
+
+    /* 1. Describe COLMAP's keypoints and match every pair. */
+    rc = reuse_run(images, db_path, "");
+    char *err = stderr_text();
+    CHECK(rc == 0, "--reuse-keypoints: status %d: %s", rc, err);
+    CHECK(strstr(err, "skipping 'zz_extra.pgm': not in the database") &&
+              strstr(err, "5 images (0 new, 0 unreadable skipped, COLMAP's keypoints, 1 not in the database skipped), "
+                          "10 pairs (10 matched now"),
+          "--reuse-keypoints: stderr '%s'", err);
+    free(err);
+    db_image im[NVIEWS + 1];
+    int n = 0;
+    char *matches = NULL;
+    size_t matches_len = 0;
+    make_views();
+    if ((db = open_db(db_path)) != NULL) {
+        check_colmap_tables(db, dump, len, "--reuse-keypoints");
+        CHECK(query_int(db, "SELECT count(*) FROM images") == NVIEWS, "images added");
+        CHECK(query_int(db, "SELECT count(*) FROM keypoints JOIN descriptors USING(image_id) WHERE "
+                            "keypoints.rows = descriptors.rows") == NVIEWS,
+              "keypoint rows no longer those of COLMAP's descriptors");
+        n = read_images(db, im, NVIEWS + 1);
+        CHECK(n == NVIEWS, "%d images with keypoints", n);
+        /* Indices in range, each pair once, matches agree with the scene. */
+        check_matches(db, im, n, "matches", NVIEWS * (NVIEWS - 1) / 2);
+        CHECK(query_int(db, "SELECT count(*) FROM two_view_geometries") == 0, "two-view geometries written");
+        matches = table_dump(db, MATCHES_SQL, &matches_len);
+        /* Spoil one pair's matches, to see --replace-matches write them again. */
+        CHECK(sqlite3_exec(db, "UPDATE matches SET rows = 1, data = zeroblob(8) WHERE pair_id = 2147483649", NULL, NULL,
+                           NULL) == SQLITE_OK,
+              "cannot update matches: %s", sqlite3_errmsg(db));
+        sqlite3_close(db);
+    }
+
+    /* 2. A rerun skips every pair (the spoilt one has matches too). */
+    rc = reuse_run(images, db_path, "");
+    err = stderr_text();
+    CHECK(rc == 0 && strstr(err, "10 pairs (0 matched now"), "rerun: status %d, stderr '%s'", rc, err);
+    free(err);
+    if ((db = open_db(db_path)) != NULL) {
+        CHECK(query_int(db, "SELECT rows FROM matches WHERE pair_id = 2147483649") == 1, "rerun rewrote a pair");
+        sqlite3_close(db);
+    }
+
+    /* 3. --replace-matches --verify own: every pair again, the same matches
+     * as the first time (the descriptors are the same), geometries written. */
+    rc = reuse_run(images, db_path, "--replace-matches --verify own");
+    err = stderr_text();
+    CHECK(rc == 0 && strstr(err, "10 pairs (10 matched now"), "--replace-matches: status %d, stderr '%s'", rc, err);
+    free(err);
+    if ((db = open_db(db_path)) != NULL) {
+        check_colmap_tables(db, dump, len, "--replace-matches");
+        CHECK(matches && same_dump(db, MATCHES_SQL, matches, matches_len),
+              "--replace-matches: the matches are not those of the first run");
+        CHECK(query_int(db, "SELECT count(*) FROM two_view_geometries WHERE config = 3") == 10,
+              "--verify own: %lld verified pairs", query_int(db, "SELECT count(*) FROM two_view_geometries WHERE config = 3"));
+        sqlite3_close(db);
+    }
+
+    /* 4. --replace-matches (COLMAP verifies): the old geometries go, since
+     * they belong to the matches being replaced. */
+    rc = reuse_run(images, db_path, "--replace-matches --pairs sequential:1");
+    err = stderr_text();
+    CHECK(rc == 0 && strstr(err, "4 pairs (4 matched now"), "--replace-matches sequential:1: status %d, stderr '%s'",
+          rc, err);
+    free(err);
+    if ((db = open_db(db_path)) != NULL) {
+        CHECK(query_int(db, "SELECT count(*) FROM two_view_geometries") == 6,
+              "--replace-matches: %lld geometries left, want the 6 pairs not matched again",
+              query_int(db, "SELECT count(*) FROM two_view_geometries"));
+        /* 5. COLMAP's older 4-column rows (x, y, scale, orientation) for one
+         * view: every row still described, matches still right. */
+        free_images(im, n);
+        n = read_images(db, im, NVIEWS + 1);
+        const db_image *v2 = NULL;
+        for (int k = 0; k < n; k++)
+            if (strcmp(im[k].name, "view2.pgm") == 0)
+                v2 = &im[k];
+        if (v2) {
+            float *r4 = malloc((size_t)v2->nkp * 4 * sizeof *r4 + 4);
+            for (long long r = 0; r < v2->nkp; r++) {
+                const float *k6 = v2->kp + 6 * r;
+                r4[4 * r] = k6[0];
+                r4[4 * r + 1] = k6[1];
+                r4[4 * r + 2] = hypotf(k6[2], k6[4]);
+                r4[4 * r + 3] = atan2f(k6[4], k6[2]);
+            }
+            sqlite3_stmt *st;
+            sqlite3_prepare_v2(db, "UPDATE keypoints SET cols = 4, data = ? WHERE image_id = ?", -1, &st, NULL);
+            sqlite3_bind_blob(st, 1, r4, (int)(v2->nkp * 16), SQLITE_TRANSIENT);
+            sqlite3_bind_int64(st, 2, v2->id);
+            CHECK(sqlite3_step(st) == SQLITE_DONE, "cannot write 4-column keypoints: %s", sqlite3_errmsg(db));
+            sqlite3_finalize(st);
+            free(r4);
+        }
+        CHECK(v2 != NULL, "view2.pgm not in the database");
+        CHECK(sqlite3_exec(db, "DELETE FROM matches; DELETE FROM two_view_geometries", NULL, NULL, NULL) == SQLITE_OK,
+              "cannot clear the matches");
+        sqlite3_close(db);
+    }
+    rc = reuse_run(images, db_path, "");
+    err = stderr_text();
+    CHECK(rc == 0 && strstr(err, "10 pairs (10 matched now"), "4-column keypoints: status %d, stderr '%s'", rc, err);
+    free(err);
+    if ((db = open_db(db_path)) != NULL) {
+        db_image im4[NVIEWS + 1];
+        int n4 = read_images_cols(db, im4, NVIEWS + 1, 0);
+        CHECK(query_int(db, "SELECT cols FROM keypoints JOIN images USING(image_id) WHERE name = 'view2.pgm'") == 4,
+              "view2's 4-column keypoints were rewritten");
+        check_matches(db, im4, n4, "matches", NVIEWS * (NVIEWS - 1) / 2);
+        free_images(im4, n4);
+        sqlite3_close(db);
+    }
+
+    free_images(im, n);
+    free(matches);
+    for (size_t t = 0; t < N_COLMAP_TABLES; t++)
+        free(dump[t]);
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir);
+    if (check_failures == 0 && system(cmd) != 0)
+        fprintf(stderr, "cannot remove %s\n", tmpdir);
+    return check_summary("test_colmap_reuse");
+}
+
 int main(int argc, char **argv)
 {
     if (argc == 3 && strcmp(argv[1], "--render") == 0)
         return render(argv[2]) == 0 ? 0 : 1;
+    if (argc == 4 && strcmp(argv[2], "--colmap") == 0) {
+        exe = argv[1];
+        return run_reuse_checks(argv[3]);
+    }
     if (argc != 2) {
-        fprintf(stderr, "usage: test_colmap PATH/TO/matchnet-colmap | --render DIR\n");
+        fprintf(stderr, "usage: test_colmap PATH/TO/matchnet-colmap [--colmap PATH/TO/colmap] | --render DIR\n");
         return 2;
     }
     exe = argv[1];
