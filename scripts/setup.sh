@@ -7,7 +7,7 @@
 #   scripts/setup.sh --fuzz    also clang and its sanitizer runtimes (tests/fuzz/run.sh)
 # Packages already installed are skipped, so a second run is quick.
 set -eu
-pkgs="build-essential g++ cmake pkg-config libopenblas-dev libopencv-dev libturbojpeg0-dev libsqlite3-dev libexif-dev python3"
+pkgs="build-essential g++ cmake pkg-config libopenblas-dev libopencv-dev libturbojpeg0-dev libsqlite3-dev libexif-dev python3 python3-numpy python3-opencv python3-h5py"
 for arg in "$@"; do
     case "$arg" in
     --bench) pkgs="$pkgs python3-torch python3-numpy python3-opencv" ;;
