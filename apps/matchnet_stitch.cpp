@@ -14,6 +14,7 @@
  */
 #include "cli.h"
 
+#include <matchnet/opencv.h>
 #include <matchnet/opencv.hpp>
 
 #include <opencv2/imgcodecs.hpp>
@@ -84,6 +85,13 @@ int main(int argc, char** argv)
 
     std::vector<cv::Mat> images;
     for (const char* p : paths) {
+        // The header's size against the library's pixel limit first: OpenCV
+        // would allocate whatever a (tiny) file's header asks for.
+        int w = 0, h = 0;
+        if (mn_image_probe(p, &w, &h) != MN_OK) {
+            mn_cli_error(PROG, "%s", mn_last_error());
+            return report("read_error", paths.size(), 0, cv::Mat());
+        }
         images.push_back(cv::imread(p, cv::IMREAD_COLOR));
         if (images.back().empty()) {
             mn_cli_error(PROG, "cannot read %s", p);

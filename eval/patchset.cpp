@@ -81,6 +81,19 @@
 
 namespace {
 
+// cv::imread with the library's pixel limit checked from the header first
+// (mn_image_probe): OpenCV allocates whatever a file's header asks for.
+// An empty Mat when the file cannot be read; the reason goes to stderr.
+cv::Mat imread_limited(const std::string &path, int flags)
+{
+    int w = 0, h = 0;
+    if (mn_image_probe(path.c_str(), &w, &h) != MN_OK) {
+        std::fprintf(stderr, "matchnet-patchset: %s\n", mn_last_error());
+        return cv::Mat();
+    }
+    return cv::imread(path, flags);
+}
+
 const int P = 64;
 const size_t PP = (size_t)P * P;
 
@@ -324,7 +337,7 @@ std::vector<ViewPair> oxford_pairs(const std::string &dir)
         return std::string();
     };
     for (auto &seq : seqs) {
-        cv::Mat a = cv::imread(find_img(seq, 1), cv::IMREAD_GRAYSCALE);
+        cv::Mat a = imread_limited(find_img(seq, 1), cv::IMREAD_GRAYSCALE);
         if (a.empty()) {
             std::fprintf(stderr, "matchnet-patchset: cannot read %s/img1\n", seq.c_str());
             std::exit(1);
@@ -334,7 +347,7 @@ std::vector<ViewPair> oxford_pairs(const std::string &dir)
             cv::Matx33d h;
             for (int i = 0; i < 9; i++)
                 hf >> h.val[i];
-            cv::Mat b = cv::imread(find_img(seq, k), cv::IMREAD_GRAYSCALE);
+            cv::Mat b = imread_limited(find_img(seq, k), cv::IMREAD_GRAYSCALE);
             if (!hf || b.empty()) {
                 std::fprintf(stderr, "matchnet-patchset: %s: missing img%d or H1to%dp\n", seq.c_str(), k, k);
                 std::exit(1);
@@ -991,7 +1004,7 @@ int main(int argc, char **argv)
             const size_t pi = (size_t)v % list.size();
             if (cache[pi].empty()) {
                 // Decode once (photos are up to 6000 px), keep at most 1600 px.
-                cv::Mat full = cv::imread(list[pi], cv::IMREAD_GRAYSCALE);
+                cv::Mat full = imread_limited(list[pi], cv::IMREAD_GRAYSCALE);
                 if (full.empty()) {
                     std::fprintf(stderr, "\nmatchnet-patchset: skipping unreadable %s\n", list[pi].c_str());
                     continue;

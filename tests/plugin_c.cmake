@@ -14,6 +14,16 @@ target_link_libraries(test_plugin_c PRIVATE matchnet_opencv PkgConfig::MN_TEST_T
 add_test(NAME test_plugin_c COMMAND test_plugin_c)
 set_tests_properties(test_plugin_c PROPERTIES TIMEOUT 300)
 
+# The pixel limit from every format's header, mn_image_probe, MATCHNET_MAX_IMAGE_PIXELS.
+add_executable(test_image_limits test_image_limits.cpp)
+target_link_libraries(test_image_limits PRIVATE matchnet_opencv)
+if(TARGET matchnet-match AND TARGET matchnet-stitch AND TARGET matchnet-colmap)
+  add_test(NAME test_image_limits COMMAND test_image_limits $<TARGET_FILE:matchnet-match>
+           $<TARGET_FILE:matchnet-stitch> $<TARGET_FILE:matchnet-colmap>)
+else()
+  add_test(NAME test_image_limits COMMAND test_image_limits)
+endif()
+
 add_executable(test_match_json test_match_json.c ${PROJECT_SOURCE_DIR}/apps/match_json.c)
 target_include_directories(test_match_json PRIVATE ${PROJECT_SOURCE_DIR}/apps ${PROJECT_SOURCE_DIR}/include)
 target_link_libraries(test_match_json PRIVATE m)

@@ -9,6 +9,7 @@
  */
 #include "matchnet/opencv.h"
 #include "crc32.h" /* src/crc32.h: the engine's CRC-32, compiled into this library too */
+#include "image_header.h"
 
 #include <opencv2/calib3d.hpp>
 #include <opencv2/core.hpp>
@@ -37,8 +38,21 @@
 
 namespace {
 
-/* Largest image mn_image_load() decodes: 2^28 pixels (256 MiB of grey). */
-constexpr uint64_t kMaxPixels = uint64_t(1) << 28;
+using mn_plugin::PixelLimit;
+
+/* The pixel limit, or a status when MATCHNET_MAX_IMAGE_PIXELS is not a number. */
+mn_status pixel_limit(const char *func, PixelLimit &limit)
+{
+    limit = mn_plugin::max_image_pixels();
+    return limit.ok ? MN_OK : mn_error_set(MN_ERR_INVALID_ARGUMENT, func, limit.error.c_str());
+}
+
+mn_status over_limit(const char *func, const char *path, uint64_t w, uint64_t h, const PixelLimit &limit)
+{
+    return mn_error_set(MN_ERR_INVALID_ARGUMENT, func,
+                        ("'" + std::string(path) + "' has " + std::to_string(w) + " x " + std::to_string(h) +
+                         " pixels, " + mn_plugin::pixel_limit_text(limit)).c_str());
+}
 
 mn_status fail(mn_status status, const char *func, const std::string &message)
 {
@@ -102,12 +116,11 @@ mn_status read_whole_file(const char *func, const char *path, std::vector<unsign
 }
 
 /* Copy a decoded grey cv::Mat into a malloc'ed mn_image. */
-mn_status image_from_mat(const char *func, const char *path, const cv::Mat &grey, mn_image *out)
+mn_status image_from_mat(const char *func, const char *path, const cv::Mat &grey, const PixelLimit &limit,
+                         mn_image *out)
 {
-    if ((uint64_t)grey.rows * (uint64_t)grey.cols > kMaxPixels)
-        return fail(MN_ERR_INVALID_ARGUMENT, func,
-                    quoted(path) + " has " + std::to_string(grey.cols) + " x " + std::to_string(grey.rows) +
-                        " pixels, more than 2^28");
+    if ((uint64_t)grey.rows * (uint64_t)grey.cols > limit.pixels)
+        return over_limit(func, path, (uint64_t)grey.cols, (uint64_t)grey.rows, limit);
     const size_t w = (size_t)grey.cols, h = (size_t)grey.rows;
     uint8_t *px = (uint8_t *)std::malloc(w * h > 0 ? w * h : 1);
     if (!px)
@@ -137,7 +150,8 @@ struct TjHandle {
 /* Decode a JPEG held in memory. Returns MN_ERR_UNSUPPORTED, with no
  * message, for CMYK/YCCK files, which TurboJPEG cannot turn into grey:
  * the caller hands those to OpenCV. */
-mn_status load_jpeg(const char *func, const char *path, const std::vector<unsigned char> &bytes, mn_image *out)
+mn_status load_jpeg(const char *func, const char *path, const std::vector<unsigned char> &bytes,
+                    const PixelLimit &limit, mn_image *out)
 {
     TjHandle tj;
     if (!tj.h)
@@ -147,10 +161,8 @@ mn_status load_jpeg(const char *func, const char *path, const std::vector<unsign
         return fail(MN_ERR_FORMAT, func, quoted(path) + ": not a readable JPEG: " + tjGetErrorStr2(tj.h));
     if (w <= 0 || h <= 0)
         return fail(MN_ERR_FORMAT, func, quoted(path) + ": truncated JPEG (no frame header)");
-    if ((uint64_t)w * (uint64_t)h > kMaxPixels)
-        return fail(MN_ERR_INVALID_ARGUMENT, func,
-                    quoted(path) + " has " + std::to_string(w) + " x " + std::to_string(h) +
-                        " pixels, more than 2^28");
+    if ((uint64_t)w * (uint64_t)h > limit.pixels)
+        return over_limit(func, path, (uint64_t)w, (uint64_t)h, limit);
     if (colorspace == TJCS_CMYK || colorspace == TJCS_YCCK)
         return MN_ERR_UNSUPPORTED;
     uint8_t *px = (uint8_t *)std::malloc((size_t)w * (size_t)h);
@@ -181,7 +193,7 @@ uint32_t be32(const unsigned char *p)
  * message for a zero or oversized dimension or an invalid depth. Images
  * over the pixel limit are refused here, before any decompression. */
 mn_status check_png_header(const char *func, const char *path, const std::string &type, uint32_t len,
-                           const unsigned char *d)
+                           const unsigned char *d, const PixelLimit &limit)
 {
     if (type != "IHDR" || len != 13)
         return fail(MN_ERR_FORMAT, func, quoted(path) + ": corrupt PNG (no IHDR chunk first)");
@@ -197,17 +209,15 @@ mn_status check_png_header(const char *func, const char *path, const std::string
                     quoted(path) + ": corrupt PNG (IHDR: " + std::to_string(w) + " x " + std::to_string(h) +
                         " pixels, colour type " + std::to_string(colour) + ", bit depth " + std::to_string(depth) +
                         ")");
-    if ((uint64_t)w * h > kMaxPixels)
-        return fail(MN_ERR_INVALID_ARGUMENT, func,
-                    quoted(path) + " has " + std::to_string(w) + " x " + std::to_string(h) +
-                        " pixels, more than 2^28");
+    if ((uint64_t)w * h > limit.pixels)
+        return over_limit(func, path, w, h, limit);
     return MN_OK;
 }
 
 /* Walk a PNG's chunks (lengths, CRCs, IEND) before OpenCV sees it: libpng,
  * as OpenCV sets it up, prints its errors on stderr, and a truncated or
  * damaged file is the common way to reach them. */
-mn_status check_png(const char *func, const char *path, const std::vector<unsigned char> &b)
+mn_status check_png(const char *func, const char *path, const std::vector<unsigned char> &b, const PixelLimit &limit)
 {
     size_t off = 8;
     for (int chunk = 0;; chunk++) {
@@ -224,7 +234,7 @@ mn_status check_png(const char *func, const char *path, const std::vector<unsign
             return fail(MN_ERR_FORMAT, func, quoted(path) + ": corrupt PNG (chunk " + std::to_string(chunk) +
                                                  " has a wrong CRC)");
         if (chunk == 0) {
-            mn_status st = check_png_header(func, path, type, len, &b[off + 8]);
+            mn_status st = check_png_header(func, path, type, len, &b[off + 8], limit);
             if (st != MN_OK)
                 return st;
         }
@@ -256,17 +266,20 @@ bool allowed_format(const std::vector<unsigned char> &b)
  * reading so that tests/fuzz/fuzz_image.cc can feed it bytes directly. */
 mn_status image_decode(const char *func, const char *path, const std::vector<unsigned char> &bytes, mn_image *out)
 {
-    mn_status st;
+    PixelLimit limit;
+    mn_status st = pixel_limit(func, limit);
+    if (st != MN_OK)
+        return st;
     if (bytes.empty())
         return fail(MN_ERR_FORMAT, func, quoted(path) + " is empty");
     if (bytes.size() >= 3 && bytes[0] == 0xFF && bytes[1] == 0xD8 && bytes[2] == 0xFF) {
-        st = load_jpeg(func, path, bytes, out);
+        st = load_jpeg(func, path, bytes, limit, out);
         if (st != MN_ERR_UNSUPPORTED)
             return st;
     }
     static const unsigned char png_signature[8] = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1A, '\n'};
     if (bytes.size() >= 8 && std::memcmp(bytes.data(), png_signature, 8) == 0 &&
-        (st = check_png(func, path, bytes)) != MN_OK)
+        (st = check_png(func, path, bytes, limit)) != MN_OK)
         return st;
     /* Only formats on this list reach OpenCV: some of the decoders it is
      * built with abort the process on malformed input (GDCM asserts on a
@@ -274,6 +287,19 @@ mn_status image_decode(const char *func, const char *path, const std::vector<uns
     if (!allowed_format(bytes))
         return fail(MN_ERR_FORMAT, func,
                     quoted(path) + ": not a supported image format (JPEG, PNG, BMP, PNM, TIFF or WebP)");
+    /* Every format's size from its header, before OpenCV allocates for it
+     * (a CMYK JPEG, handed over by load_jpeg, was checked there). */
+    const mn_plugin::HeaderSize hs = mn_plugin::read_header_size([&](uint64_t off, unsigned char *buf, size_t n) {
+        if (off >= bytes.size())
+            return (size_t)0;
+        n = std::min<uint64_t>(n, bytes.size() - off);
+        std::memcpy(buf, bytes.data() + off, n);
+        return n;
+    });
+    if (!hs.format.empty() && !hs.ok)
+        return fail(MN_ERR_FORMAT, func, quoted(path) + ": " + hs.error);
+    if (hs.ok && hs.width * hs.height > limit.pixels)
+        return over_limit(func, path, hs.width, hs.height, limit);
     /* Decode the bytes already read rather than reopening the file, so
      * that the file cannot change between the check and the decoding. */
     cv::Mat grey = cv::imdecode(bytes, cv::IMREAD_GRAYSCALE);
@@ -284,7 +310,7 @@ mn_status image_decode(const char *func, const char *path, const std::vector<uns
         grey.convertTo(eight, CV_8U);
         grey = eight;
     }
-    return image_from_mat(func, path, grey, out);
+    return image_from_mat(func, path, grey, limit, out);
 }
 
 mn_status image_load(const char *path, mn_image *out)
@@ -440,6 +466,87 @@ mn_status mn_image_load(const char *path, mn_image *out)
     return guarded(func, MN_ERR_FORMAT, [&] { return image_load(path, out); });
 }
 
+mn_status mn_image_probe(const char *path, int *width, int *height)
+{
+    static const char *func = "mn_image_probe";
+    if (width)
+        *width = 0;
+    if (height)
+        *height = 0;
+    if (!path || !width || !height)
+        return mn_error_set(MN_ERR_INVALID_ARGUMENT, func,
+                            !path ? "path is NULL" : !width ? "width is NULL" : "height is NULL");
+    return guarded(func, MN_ERR_FORMAT, [&]() -> mn_status {
+        PixelLimit limit;
+        mn_status st = pixel_limit(func, limit);
+        if (st != MN_OK)
+            return st;
+        const int fd = ::open(path, O_RDONLY | O_CLOEXEC);
+        if (fd < 0)
+            return fail(MN_ERR_IO, func, "cannot open " + quoted(path) + ": " + std::strerror(errno));
+        struct Closer {
+            int fd;
+            ~Closer() { ::close(fd); }
+        } closer{fd};
+        struct stat sb;
+        if (fstat(fd, &sb) != 0 || S_ISDIR(sb.st_mode))
+            return fail(MN_ERR_IO, func, "cannot read " + quoted(path) + ": " +
+                                             std::strerror(S_ISDIR(sb.st_mode) ? EISDIR : errno));
+        int io_errno = 0;
+        auto read = [&](uint64_t off, unsigned char *buf, size_t n) -> size_t {
+            size_t got = 0;
+            while (got < n) {
+                ssize_t r = ::pread(fd, buf + got, n - got, (off_t)(off + got));
+                if (r < 0 && errno == EINTR)
+                    continue;
+                if (r < 0)
+                    io_errno = errno;
+                if (r <= 0)
+                    break;
+                got += (size_t)r;
+            }
+            return got;
+        };
+        unsigned char m[3];
+        const size_t nm = read(0, m, 3);
+        uint64_t w = 0, h = 0;
+        if (nm == 3 && m[0] == 0xFF && m[1] == 0xD8 && m[2] == 0xFF) {
+            /* The frame header may follow large EXIF blocks: TurboJPEG reads the whole file's worth. */
+            std::vector<unsigned char> bytes;
+            st = read_whole_file(func, path, bytes);
+            if (st != MN_OK)
+                return st;
+            TjHandle tj;
+            if (!tj.h)
+                return fail(MN_ERR_OUT_OF_MEMORY, func, std::string("tjInitDecompress: ") + tjGetErrorStr2(nullptr));
+            int jw = 0, jh = 0, subsamp = 0, colorspace = 0;
+            if (tjDecompressHeader3(tj.h, bytes.data(), (unsigned long)bytes.size(), &jw, &jh, &subsamp,
+                                    &colorspace) != 0 || jw <= 0 || jh <= 0)
+                return fail(MN_ERR_FORMAT, func, quoted(path) + ": not a readable JPEG header");
+            w = (uint64_t)jw;
+            h = (uint64_t)jh;
+        } else {
+            const mn_plugin::HeaderSize hs = mn_plugin::read_header_size(read);
+            if (io_errno)
+                return fail(MN_ERR_IO, func, "cannot read " + quoted(path) + ": " + std::strerror(io_errno));
+            if (nm == 0)
+                return fail(MN_ERR_FORMAT, func, quoted(path) + " is empty");
+            if (hs.format.empty())
+                return fail(MN_ERR_FORMAT, func,
+                            quoted(path) + ": not a supported image format (JPEG, PNG, BMP, PNM, TIFF or WebP)");
+            if (!hs.ok)
+                return fail(MN_ERR_FORMAT, func, quoted(path) + ": " + hs.error);
+            w = hs.width;
+            h = hs.height;
+        }
+        if (w * h > limit.pixels || w > INT_MAX || h > INT_MAX)
+            return over_limit(func, path, w, h, limit);
+        *width = (int)w;
+        *height = (int)h;
+        return MN_OK;
+    });
+}
+
 void mn_image_free(mn_image *image)
 {
     if (!image)
@@ -467,9 +574,14 @@ mn_status mn_image_resize(const mn_image *src, int width, int height, mn_image *
         if (width < 1 || height < 1)
             return fail(MN_ERR_INVALID_ARGUMENT, func,
                         std::to_string(width) + " x " + std::to_string(height) + " is not a size to resize to");
-        if ((uint64_t)width * (uint64_t)height > kMaxPixels)
+        PixelLimit limit;
+        mn_status lst = pixel_limit(func, limit);
+        if (lst != MN_OK)
+            return lst;
+        if ((uint64_t)width * (uint64_t)height > limit.pixels)
             return fail(MN_ERR_INVALID_ARGUMENT, func,
-                        std::to_string(width) + " x " + std::to_string(height) + " is more than 2^28 pixels");
+                        std::to_string(width) + " x " + std::to_string(height) + " is " +
+                            mn_plugin::pixel_limit_text(limit));
         const size_t n = (size_t)width * (size_t)height;
         uint8_t *px = (uint8_t *)std::malloc(n);
         if (!px)

@@ -56,13 +56,30 @@ typedef struct mn_image {
  * MN_ERR_FORMAT when it cannot be decoded (empty, unknown format, truncated
  * or corrupt: a JPEG that libjpeg-turbo decodes only with a warning is
  * refused, and a PNG's chunk lengths and CRCs are checked before decoding),
- * MN_ERR_INVALID_ARGUMENT for more than 2^28 pixels (checked before
- * decoding for JPEG and PNG, after for other formats).
+ * MN_ERR_INVALID_ARGUMENT for an image over the pixel limit (checked from
+ * the file's header before anything is decoded or allocated for it, in
+ * every format). The limit is 2^28 pixels (256 MiB of grey); the
+ * environment variable MATCHNET_MAX_IMAGE_PIXELS, a positive integer read
+ * at each call, sets another (MN_ERR_INVALID_ARGUMENT when it is not a
+ * number). Above 2^30 pixels OpenCV's own limit applies too for formats
+ * other than JPEG and PNG (OPENCV_IO_MAX_IMAGE_PIXELS raises it).
  * Note: OpenCV's codecs may print on stderr: libpng and libtiff their
  * warnings for files they decode anyway, and OpenCV itself a line for a
  * file of a format it knows (BMP, PNM, TIFF, ...) that it fails to decode.
  */
 MN_CV_API mn_status mn_image_load(const char *path, mn_image *out);
+
+/**
+ * Width and height of an image file from its header, without decoding
+ * it: what mn_image_load() would give, for programs that decode the file
+ * some other way (in colour, say) and must not hand a decoder a
+ * gigapixel header. The same formats, checks of the header and pixel limit
+ * as mn_image_load(); reads a few bytes (a JPEG: the whole file). On
+ * failure *width and *height are 0: MN_ERR_IO, MN_ERR_FORMAT (unknown
+ * format, header truncated or corrupt), MN_ERR_INVALID_ARGUMENT (NULL
+ * arguments; over the pixel limit).
+ */
+MN_CV_API mn_status mn_image_probe(const char *path, int *width, int *height);
 
 /** Release the pixels of an image from mn_image_load() or mn_image_resize()
  *  and zero it. NULL is accepted. */
