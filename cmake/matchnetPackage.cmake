@@ -6,7 +6,7 @@ include(CMakePackageConfigHelpers)
 
 set(MN_CMAKE_INSTALL_DIR ${CMAKE_INSTALL_LIBDIR}/cmake/matchnet)
 
-install(EXPORT matchnetTargets NAMESPACE matchnet:: DESTINATION ${MN_CMAKE_INSTALL_DIR})
+install(EXPORT matchnetTargets NAMESPACE matchnet:: DESTINATION ${MN_CMAKE_INSTALL_DIR} COMPONENT dev)
 configure_package_config_file(${PROJECT_SOURCE_DIR}/cmake/matchnetConfig.cmake.in
                               ${PROJECT_BINARY_DIR}/matchnetConfig.cmake
                               INSTALL_DESTINATION ${MN_CMAKE_INSTALL_DIR})
@@ -14,7 +14,7 @@ configure_package_config_file(${PROJECT_SOURCE_DIR}/cmake/matchnetConfig.cmake.i
 write_basic_package_version_file(${PROJECT_BINARY_DIR}/matchnetConfigVersion.cmake
                                  VERSION ${PROJECT_VERSION} COMPATIBILITY SameMinorVersion)
 install(FILES ${PROJECT_BINARY_DIR}/matchnetConfig.cmake ${PROJECT_BINARY_DIR}/matchnetConfigVersion.cmake
-        DESTINATION ${MN_CMAKE_INSTALL_DIR})
+        DESTINATION ${MN_CMAKE_INSTALL_DIR} COMPONENT dev)
 
 # pkg-config files locate the prefix from their own directory (${pcfiledir}),
 # so `cmake --install --prefix DIR` gives working files in any DIR.
@@ -30,4 +30,4 @@ foreach(_mn_dir LIBDIR INCLUDEDIR)
   endif()
 endforeach()
 configure_file(${PROJECT_SOURCE_DIR}/cmake/matchnet.pc.in ${PROJECT_BINARY_DIR}/matchnet.pc @ONLY)
-install(FILES ${PROJECT_BINARY_DIR}/matchnet.pc DESTINATION ${MN_PC_INSTALL_DIR})
+install(FILES ${PROJECT_BINARY_DIR}/matchnet.pc DESTINATION ${MN_PC_INSTALL_DIR} COMPONENT dev)
