@@ -13,6 +13,7 @@
  * failure and 2, with one line on stderr and no summary, on a usage error.
  */
 #include "cli.h"
+#include "out_file.h"
 
 #include <matchnet/opencv.h>
 #include <matchnet/opencv.hpp>
@@ -120,8 +121,16 @@ int main(int argc, char** argv)
         size_t kept = stitcher->component().size();
         if (status != cv::Stitcher::OK)
             return report(statusName(status), images.size(), kept, cv::Mat());
-        if (!cv::imwrite(out, pano)) {
-            mn_cli_error(PROG, "cannot write %s", out);
+        // Encoded in memory and written through a temporary file: a full
+        // disk or a kill never leaves half a panorama (cv::imwrite would).
+        const char* dot = std::strrchr(out, '.');
+        std::vector<uchar> bytes;
+        if (!dot || std::strchr(dot, '/') || !cv::haveImageWriter(out) || !cv::imencode(dot, pano, bytes)) {
+            mn_cli_error(PROG, "cannot write %s: no image format for its extension", out);
+            return report("write_error", images.size(), kept, pano);
+        }
+        if (int e = mn_out_file_write(out, bytes.data(), bytes.size())) {
+            mn_cli_error(PROG, "cannot write %s: %s", out, std::strerror(e));
             return report("write_error", images.size(), kept, pano);
         }
         return report("ok", images.size(), kept, pano);

@@ -65,6 +65,7 @@
 #include <opencv2/imgproc.hpp>
 
 #include <algorithm>
+#include <cerrno>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
@@ -76,7 +77,9 @@
 #include <sstream>
 #include <random>
 #include <string>
+#include <csignal>
 #include <sys/stat.h>
+#include <unistd.h>
 #include <vector>
 
 namespace {
@@ -130,6 +133,38 @@ bool is_dir(const std::string &p)
 {
     struct stat st;
     return stat(p.c_str(), &st) == 0 && S_ISDIR(st.st_mode);
+}
+
+std::vector<std::string> list_dir(const std::string &dir);
+
+// A folder of plain files (a patch set), removed; false if anything stays.
+bool remove_flat_dir(const std::string &dir)
+{
+    for (const std::string &name : list_dir(dir))
+        std::remove((dir + "/" + name).c_str());
+    return rmdir(dir.c_str()) == 0;
+}
+
+// OUT.tmp.PID and OUT.old.PID folders that killed runs left beside OUT
+// (their process is gone) are removed before a new run starts.
+void remove_stale_sets(const std::string &out)
+{
+    const size_t slash = out.find_last_of('/');
+    const std::string parent = slash == std::string::npos ? "." : out.substr(0, slash + 1);
+    const std::string base = slash == std::string::npos ? out : out.substr(slash + 1);
+    for (const std::string &name : list_dir(parent)) {
+        for (const char *kind : {".tmp.", ".old."}) {
+            const std::string prefix = base + kind;
+            if (name.compare(0, prefix.size(), prefix) != 0 || name.size() == prefix.size() ||
+                name.find_first_not_of("0123456789", prefix.size()) != std::string::npos)
+                continue;
+            const long pid = std::atol(name.c_str() + prefix.size());
+            if (pid > 0 && pid != (long)getpid() && kill((pid_t)pid, 0) != 0 && errno == ESRCH &&
+                remove_flat_dir(parent + name))
+                std::fprintf(stderr, "matchnet-patchset: removed %s%s, left by an interrupted run\n",
+                             parent.c_str(), name.c_str());
+        }
+    }
 }
 
 std::vector<std::string> list_dir(const std::string &dir)
@@ -1060,16 +1095,35 @@ int main(int argc, char **argv)
     set.point = pool.point.data();
     set.npairs = list.size();
     set.pairs = list.data();
-    // Created only now, so that a failed run leaves no folder behind.
-    if (!is_dir(out) && mkdir(out.c_str(), 0777) != 0) {
-        std::fprintf(stderr, "matchnet-patchset: cannot create %s\n", out.c_str());
+    // The set is written to OUT.tmp.PID beside OUT and renamed to OUT when
+    // complete, so that a failed or killed run never leaves a partial set
+    // (nor spoils an older one) at OUT; the next run removes what a killed
+    // one left. An existing OUT is moved aside to OUT.old.PID for the
+    // moment between the two renames, then removed.
+    remove_stale_sets(out);
+    const std::string pid = std::to_string((long)getpid());
+    const std::string tmp = out + ".tmp." + pid, old = out + ".old." + pid;
+    if (mkdir(tmp.c_str(), 0777) != 0) {
+        std::fprintf(stderr, "matchnet-patchset: cannot create %s: %s\n", tmp.c_str(), std::strerror(errno));
         return 1;
     }
     char err[512];
-    if (brown_save(out.c_str(), &set, err, sizeof err) != 0) {
+    if (brown_save(tmp.c_str(), &set, err, sizeof err) != 0) {
         std::fprintf(stderr, "matchnet-patchset: %s\n", err);
+        remove_flat_dir(tmp);
         return 1;
     }
+    const bool had = is_dir(out);
+    if ((had && rename(out.c_str(), old.c_str()) != 0) || rename(tmp.c_str(), out.c_str()) != 0) {
+        std::fprintf(stderr, "matchnet-patchset: cannot rename %s to %s: %s\n", tmp.c_str(), out.c_str(),
+                     std::strerror(errno));
+        if (had && !is_dir(out))
+            rename(old.c_str(), out.c_str());
+        remove_flat_dir(tmp);
+        return 1;
+    }
+    if (had && !remove_flat_dir(old))
+        std::fprintf(stderr, "matchnet-patchset: warning: could not remove the old set, now %s\n", old.c_str());
     std::printf("%s: %zu patches, %zu pairs (%zu matching, %zu per negative kind), %zu correspondences in all\n",
                 out.c_str(), set.n, list.size(), npos, nneg_kind, pool.positives.size());
     return 0;

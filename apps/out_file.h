@@ -1,0 +1,27 @@
+/*
+ * out_file.h - whole-file outputs of the programs: written through a
+ * temporary file beside the target and renamed over it, so that a failed
+ * or killed run never leaves half a file, and keeps what was there.
+ */
+#ifndef MN_APPS_OUT_FILE_H
+#define MN_APPS_OUT_FILE_H
+
+#include <stddef.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Write n bytes to path. A regular file, or a new one, is replaced through
+ * PATH.tmp.PID.K (beside the file a symbolic link leads to; mode 0666
+ * before the umask, as a plain write) and rename(); anything else that
+ * exists (/dev/stdout, a pipe) is written in place, as rename() would
+ * replace the device itself. Returns 0, or the errno of the step that
+ * failed (the temporary file removed). */
+int mn_out_file_write(const char *path, const void *data, size_t n);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif
