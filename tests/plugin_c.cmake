@@ -14,6 +14,12 @@ target_link_libraries(test_plugin_c PRIVATE matchnet_opencv PkgConfig::MN_TEST_T
 add_test(NAME test_plugin_c COMMAND test_plugin_c)
 set_tests_properties(test_plugin_c PROPERTIES TIMEOUT 300)
 
+# Drawing (mn_matches_draw_with): cap, visibility, colours, counts, failures.
+add_executable(test_plugin_draw test_plugin_draw.c)
+target_link_libraries(test_plugin_draw PRIVATE matchnet_opencv m)
+add_test(NAME test_plugin_draw COMMAND test_plugin_draw)
+set_tests_properties(test_plugin_draw PROPERTIES TIMEOUT 300)
+
 add_executable(test_match_json test_match_json.c ${PROJECT_SOURCE_DIR}/apps/match_json.c)
 target_include_directories(test_match_json PRIVATE ${PROJECT_SOURCE_DIR}/apps ${PROJECT_SOURCE_DIR}/include)
 target_link_libraries(test_match_json PRIVATE m)
