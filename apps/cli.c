@@ -1,7 +1,7 @@
 /*
  * cli.c - the programs' shared command-line helpers (see cli.h).
  */
-#define _POSIX_C_SOURCE 200809L
+#define _DEFAULT_SOURCE /* TIOCGWINSZ, with POSIX.1-2008 */
 #include "cli.h"
 
 #include <errno.h>
@@ -10,14 +10,21 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <time.h>
+#include <unistd.h>
 
 /* Where option descriptions start in --help, as the programs' help texts
  * always had them. */
 #define HELP_COLUMN 26
 
+/* The progress line on the screen, if any: mn_cli_error() erases it first. */
+static mn_cli_progress *shown_progress;
+
 void mn_cli_error(const char *prog, const char *fmt, ...)
 {
+    if (shown_progress)
+        mn_cli_progress_clear(shown_progress);
     va_list ap;
     va_start(ap, fmt);
     fputs(prog, stderr);
@@ -209,4 +216,97 @@ double mn_cli_seconds(void)
     struct timespec t;
     clock_gettime(CLOCK_MONOTONIC, &t);
     return (double)t.tv_sec + (double)t.tv_nsec * 1e-9;
+}
+
+/* ---- the progress line ---- */
+
+/* Redraws per second at most: enough to look alive, little terminal traffic. */
+#define PROGRESS_INTERVAL 0.2
+
+const mn_cli_choice mn_cli_progress_choices[] = {
+    {"auto", MN_CLI_PROGRESS_AUTO}, {"always", MN_CLI_PROGRESS_ALWAYS}, {"never", MN_CLI_PROGRESS_NEVER}, {NULL, 0}};
+
+int mn_cli_progress_when(const char *name)
+{
+    for (size_t k = 0; mn_cli_progress_choices[k].name; k++)
+        if (strcmp(name, mn_cli_progress_choices[k].name) == 0)
+            return mn_cli_progress_choices[k].value;
+    return -1;
+}
+
+void mn_cli_progress_init(mn_cli_progress *p, const char *prog, int when)
+{
+    memset(p, 0, sizeof *p);
+    p->out = stderr;
+    p->prog = prog;
+    const int tty = isatty(STDERR_FILENO);
+    p->on = when == MN_CLI_PROGRESS_ALWAYS || (when == MN_CLI_PROGRESS_AUTO && tty);
+    struct winsize ws;
+    p->columns = tty && ioctl(STDERR_FILENO, TIOCGWINSZ, &ws) == 0 && ws.ws_col > 0 ? ws.ws_col : 80;
+    p->t_start = p->t_phase = p->t_called = mn_cli_seconds();
+    p->t_drawn = -1e300;
+}
+
+/* "42 s", "3 min 05 s", "2 h 07 min". */
+static void duration(char *buf, size_t n, double s)
+{
+    long t = s > 0 ? (long)(s + 0.5) : 0;
+    if (t < 60)
+        snprintf(buf, n, "%ld s", t);
+    else if (t < 3600)
+        snprintf(buf, n, "%ld min %02ld s", t / 60, t % 60);
+    else
+        snprintf(buf, n, "%ld h %02ld min", t / 3600, t / 60 % 60);
+}
+
+void mn_cli_progress_update(mn_cli_progress *p, const char *what, size_t done, size_t total, const char *extra)
+{
+    if (!p->on)
+        return;
+    const double now = mn_cli_seconds();
+    const int new_phase = strncmp(what, p->phase, sizeof p->phase - 1) != 0 || done < p->last_done;
+    if (new_phase) { /* it began when the last one ended: the first count already took time */
+        snprintf(p->phase, sizeof p->phase, "%s", what);
+        p->t_phase = p->t_called;
+    }
+    p->last_done = done;
+    p->t_called = now;
+    if (!new_phase && !(total > 0 && done == total) && now - p->t_drawn < PROGRESS_INTERVAL)
+        return;
+    p->t_drawn = now;
+
+    char line[512], t[32];
+    int len = snprintf(line, sizeof line, "%s: %s", p->prog, what);
+    if (total > 0)
+        len += snprintf(line + len, sizeof line - (size_t)len, " %zu/%zu (%d%%)", done, total,
+                        (int)(100.0 * (double)done / (double)total));
+    else if (done > 0)
+        len += snprintf(line + len, sizeof line - (size_t)len, " %zu", done);
+    duration(t, sizeof t, now - p->t_start);
+    len += snprintf(line + len, sizeof line - (size_t)len, ", %s elapsed", t);
+    /* The rate of the phase so far, once it has run long enough to mean something. */
+    if (total > 0 && done > 0 && done < total && now - p->t_phase >= 1.0) {
+        duration(t, sizeof t, (now - p->t_phase) / (double)done * (double)(total - done));
+        len += snprintf(line + len, sizeof line - (size_t)len, ", ~%s left", t);
+    }
+    if (extra)
+        snprintf(line + len, sizeof line - (size_t)len, ", %s", extra);
+    len = (int)strlen(line);
+    if (len > p->columns - 1) /* a wrapped line would not be rewritten in place */
+        len = p->columns - 1 > 0 ? p->columns - 1 : 0;
+    fprintf(p->out, "\r%.*s%*s", len, line, p->shown > len ? p->shown - len : 0, "");
+    fflush(p->out);
+    p->shown = len > 0 ? len : 1;
+    shown_progress = p;
+}
+
+void mn_cli_progress_clear(mn_cli_progress *p)
+{
+    if (p->shown) {
+        fprintf(p->out, "\r%*s\r", p->shown, "");
+        fflush(p->out);
+        p->shown = 0;
+    }
+    if (shown_progress == p)
+        shown_progress = NULL;
 }

@@ -1,7 +1,8 @@
 /*
  * cli.h - what the command-line programs (matchnet-match, matchnet-colmap,
- * matchnet-stitch) share: one table-driven option parser, one-line errors,
- * counts, a clock. C, with extern "C" guards for matchnet-stitch (C++).
+ * matchnet-stitch, and the evaluation programs in eval/) share: one
+ * table-driven option parser, one-line errors, counts, a clock, a progress
+ * line. C, with extern "C" guards for the C++ programs.
  *
  * A program describes its options once, in a table, and mn_cli_parse()
  * reads argv into it and writes the --help text from it:
@@ -29,6 +30,7 @@
 #define MN_CLI_H
 
 #include <stddef.h>
+#include <stdio.h>
 
 #ifdef __cplusplus
 extern "C" {
@@ -80,7 +82,8 @@ typedef struct mn_cli_program {
  */
 int mn_cli_parse(const mn_cli_program *prog, int argc, char **argv, const char **pos, int *npos);
 
-/** "PROG: message" and a newline on stderr. */
+/** "PROG: message" and a newline on stderr (after erasing a progress line
+ *  on the screen, so that the message starts a line of its own). */
 void mn_cli_error(const char *prog, const char *fmt, ...)
 #if defined(__GNUC__)
     __attribute__((format(printf, 2, 3)))
@@ -92,6 +95,65 @@ long mn_cli_parse_count(const char *s, long lo, long hi);
 
 /** Monotonic clock in seconds. */
 double mn_cli_seconds(void);
+
+/*
+ * A progress line for long runs, on a terminal only: a person watching
+ * wants to know how far it is, a pipe or a CI log wants no '\r' lines.
+ *
+ *   mn_cli_progress pr;
+ *   mn_cli_progress_init(&pr, "prog", when);         // when: --progress's value
+ *   for (i = 0; i < n; i++) {
+ *       ...
+ *       mn_cli_progress_update(&pr, "images", i + 1, n, NULL);
+ *   }
+ *   mn_cli_progress_clear(&pr);                       // before other output, and at the end
+ *
+ * shows, rewritten in place, at most 5 times a second:
+ *   prog: images 12/40 (30%), 8 s elapsed, ~19 s left
+ * The time left comes from the rate since the phase began: a new `what`
+ * (or a smaller count) begins one, at the time of the update before.
+ */
+
+/** --progress's values: when the progress line is shown. */
+enum { MN_CLI_PROGRESS_AUTO = 0, MN_CLI_PROGRESS_ALWAYS = 1, MN_CLI_PROGRESS_NEVER = 2 };
+
+/** The names --progress takes: auto, always, never. */
+extern const mn_cli_choice mn_cli_progress_choices[];
+
+/** --progress's help text, the same in every program. */
+#define MN_CLI_PROGRESS_HELP "auto (default: a progress line when stderr is a\nterminal), always or never"
+
+/** A progress line's state; fields are private to cli.c. */
+typedef struct mn_cli_progress {
+    FILE *out;         /* stderr; a test may point it elsewhere */
+    const char *prog;
+    int on;            /* shown at all */
+    int columns;       /* terminal width: longer lines would wrap and break '\r' */
+    int shown;         /* characters of the line now on the screen, 0 for none */
+    double t_start, t_phase, t_drawn, t_called;
+    size_t last_done;
+    char phase[64];
+} mn_cli_progress;
+
+/** Start: on for MN_CLI_PROGRESS_ALWAYS, or for MN_CLI_PROGRESS_AUTO when
+ *  stderr is a terminal; never for MN_CLI_PROGRESS_NEVER. */
+void mn_cli_progress_init(mn_cli_progress *p, const char *prog, int when);
+
+/**
+ * Show "prog: what done/total (pct%), T elapsed, ~T left, extra": total 0
+ * for an unknown total (then "what done", or "what" for done 0), extra
+ * NULL for none. Drawn at most every 0.2 s, and always for a new phase
+ * and for done == total. Does nothing when the line is off.
+ */
+void mn_cli_progress_update(mn_cli_progress *p, const char *what, size_t done, size_t total, const char *extra);
+
+/** Erase the line if one is on the screen (before writing anything else to
+ *  the terminal, and before p goes away). */
+void mn_cli_progress_clear(mn_cli_progress *p);
+
+/** --progress's value for a name (auto, always, never), or -1: for the
+ *  programs that do not parse with mn_cli_parse(). */
+int mn_cli_progress_when(const char *name);
 
 #ifdef __cplusplus
 }

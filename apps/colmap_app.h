@@ -46,6 +46,7 @@ typedef struct options {
     int max_keypoints;
     int max_size;
     int threads;
+    int progress; /* MN_CLI_PROGRESS_* */
 } options;
 
 typedef struct image_entry {

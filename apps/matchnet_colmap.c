@@ -35,7 +35,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <unistd.h>
 
 #define MAX_KEYPOINTS_LIMIT 1000000L
 /* Pairs written per transaction. */
@@ -125,6 +124,8 @@ static int parse_options(int argc, char **argv, options *o)
          .help = "threads for describing and matching (default: cores, at most 8)"},
         {"model", 0, MN_CLI_STRING, &o->model, .placeholder = "PATH",
          .help = "model file (default: $MATCHNET_MODEL, else the\ninstalled model)"},
+        {"progress", 0, MN_CLI_CHOICE, &o->progress, .choices = mn_cli_progress_choices, .placeholder = "WHEN",
+         .help = MN_CLI_PROGRESS_HELP},
     };
     const mn_cli_program prog = {PROG, synopsis, table, sizeof table / sizeof *table, 0};
     int npos, rc = mn_cli_parse(&prog, argc, argv, NULL, &npos);
@@ -155,21 +156,10 @@ typedef struct run {
     pair_list pairs; /* the selected pairs; those left to match first, n_todo of them */
     mn_model *model;
     match_buffers buf;
-    int tty;
+    mn_cli_progress progress;
     double t0;
     size_t n_new, n_unreadable, n_absent, n_todo, max_kp, n_matched, total_matches;
 } run;
-
-static void progress(int tty, double t0, double phase_t0, const char *what, size_t done, size_t total)
-{
-    if (!tty)
-        return;
-    double now = mn_cli_seconds(), left = done ? (now - phase_t0) / done * (total - done) : 0;
-    fprintf(stderr, "\r" PROG ": %s %zu/%zu, %.0f s elapsed, %.0f s left   ", what, done, total, now - t0, left);
-    if (done == total)
-        fputc('\n', stderr);
-    fflush(stderr);
-}
 
 /* The database, the model and a session. Returns 0 or -1 (reported). */
 static int open_all(run *r)
@@ -200,7 +190,6 @@ static int open_all(run *r)
 static int add_images(run *r)
 {
     context *ctx = &r->ctx;
-    double phase_t0 = mn_cli_seconds();
     for (size_t i = 0; i < r->list.n; i++) {
         image_entry *im = &r->list.v[i];
         int64_t id, camera, rows;
@@ -218,7 +207,7 @@ static int add_images(run *r)
             r->n_new += !im->unreadable;
         }
         r->n_unreadable += im->unreadable;
-        progress(r->tty, r->t0, phase_t0, "images", i + 1, r->list.n);
+        mn_cli_progress_update(&r->progress, "images", i + 1, r->list.n, NULL);
     }
     return 0;
 }
@@ -306,7 +295,6 @@ static int match_pairs(run *r)
     if (match_buffers_alloc(&r->buf, r->max_kp) != 0)
         return -1;
     size_t in_block = 0;
-    double phase_t0 = mn_cli_seconds();
     for (size_t k = 0; k < r->n_todo; k++) {
         const image_entry *a = &r->list.v[r->pairs.v[k][0]], *b = &r->list.v[r->pairs.v[k][1]];
         if (a->unreadable || b->unreadable)
@@ -329,7 +317,7 @@ static int match_pairs(run *r)
             }
             in_block = 0;
         }
-        progress(r->tty, r->t0, phase_t0, "pairs", k + 1, r->n_todo);
+        mn_cli_progress_update(&r->progress, "pairs", k + 1, r->n_todo, NULL);
     }
     if (in_block && colmap_db_commit(ctx->db, ctx->err, sizeof ctx->err) != 0) {
         error_line("%s: %s", ctx->o->database, ctx->err);
@@ -354,6 +342,7 @@ static int run_all(run *r)
         snprintf(reused, sizeof reused, ", COLMAP's keypoints, %zu not in the database skipped", r->n_absent);
     else if (r->n_new && !colmap_exif_available())
         snprintf(reused, sizeof reused, ", no EXIF focal lengths: built without libexif");
+    mn_cli_progress_clear(&r->progress);
     fprintf(stderr,
             PROG ": %zu images (%zu new, %zu unreadable skipped%s), %zu pairs (%zu matched now, %.0f matches each), "
                  "%.1f s\n",
@@ -381,8 +370,10 @@ int main(int argc, char **argv)
         return 2;
     }
 
-    run r = {.ctx = {.o = &o}, .tty = isatty(STDERR_FILENO), .t0 = mn_cli_seconds()};
+    run r = {.ctx = {.o = &o}, .t0 = mn_cli_seconds()};
+    mn_cli_progress_init(&r.progress, PROG, o.progress);
     int rc = run_all(&r) == 0 ? 0 : 1;
+    mn_cli_progress_clear(&r.progress);
     match_buffers_free(&r.buf);
     image_list_free(&r.list);
     free(r.pairs.v);

@@ -6,7 +6,7 @@
  *
  * A complete pipeline on the C APIs only (matchnet.h, matchnet/opencv.h):
  * mn_image_load, mn_keypoints_detect, mn_describe_keypoints, mn_match and,
- * optionally, mn_matches_filter and mn_matches_draw.
+ * optionally, mn_matches_filter and mn_matches_draw_with.
  *
  * Exit status: 0 on success, 1 on a runtime error (unreadable image, bad
  * model, failed write), 2 on a usage error. Every error is one line on
@@ -61,6 +61,8 @@ typedef struct options {
     int method;   /* mn_match_method */
     int geometry; /* mn_geometry */
     int upright;
+    int draw_max;  /* mn_draw_params.max_lines */
+    int draw_keypoints;
 } options;
 
 static const mn_cli_choice detectors[] = {
@@ -78,8 +80,13 @@ static int parse_options(int argc, char **argv, options *o)
         {"output", 'o', MN_CLI_STRING, &o->output, .placeholder = "PATH",
          .help = "write the JSON to PATH (default: standard output)"},
         {"draw", 0, MN_CLI_STRING, &o->draw, .placeholder = "PATH",
-         .help = "draw the images side by side with a line per match\n"
-                 "(inliers green, outliers red); format from extension"},
+         .help = "draw the images side by side with a thin line per match\n"
+                 "(inliers green, outliers red) and the counts; format\n"
+                 "from the extension"},
+        {"draw-max", 0, MN_CLI_INT, &o->draw_max, 0, INT_MAX, .placeholder = "N",
+         .help = "lines drawn at most (default 300; 0: none): inliers\n"
+                 "first, spread evenly over the match list"},
+        {"draw-keypoints", 0, MN_CLI_FLAG, &o->draw_keypoints, .help = "with --draw, also circle every keypoint"},
         {"detector", 0, MN_CLI_CHOICE, &o->detector, .choices = detectors, .placeholder = "NAME",
          .help = "sift (default), orb or akaze"},
         {"max-keypoints", 0, MN_CLI_INT, &o->max_keypoints, 1, MAX_KEYPOINTS_LIMIT, .placeholder = "N",
@@ -183,6 +190,7 @@ int main(int argc, char **argv)
     o.max_keypoints = 2000;
     o.method = (int)mn_match_params_default().method;
     o.geometry = MN_GEOMETRY_NONE;
+    o.draw_max = MN_DRAW_MAX_LINES;
     int parsed = parse_options(argc, argv, &o);
     if (parsed)
         return parsed == 1 ? 0 : 2;
@@ -266,8 +274,8 @@ int main(int argc, char **argv)
     timing.describe = t2 - t1;
     timing.match = t3 - t2;
 
-    /* With a geometry only the inliers are reported; the drawing shows all
-     * matches, the outliers in red. */
+    /* With a geometry only the inliers are reported; the drawing shows the
+     * outliers too, in red (inliers first when --draw-max cuts). */
     if (!(kept = malloc((nm ? nm : 1) * sizeof *kept))) {
         error_line("out of memory");
         goto done;
@@ -276,8 +284,11 @@ int main(int argc, char **argv)
         if (inliers[k])
             kept[nkept++] = matches[k];
 
-    if (o.draw && mn_matches_draw(&img[0], kp[0], nkp[0], &img[1], kp[1], nkp[1], matches, nm, inliers, o.draw) !=
-                      MN_OK) {
+    mn_draw_params dp = mn_draw_params_default();
+    dp.max_lines = (size_t)o.draw_max;
+    dp.keypoints = o.draw_keypoints;
+    if (o.draw && mn_matches_draw_with(&img[0], kp[0], nkp[0], &img[1], kp[1], nkp[1], matches, nm, inliers, &dp,
+                                       o.draw) != MN_OK) {
         error_line("%s", mn_last_error());
         goto done;
     }

@@ -2,7 +2,7 @@
 // MatchNet against OpenCV SIFT + ratio test on the same SIFT keypoints.
 //
 //   matchnet-eval-matching --homography-dir DIR [--model PATH] [--max-keypoints N]
-//                          [--threads N] [--variant NAME:key=value,...]...
+//                          [--threads N] [--variant NAME:key=value,...]... [--progress WHEN]
 //
 // DIR holds sequences in the Oxford layout (img1..img6, H1to2p..H1to6p
 // mapping img1 to imgN), or is one such sequence. For every pair (1, k):
@@ -32,7 +32,9 @@
 // all pairs, is still SIFT's at ratio 0.8 (P). "ceiling" is the mean, per
 // pair, of the largest one-to-one pairing of the two images' keypoints
 // within 3 px under the true homography: what a perfect descriptor on these
-// keypoints could reach. Last line: JSON.
+// keypoints could reach. Last line: JSON. On a terminal, a progress line on
+// stderr counts the pairs (--progress auto|always|never, apps/cli.h).
+#include "cli.h"
 #include "matchnet.h"
 #include "sweep.h"
 
@@ -70,9 +72,11 @@ struct PairResult {
     std::vector<mn_eval::Scored> sweep; // the tentative matches with the threshold relaxed
 };
 
+#define PROG "matchnet-eval-matching"
+
 [[noreturn]] void die(const std::string &msg)
 {
-    std::fprintf(stderr, "matchnet-eval-matching: %s\n", msg.c_str());
+    mn_cli_error(PROG, "%s", msg.c_str());
     std::exit(1);
 }
 
@@ -175,7 +179,7 @@ struct Image {
 int main(int argc, char **argv)
 {
     std::string dir, model_path;
-    int max_kp = 2000, threads = 0;
+    int max_kp = 2000, threads = 0, when = MN_CLI_PROGRESS_AUTO;
     std::vector<Variant> variants;
     for (int i = 1; i < argc; i++) {
         std::string a = argv[i];
@@ -194,9 +198,13 @@ int main(int argc, char **argv)
             threads = std::atoi(next().c_str());
         else if (a == "--variant")
             variants.push_back(parse_variant(next()));
-        else if (a == "-h" || a == "--help") {
+        else if (a == "--progress") {
+            if ((when = mn_cli_progress_when(next().c_str())) < 0)
+                die("--progress: expected auto, always or never");
+        } else if (a == "-h" || a == "--help") {
             std::printf("usage: matchnet-eval-matching --homography-dir DIR [--model PATH] [--max-keypoints N]\n"
-                        "       [--threads N] [--variant NAME:method=metric|l2,k=N,p=P,ratio=R,mutual=0|1]...\n");
+                        "       [--threads N] [--variant NAME:method=metric|l2,k=N,p=P,ratio=R,mutual=0|1]...\n"
+                        "       [--progress auto|always|never]\n");
             return 0;
         } else
             die("unknown option " + a);
@@ -247,12 +255,20 @@ int main(int argc, char **argv)
     std::vector<std::string> seqs = sequences(dir);
     if (seqs.empty())
         die("no sequences (img1.. + H1to2p..) under " + dir);
+    size_t npairs = 0, done = 0;
+    for (const std::string &seq : seqs)
+        for (int k = 2; k <= 6; k++)
+            npairs += !image_path(seq, k).empty() && exists(seq + "/H1to" + std::to_string(k) + "p");
+    mn_cli_progress progress;
+    mn_cli_progress_init(&progress, PROG, when);
     std::map<std::string, std::vector<PairResult>> results;
     std::vector<double> ceilings;
     std::printf("%-8s %-4s", "sequence", "pair");
     for (const Variant &v : variants)
         std::printf(" | %-10s %5s %5s %6s %7s", v.name.c_str(), "match", "corr", "prec", "err_px");
     std::printf("\n");
+    std::fflush(stdout);
+    mn_cli_progress_update(&progress, "pairs", 0, npairs, nullptr);
     for (const std::string &seq : seqs) {
         std::string name = seq.substr(seq.find_last_of('/') + 1);
         Image a = load(image_path(seq, 1));
@@ -285,7 +301,10 @@ int main(int argc, char **argv)
                 }
                 ceilings.push_back((double)mn_eval::max_one_to_one(adj, b.kps.size()));
             }
-            std::printf("%-8s 1-%-2d", name.c_str(), k);
+            // The row is printed whole: stdout and the progress line may share a terminal.
+            char cell[128];
+            std::snprintf(cell, sizeof cell, "%-8s 1-%-2d", name.c_str(), k);
+            std::string row = cell;
             for (const Variant &v : variants) {
                 auto t0 = std::chrono::steady_clock::now();
                 std::vector<std::pair<int, int>> m;
@@ -371,13 +390,17 @@ int main(int argc, char **argv)
                     }
                 }
                 results[v.name].push_back(r);
-                std::printf(" | %-10s %5d %5d %6.3f %7.2f", "", r.matches, r.correct, r.precision,
-                            std::min(r.corner_error, 9999.0));
+                std::snprintf(cell, sizeof cell, " | %-10s %5d %5d %6.3f %7.2f", "", r.matches, r.correct,
+                              r.precision, std::min(r.corner_error, 9999.0));
+                row += cell;
             }
-            std::printf("\n");
+            mn_cli_progress_clear(&progress);
+            std::printf("%s\n", row.c_str());
             std::fflush(stdout);
+            mn_cli_progress_update(&progress, "pairs", ++done, npairs, nullptr);
         }
     }
+    mn_cli_progress_clear(&progress);
     // SIFT's pooled precision at ratio 0.8: the target of every sweep.
     double target = 0;
     {

@@ -3,20 +3,22 @@
 // network's score, L2 distance between MatchNet descriptors, and OpenCV SIFT
 // and RootSIFT descriptors computed on the same patches.
 //
-//   matchnet-eval-patches --dataset DIR [--pairs FILE] [--model PATH]
+//   matchnet-eval-patches --dataset DIR [--pairs FILE] [--model PATH] [--progress WHEN]
 //
 // Without --model: the library's default model (mn_model_load_default).
 // FPR95: false positive rate at the threshold that accepts 95% of the
 // matching pairs. FDR95: FP / (TP + FP) there (the variant the original
 // release's evaluation printed). Reported overall and, when the set has
 // negative_kinds.txt (sets made by matchnet-patchset), per kind of negative.
-// Last line: JSON with fractions.
+// Last line: JSON with fractions. On a terminal, a progress line on stderr
+// follows the patches described (--progress auto|always|never, apps/cli.h).
 //
 // SIFT on a 64x64 patch: one keypoint at the centre (31.5, 31.5), angle 0
 // (the patch is already oriented), size 64 / MN_SCALE_SIFT = 9.48 px, so the
 // descriptor covers the same image region SIFT would describe around the
 // original keypoint (its 4x4 grid of 3-sigma bins spans 6 x size).
 #include "brown.h"
+#include "cli.h"
 #include "matchnet.h"
 
 #include <opencv2/core.hpp>
@@ -30,7 +32,14 @@
 #include <string>
 #include <vector>
 
+#define PROG "matchnet-eval-patches"
+
 namespace {
+
+/* Patches per mn_describe_u8() call, for the progress line: a multiple of
+ * the tower's block of 16, so that every descriptor has the bits one call
+ * for all patches would give (matchnet.h). */
+constexpr size_t kDescribeBlock = 4096;
 
 struct Rates {
     double fpr, fdr;
@@ -57,11 +66,13 @@ Rates at95(const std::vector<double> &score, const std::vector<int> &label, cons
     return {(double)fp / nneg, (double)fp / (double)(tp + fp)};
 }
 
-cv::Mat sift_on_patches(const brown_set &s, const std::vector<uint32_t> &ids)
+cv::Mat sift_on_patches(const brown_set &s, const std::vector<uint32_t> &ids, mn_cli_progress &progress)
 {
     cv::Ptr<cv::SIFT> sift = cv::SIFT::create();
     cv::Mat out((int)ids.size(), 128, CV_32F, cv::Scalar(0));
     for (size_t k = 0; k < ids.size(); k++) {
+        if (k % 256 == 0)
+            mn_cli_progress_update(&progress, "SIFT on patches", k, ids.size(), nullptr);
         cv::Mat patch(BROWN_PATCH, BROWN_PATCH, CV_8U, s.patches + (size_t)ids[k] * BROWN_PATCH * BROWN_PATCH);
         std::vector<cv::KeyPoint> kp{cv::KeyPoint(31.5f, 31.5f, 64.0f / MN_SCALE_SIFT, 0.0f)};
         cv::Mat d;
@@ -84,6 +95,7 @@ std::string fmt(double v)
 int main(int argc, char **argv)
 {
     std::string dataset, pairs_file, model_path;
+    int when = MN_CLI_PROGRESS_AUTO;
     for (int i = 1; i < argc; i++) {
         std::string a = argv[i];
         if (i + 1 < argc && a == "--dataset")
@@ -92,23 +104,29 @@ int main(int argc, char **argv)
             pairs_file = argv[++i];
         else if (i + 1 < argc && a == "--model")
             model_path = argv[++i];
+        else if (i + 1 < argc && a == "--progress" && (when = mn_cli_progress_when(argv[++i])) >= 0)
+            continue;
         else {
-            std::fprintf(stderr, "usage: matchnet-eval-patches --dataset DIR [--pairs FILE] [--model PATH]\n");
-            return 2;
+            dataset.clear();
+            break;
         }
     }
     if (dataset.empty()) {
-        std::fprintf(stderr, "usage: matchnet-eval-patches --dataset DIR [--pairs FILE] [--model PATH]\n");
+        std::fprintf(stderr, "usage: " PROG " --dataset DIR [--pairs FILE] [--model PATH]\n"
+                             "       [--progress auto|always|never]\n");
         return 2;
     }
+    mn_cli_progress progress;
+    mn_cli_progress_init(&progress, PROG, when);
+    mn_cli_progress_update(&progress, "reading the data set", 0, 0, nullptr);
     brown_set set;
     char err[512];
     if (brown_load(dataset.c_str(), pairs_file.empty() ? nullptr : pairs_file.c_str(), &set, err, sizeof err) != 0) {
-        std::fprintf(stderr, "matchnet-eval-patches: %s\n", err);
+        mn_cli_error(PROG, "%s", err);
         return 1;
     }
     if (set.npairs == 0) {
-        std::fprintf(stderr, "matchnet-eval-patches: %s has no pair list (m50_*.txt)\n", dataset.c_str());
+        mn_cli_error(PROG, "%s has no pair list (m50_*.txt)", dataset.c_str());
         brown_free(&set);
         return 1;
     }
@@ -116,7 +134,7 @@ int main(int argc, char **argv)
     mn_session *sess = nullptr;
     mn_status st = model_path.empty() ? mn_model_load_default(&model) : mn_model_load_file(model_path.c_str(), &model);
     if (st != MN_OK || mn_session_create(model, nullptr, &sess) != MN_OK) {
-        std::fprintf(stderr, "matchnet-eval-patches: %s\n", mn_last_error());
+        mn_cli_error(PROG, "%s", mn_last_error());
         brown_free(&set);
         mn_model_free(model);
         return 1;
@@ -138,13 +156,19 @@ int main(int argc, char **argv)
     std::vector<mn_pair> pairs(set.npairs);
     for (size_t i = 0; i < set.npairs; i++)
         pairs[i] = mn_pair{(uint32_t)slot[set.pairs[i].a], (uint32_t)slot[set.pairs[i].b]};
-    if (mn_describe_u8(sess, px.data(), ids.size(), desc.data()) != MN_OK ||
-        mn_metric_score_pairs(sess, desc.data(), ids.size(), desc.data(), ids.size(), pairs.data(), pairs.size(),
-                              prob.data()) != MN_OK) {
-        std::fprintf(stderr, "matchnet-eval-patches: %s\n", mn_last_error());
+    st = MN_OK;
+    for (size_t k0 = 0; k0 < ids.size() && st == MN_OK; k0 += kDescribeBlock) {
+        mn_cli_progress_update(&progress, "patches described", k0, ids.size(), nullptr);
+        st = mn_describe_u8(sess, px.data() + k0 * PP, std::min(kDescribeBlock, ids.size() - k0), desc.data() + k0 * D);
+    }
+    mn_cli_progress_update(&progress, "scoring pairs", 0, 0, nullptr);
+    if (st != MN_OK || mn_metric_score_pairs(sess, desc.data(), ids.size(), desc.data(), ids.size(), pairs.data(),
+                                             pairs.size(), prob.data()) != MN_OK) {
+        mn_cli_error(PROG, "%s", mn_last_error());
         return 1;
     }
-    cv::Mat sift = sift_on_patches(set, ids), root = sift.clone();
+    cv::Mat sift = sift_on_patches(set, ids, progress), root = sift.clone();
+    mn_cli_progress_clear(&progress);
     for (int r = 0; r < root.rows; r++) {
         float *p = root.ptr<float>(r);
         double l1 = 0;

@@ -6,6 +6,8 @@
 //                     [--every K --offset J]
 //   matchnet-patchset --colmap SPARSE_TXT_DIR --images IMAGES_DIR [--colmap ... --images ...]
 //                     --out OUTDIR [--pairs N] [--max-keypoints N] [--seed S]
+//   (each also takes --progress auto|always|never: on a terminal, a progress
+//   line on stderr counts the view pairs or images; apps/cli.h)
 //
 // --colmap: real multi-view scenes, the way the UBC/Brown set was made. Each
 // SPARSE_TXT_DIR is a COLMAP text model (cameras.txt, images.txt,
@@ -56,6 +58,7 @@
 // keypoints within 3 px of the true position). Writes patchesNNNN.bmp,
 // info.txt, m50_N_N_0.txt and negative_kinds.txt.
 #include "brown.h"
+#include "cli.h"
 #include "matchnet.h"
 #include "matchnet/opencv.h"
 
@@ -82,6 +85,8 @@
 #include <unistd.h>
 #include <vector>
 
+#define PROG "matchnet-patchset"
+
 namespace {
 
 // cv::imread with the library's pixel limit checked from the header first
@@ -91,7 +96,7 @@ cv::Mat imread_limited(const std::string &path, int flags)
 {
     int w = 0, h = 0;
     if (mn_image_probe(path.c_str(), &w, &h) != MN_OK) {
-        std::fprintf(stderr, "matchnet-patchset: %s\n", mn_last_error());
+        mn_cli_error(PROG, "%s", mn_last_error());
         return cv::Mat();
     }
     return cv::imread(path, flags);
@@ -99,6 +104,9 @@ cv::Mat imread_limited(const std::string &path, int flags)
 
 const int P = 64;
 const size_t PP = (size_t)P * P;
+
+// The progress line on stderr (--progress).
+mn_cli_progress progress;
 
 struct ViewPair {
     cv::Mat a, b;  // 8-bit grey
@@ -128,6 +136,12 @@ struct Pool {
         return point.size() - 1;
     }
 };
+
+// The progress line's extra: "12345 correspondences".
+std::string correspondences(const Pool &pool)
+{
+    return std::to_string(pool.positives.size()) + " correspondences";
+}
 
 bool is_dir(const std::string &p)
 {
@@ -161,7 +175,7 @@ void remove_stale_sets(const std::string &out)
             const long pid = std::atol(name.c_str() + prefix.size());
             if (pid > 0 && pid != (long)getpid() && kill((pid_t)pid, 0) != 0 && errno == ESRCH &&
                 remove_flat_dir(parent + name))
-                std::fprintf(stderr, "matchnet-patchset: removed %s%s, left by an interrupted run\n",
+                mn_cli_error(PROG, "removed %s%s, left by an interrupted run",
                              parent.c_str(), name.c_str());
         }
     }
@@ -216,7 +230,7 @@ Side describe_side(const cv::Mat &img, cv::Ptr<cv::SIFT> &sift)
     if (!s.kps.empty() &&
         mn_extract_patches(img.data, img.cols, img.rows, img.step, s.kps.data(), s.kps.size(), nullptr,
                            s.patches.data()) != MN_OK) {
-        std::fprintf(stderr, "matchnet-patchset: %s\n", mn_last_error());
+        mn_cli_error(PROG, "%s", mn_last_error());
         std::exit(1);
     }
     return s;
@@ -374,7 +388,7 @@ std::vector<ViewPair> oxford_pairs(const std::string &dir)
     for (auto &seq : seqs) {
         cv::Mat a = imread_limited(find_img(seq, 1), cv::IMREAD_GRAYSCALE);
         if (a.empty()) {
-            std::fprintf(stderr, "matchnet-patchset: cannot read %s/img1\n", seq.c_str());
+            mn_cli_error(PROG, "cannot read %s/img1", seq.c_str());
             std::exit(1);
         }
         for (int k = 2; k <= 6; k++) {
@@ -384,7 +398,7 @@ std::vector<ViewPair> oxford_pairs(const std::string &dir)
                 hf >> h.val[i];
             cv::Mat b = imread_limited(find_img(seq, k), cv::IMREAD_GRAYSCALE);
             if (!hf || b.empty()) {
-                std::fprintf(stderr, "matchnet-patchset: %s: missing img%d or H1to%dp\n", seq.c_str(), k, k);
+                mn_cli_error(PROG, "%s: missing img%d or H1to%dp", seq.c_str(), k, k);
                 std::exit(1);
             }
             out.push_back(ViewPair{a, b, h});
@@ -506,7 +520,7 @@ struct ColmapModel {
 
 [[noreturn]] void die(const std::string &msg)
 {
-    std::fprintf(stderr, "\nmatchnet-patchset: %s\n", msg.c_str());
+    mn_cli_error(PROG, "%s", msg.c_str());
     std::exit(1);
 }
 
@@ -699,7 +713,7 @@ void process_colmap(const std::string &model_dir, const std::string &image_dir, 
         }
         index[im.id] = ims.size();
         ims.push_back(std::move(im));
-        std::fprintf(stderr, "\r%s: images %zu/%zu", model_dir.c_str(), ims.size(), model.images.size());
+        mn_cli_progress_update(&progress, (model_dir + ": images").c_str(), ims.size(), model.images.size(), nullptr);
     }
     // Per 3D point and image, the keypoints at its observation: the nearest
     // within 2 px and any others within 0.5 px of that one (SIFT puts
@@ -863,7 +877,8 @@ void process_colmap(const std::string &model_dir, const std::string &image_dir, 
         *n_track_patches += t.v.size();
     }
     *n_tracks += tracks.size();
-    std::fprintf(stderr, "\r%s: %zu images, %zu tracks, %zu positives (%zu views dropped: orientation)\n",
+    mn_cli_progress_clear(&progress);
+    std::fprintf(stderr, "%s: %zu images, %zu tracks, %zu positives (%zu views dropped: orientation)\n",
                  model_dir.c_str(), ims.size(), tracks.size(), pos.size(), dropped_angle);
     if (!negatives)
         return;
@@ -939,7 +954,8 @@ int usage()
                  "       matchnet-patchset --photos DIR --out OUTDIR [--views N] [--pairs N] [--seed S]\n"
                  "                         [--every K --offset J] [--max-keypoints N] [--positives-only]\n"
                  "       matchnet-patchset --colmap SPARSE_TXT_DIR --images IMAGES_DIR [--colmap ... --images ...]\n"
-                 "                         --out OUTDIR [--pairs N] [--max-keypoints N] [--seed S] [--positives-only]\n");
+                 "                         --out OUTDIR [--pairs N] [--max-keypoints N] [--seed S] [--positives-only]\n"
+                 "       (and --progress auto|always|never)\n");
     return 2;
 }
 
@@ -953,11 +969,12 @@ int main(int argc, char **argv)
     unsigned seed = 0;
     int every = 1, offset = 0, max_kp = -1;  // 1500, or for --colmap 8000 as matchnet-colmap
     bool positives_only = false;
+    int when = MN_CLI_PROGRESS_AUTO;
     for (int i = 1; i < argc; i++) {
         std::string a = argv[i];
         auto val = [&]() -> std::string {
             if (i + 1 >= argc) {
-                std::fprintf(stderr, "matchnet-patchset: %s needs a value\n", a.c_str());
+                mn_cli_error(PROG, "%s needs a value", a.c_str());
                 std::exit(2);
             }
             return argv[++i];
@@ -986,12 +1003,15 @@ int main(int argc, char **argv)
             positives_only = true;
         else if (a == "--max-keypoints")
             max_kp = std::atoi(val().c_str());
-        else
+        else if (a == "--progress") {
+            if ((when = mn_cli_progress_when(val().c_str())) < 0)
+                return usage();
+        } else
             return usage();
     }
     const bool colmap = !colmap_dirs.empty();
     if (colmap_dirs.size() != image_dirs.size()) {
-        std::fprintf(stderr, "matchnet-patchset: each --colmap needs its --images\n");
+        mn_cli_error(PROG, "each --colmap needs its --images");
         return 2;
     }
     if (max_kp < 0)
@@ -999,6 +1019,7 @@ int main(int argc, char **argv)
     if (out.empty() || (int)!hdir.empty() + (int)!photos.empty() + (int)colmap != 1 || (pairs != -1 && pairs < 2) ||
         views < 1 || every < 1 || offset < -1 || offset >= every || max_kp < 1)
         return usage();
+    mn_cli_progress_init(&progress, PROG, when);
     cv::setNumThreads(1);
     cv::theRNG().state = seed + 1;
     std::mt19937 rng(seed);
@@ -1009,26 +1030,26 @@ int main(int argc, char **argv)
         size_t tracks = 0, track_patches = 0;
         for (size_t k = 0; k < colmap_dirs.size(); k++)
             process_colmap(colmap_dirs[k], image_dirs[k], max_kp, pool, rng, !positives_only, &tracks, &track_patches);
-        std::fprintf(stderr, "%zu tracks, %zu track patches (%.2f per track)", tracks, track_patches,
+        std::fprintf(stderr, "%zu tracks, %zu track patches (%.2f per track)\n", tracks, track_patches,
                      tracks ? (double)track_patches / (double)tracks : 0.0);
         if (pool.positives.empty()) {
-            std::fprintf(stderr, "\nmatchnet-patchset: no correspondences in the COLMAP models\n");
+            mn_cli_error(PROG, "no correspondences in the COLMAP models");
             return 1;
         }
     } else if (!hdir.empty()) {
         std::vector<ViewPair> vps = oxford_pairs(hdir);
         if (vps.empty()) {
-            std::fprintf(stderr, "matchnet-patchset: no Oxford-layout sequence in %s\n", hdir.c_str());
+            mn_cli_error(PROG, "no Oxford-layout sequence in %s", hdir.c_str());
             return 1;
         }
         for (size_t k = 0; k < vps.size(); k++) {
             process(vps[k], sift, pool, rng, true, (size_t)-1);
-            std::fprintf(stderr, "\rview pairs %zu/%zu, correspondences %zu", k + 1, vps.size(), pool.positives.size());
+            mn_cli_progress_update(&progress, "view pairs", k + 1, vps.size(), correspondences(pool).c_str());
         }
     } else {
         std::vector<std::string> list = photo_list(photos, every, offset);
         if (list.empty()) {
-            std::fprintf(stderr, "matchnet-patchset: no photos in %s\n", photos.c_str());
+            mn_cli_error(PROG, "no photos in %s", photos.c_str());
             return 1;
         }
         // Spread the view pairs over the photos; cap each pair's share so
@@ -1041,7 +1062,7 @@ int main(int argc, char **argv)
                 // Decode once (photos are up to 6000 px), keep at most 1600 px.
                 cv::Mat full = imread_limited(list[pi], cv::IMREAD_GRAYSCALE);
                 if (full.empty()) {
-                    std::fprintf(stderr, "\nmatchnet-patchset: skipping unreadable %s\n", list[pi].c_str());
+                    mn_cli_error(PROG, "skipping unreadable %s", list[pi].c_str());
                     continue;
                 }
                 double f = 1600.0 / std::max(full.cols, full.rows);
@@ -1066,10 +1087,10 @@ int main(int argc, char **argv)
             cv::warpPerspective(photo, b, cv::Mat(hb), vs, cv::INTER_AREA, cv::BORDER_REFLECT);
             ViewPair vp{photometric(a, rng), photometric(b, rng), hb * ha.inv()};
             process(vp, sift, pool, rng, !positives_only, per_view);
-            std::fprintf(stderr, "\rviews %ld/%ld, correspondences %zu", v + 1, views, pool.positives.size());
+            mn_cli_progress_update(&progress, "views", (size_t)v + 1, (size_t)views, correspondences(pool).c_str());
         }
     }
-    std::fprintf(stderr, "\n");
+    mn_cli_progress_clear(&progress);
     // Half positives, the other half in three equal kinds of negatives.
     std::shuffle(pool.positives.begin(), pool.positives.end(), rng);
     std::shuffle(pool.spatial.begin(), pool.spatial.end(), rng);
@@ -1104,18 +1125,18 @@ int main(int argc, char **argv)
     const std::string pid = std::to_string((long)getpid());
     const std::string tmp = out + ".tmp." + pid, old = out + ".old." + pid;
     if (mkdir(tmp.c_str(), 0777) != 0) {
-        std::fprintf(stderr, "matchnet-patchset: cannot create %s: %s\n", tmp.c_str(), std::strerror(errno));
+        mn_cli_error(PROG, "cannot create %s: %s", tmp.c_str(), std::strerror(errno));
         return 1;
     }
     char err[512];
     if (brown_save(tmp.c_str(), &set, err, sizeof err) != 0) {
-        std::fprintf(stderr, "matchnet-patchset: %s\n", err);
+        mn_cli_error(PROG, "%s", err);
         remove_flat_dir(tmp);
         return 1;
     }
     const bool had = is_dir(out);
     if ((had && rename(out.c_str(), old.c_str()) != 0) || rename(tmp.c_str(), out.c_str()) != 0) {
-        std::fprintf(stderr, "matchnet-patchset: cannot rename %s to %s: %s\n", tmp.c_str(), out.c_str(),
+        mn_cli_error(PROG, "cannot rename %s to %s: %s", tmp.c_str(), out.c_str(),
                      std::strerror(errno));
         if (had && !is_dir(out))
             rename(old.c_str(), out.c_str());
@@ -1123,7 +1144,7 @@ int main(int argc, char **argv)
         return 1;
     }
     if (had && !remove_flat_dir(old))
-        std::fprintf(stderr, "matchnet-patchset: warning: could not remove the old set, now %s\n", old.c_str());
+        mn_cli_error(PROG, "warning: could not remove the old set, now %s", old.c_str());
     std::printf("%s: %zu patches, %zu pairs (%zu matching, %zu per negative kind), %zu correspondences in all\n",
                 out.c_str(), set.n, list.size(), npos, nneg_kind, pool.positives.size());
     return 0;

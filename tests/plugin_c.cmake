@@ -23,6 +23,11 @@ if(TARGET matchnet-match AND TARGET matchnet-stitch AND TARGET matchnet-colmap)
 else()
   add_test(NAME test_image_limits COMMAND test_image_limits)
 endif()
+# Drawing (mn_matches_draw_with): cap, visibility, colours, counts, failures.
+add_executable(test_plugin_draw test_plugin_draw.c)
+target_link_libraries(test_plugin_draw PRIVATE matchnet_opencv m)
+add_test(NAME test_plugin_draw COMMAND test_plugin_draw)
+set_tests_properties(test_plugin_draw PROPERTIES TIMEOUT 300)
 
 add_executable(test_match_json test_match_json.c ${PROJECT_SOURCE_DIR}/apps/match_json.c)
 target_include_directories(test_match_json PRIVATE ${PROJECT_SOURCE_DIR}/apps ${PROJECT_SOURCE_DIR}/include)

@@ -29,6 +29,8 @@ expect_error 2 "unknown geometry" --geometry affine "$box" "$scene"
 expect_error 2 "zero keypoints" --max-keypoints 0 "$box" "$scene"
 expect_error 2 "keypoints not a number" --max-keypoints 12x "$box" "$scene"
 expect_error 2 "threads not a number" --threads many "$box" "$scene"
+expect_error 2 "negative line cap" --draw-max -1 "$box" "$scene"
+expect_error 2 "line cap not a number" --draw-max all "$box" "$scene"
 expect_error 2 "option without its value" "$box" "$scene" -o
 
 # Runtime errors: status 1, and no half-written output.
@@ -60,9 +62,11 @@ else
 fi
 # With a geometry, JSON on stdout.
 checks=$((checks + 1))
-"$exe" --geometry homography --max-keypoints 800 --threads 2 "$box" "$scene" >"$tmp/homography.json" \
-    2>"$tmp/stderr" || fail "homography run failed: $(cat "$tmp/stderr")"
+"$exe" --geometry homography --max-keypoints 800 --threads 2 --draw "$tmp/keypoints.png" --draw-max 0 \
+    --draw-keypoints "$box" "$scene" >"$tmp/homography.json" 2>"$tmp/stderr" ||
+    fail "homography run failed: $(cat "$tmp/stderr")"
 cat "$tmp/stderr"
+[ -s "$tmp/keypoints.png" ] || fail "--draw-max 0 --draw-keypoints: no drawing"
 leftovers=$(ls "$tmp" | grep '\.tmp\.')
 [ -z "$leftovers" ] || fail "temporary files left: $leftovers"
 

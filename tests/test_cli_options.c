@@ -3,7 +3,8 @@
  * matchnet-match, matchnet-colmap and matchnet-stitch read their command
  * lines with: every accepted form of every kind, positional arguments and
  * "--", the generated --help, and the one-line message and status 2 of
- * every kind of usage error.
+ * every kind of usage error; the progress line (what it shows, how often,
+ * its erasing, off unless asked for or on a terminal).
  */
 #define _POSIX_C_SOURCE 200809L
 #include "check.h"
@@ -191,11 +192,90 @@ static void test_help(void)
     }
 }
 
+/* Everything written to f since the last call (f is then emptied). */
+static const char *written(FILE *f)
+{
+    static char buf[2048];
+    take(f, buf, sizeof buf);
+    return buf;
+}
+
+static void test_progress(void)
+{
+    FILE *f = tmpfile();
+    mn_cli_progress p;
+
+    mn_cli_progress_init(&p, "prog", MN_CLI_PROGRESS_NEVER);
+    p.out = f;
+    mn_cli_progress_update(&p, "images", 1, 10, NULL);
+    mn_cli_progress_clear(&p);
+    CHECK(written(f)[0] == '\0', "never: something was written");
+    mn_cli_progress_init(&p, "prog", MN_CLI_PROGRESS_AUTO);
+    CHECK(p.on == isatty(2), "auto: on %d, stderr a terminal %d", p.on, isatty(2));
+
+    mn_cli_progress_init(&p, "prog", MN_CLI_PROGRESS_ALWAYS);
+    p.out = f;
+    p.columns = 100;
+    mn_cli_progress_update(&p, "images", 0, 10, NULL);
+    const char *w = written(f);
+    CHECK(strcmp(w, "\rprog: images 0/10 (0%), 0 s elapsed") == 0, "first update: '%s'", w);
+    mn_cli_progress_update(&p, "images", 1, 10, NULL);
+    CHECK(written(f)[0] == '\0', "a second update at once was drawn");
+    mn_cli_progress_update(&p, "images", 10, 10, NULL);
+    w = written(f);
+    CHECK(strcmp(w, "\rprog: images 10/10 (100%), 0 s elapsed") == 0, "the last count is always drawn: '%s'", w);
+
+    /* A new phase is drawn at once; the elapsed time and the time left. */
+    p.t_start -= 3725;
+    mn_cli_progress_update(&p, "pairs", 1, 4, "x");
+    written(f);
+    p.t_phase -= 30; /* 30 s for 2 pairs: 30 s for the other 2 */
+    p.t_drawn -= 1;
+    mn_cli_progress_update(&p, "pairs", 2, 4, "9 matches");
+    w = written(f);
+    CHECK(strcmp(w, "\rprog: pairs 2/4 (50%), 1 h 02 min elapsed, ~30 s left, 9 matches") == 0, "'%s'", w);
+    p.t_drawn -= 1;
+    mn_cli_progress_update(&p, "pairs", 3, 0, NULL);
+    w = written(f);
+    CHECK(strncmp(w, "\rprog: pairs 3, 1 h 02 min elapsed", 34) == 0 && strspn(w + 34, " ") == strlen(w + 34) &&
+              strlen(w) == 1 + strlen("prog: pairs 2/4 (50%), 1 h 02 min elapsed, ~30 s left, 9 matches"),
+          "unknown total, padded over the longer line: '%s'", w);
+
+    /* Cut to the terminal's width; erased by clear and by mn_cli_error(). */
+    p.columns = 60;
+    p.t_drawn -= 1;
+    mn_cli_progress_update(&p, "pairs", 4, 0, "a long remark that cannot fit in sixty columns");
+    w = written(f);
+    CHECK(strcmp(w, "\rprog: pairs 4, 1 h 02 min elapsed, a long remark that canno") == 0,
+          "not cut to 59 columns: '%s' (%zu)", w, strlen(w));
+    fflush(stderr);
+    int saved = dup(2);
+    FILE *ef = tmpfile();
+    dup2(fileno(ef), 2);
+    mn_cli_error("prog", "boom");
+    fflush(stderr);
+    dup2(saved, 2);
+    close(saved);
+    w = written(f);
+    CHECK(strlen(w) == 61 && w[0] == '\r' && w[60] == '\r' && strspn(w + 1, " ") == 59, "not erased: '%s'", w);
+    CHECK(strcmp(written(ef), "prog: boom\n") == 0, "the error line");
+    mn_cli_progress_clear(&p);
+    CHECK(written(f)[0] == '\0', "erased twice");
+    fclose(ef);
+    fclose(f);
+
+    CHECK(mn_cli_progress_when("auto") == MN_CLI_PROGRESS_AUTO &&
+              mn_cli_progress_when("never") == MN_CLI_PROGRESS_NEVER &&
+              mn_cli_progress_when("always") == MN_CLI_PROGRESS_ALWAYS && mn_cli_progress_when("yes") == -1,
+          "mn_cli_progress_when");
+}
+
 int main(void)
 {
     test_forms();
     test_errors();
     test_help();
+    test_progress();
     CHECK(mn_cli_parse_count("42", 1, 64) == 42 && mn_cli_parse_count("0", 1, 64) == -1 &&
               mn_cli_parse_count("4x", 1, 64) == -1 && mn_cli_parse_count("", 1, 64) == -1,
           "mn_cli_parse_count");

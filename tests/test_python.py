@@ -527,6 +527,26 @@ class MatchPair(unittest.TestCase):
         self.compare(got, doc)
         self.assertEqual(pic.shape[:2], (384, 324 + 512))
 
+    def test_draw_options(self):
+        """draw_max and draw_keypoints draw what --draw-max and --draw-keypoints draw."""
+        with tempfile.TemporaryDirectory() as tmp:
+            cli, py, dflt = (os.path.join(tmp, n) for n in ("cli.png", "py.png", "default.png"))
+            subprocess.run([ARGS.match, "--geometry", "homography", "--draw-max", "20", "--draw-keypoints",
+                            "--draw", cli, "-o", os.path.join(tmp, "pair.json"), data("box.png"),
+                            data("box_in_scene.png")], check=True, stderr=subprocess.DEVNULL)
+            pair = (data("box.png"), data("box_in_scene.png"))
+            matchnet.match_pair(*pair, geometry="homography", model=net().model, draw=py, draw_max=20,
+                                draw_keypoints=True)
+            matchnet.match_pair(*pair, geometry="homography", model=net().model, draw=dflt)
+            a, b, c = cv2.imread(cli), cv2.imread(py), cv2.imread(dflt)
+            for bad in (-1, 2.5, True, "all"):
+                with self.assertRaises(matchnet.Error):
+                    matchnet.match_pair(*pair, draw=os.path.join(tmp, "bad.png"), draw_max=bad)
+            self.assertEqual(sorted(os.listdir(tmp)), ["cli.png", "default.png", "pair.json", "py.png"])
+        np.testing.assert_array_equal(a, b)
+        self.assertEqual(c.shape, b.shape)
+        self.assertFalse(np.array_equal(b, c))
+
     def test_load_image_is_mn_image_load(self):
         im = matchnet.load_image(data("box.png"))
         np.testing.assert_array_equal(im, grey("box.png"))

@@ -290,7 +290,7 @@ mn_status image_decode(const char *func, const char *path, const std::vector<uns
     /* Every format's size from its header, before OpenCV allocates for it
      * (a CMYK JPEG, handed over by load_jpeg, was checked there). */
     const mn_plugin::HeaderSize hs = mn_plugin::read_header_size([&](uint64_t off, unsigned char *buf, size_t n) {
-        if (off >= bytes.size())
+        if (n == 0 || off >= bytes.size())
             return (size_t)0;
         n = std::min<uint64_t>(n, bytes.size() - off);
         std::memcpy(buf, bytes.data() + off, n);
@@ -435,6 +435,158 @@ mn_status write_atomically(const char *func, const char *path, const std::vector
         return fail(MN_ERR_IO, func, "cannot write " + quoted(path) + ": " + std::strerror(e));
     }
     return MN_OK;
+}
+
+/* The matches mn_matches_draw_with() draws, in list order (its comment
+ * states the rule): all, or inliers first, each class spread evenly. */
+std::vector<size_t> lines_to_draw(const uint8_t *inliers, size_t nm, size_t max_lines)
+{
+    std::vector<size_t> in, out;
+    for (size_t k = 0; k < nm; k++)
+        (!inliers || inliers[k] ? in : out).push_back(k);
+    if (nm <= max_lines) {
+        std::vector<size_t> all(nm);
+        for (size_t k = 0; k < nm; k++)
+            all[k] = k;
+        return all;
+    }
+    /* nm <= INT_MAX (checked), so (2k + 1) n stays below 2^63. */
+    auto spread = [](const std::vector<size_t> &v, size_t m, std::vector<size_t> &dst) {
+        const uint64_t n = v.size();
+        for (uint64_t k = 0; k < m; k++)
+            dst.push_back(v[(size_t)((2 * k + 1) * n / (2 * (uint64_t)m))]);
+    };
+    const size_t take_in = std::min(in.size(), max_lines);
+    std::vector<size_t> chosen;
+    spread(in, take_in, chosen);
+    spread(out, max_lines - take_in, chosen);
+    std::sort(chosen.begin(), chosen.end());
+    return chosen;
+}
+
+/* The counts line of a drawing; see mn_matches_draw_with(). */
+std::string counts_text(size_t n1, size_t n2, size_t nm, size_t ni, size_t drawn)
+{
+    std::string t = std::to_string(n1) + " + " + std::to_string(n2) + " keypoints, ";
+    if (ni < nm)
+        t += std::to_string(ni) + " inliers (green) / ";
+    t += std::to_string(nm) + (nm == 1 ? " match" : " matches");
+    if (drawn < nm)
+        t += ", " + std::to_string(drawn) + " drawn";
+    return t;
+}
+
+/* Write text in the top-left corner of canvas on a darkened box: a font
+ * about 1/40 of the picture's height (10 to 28 px), smaller where the line
+ * would not fit the width. */
+void draw_counts(cv::Mat &canvas, const std::string &text)
+{
+    const int font = cv::FONT_HERSHEY_SIMPLEX;
+    int base = 0;
+    const cv::Size unit = cv::getTextSize(text, font, 1.0, 1, &base);
+    const double want_px = std::min(28.0, std::max(10.0, canvas.rows / 40.0));
+    const int margin = std::max(2, (int)(want_px / 3));
+    double scale = want_px / unit.height;
+    if (unit.width * scale > canvas.cols - 2 * margin)
+        scale = std::max(0.0, (double)(canvas.cols - 2 * margin)) / unit.width;
+    if (scale <= 0.05)
+        return; /* no room for legible text */
+    const cv::Size sz = cv::getTextSize(text, font, scale, 1, &base);
+    const cv::Rect box = cv::Rect(0, 0, sz.width + 2 * margin, sz.height + base + 2 * margin) &
+                         cv::Rect(0, 0, canvas.cols, canvas.rows);
+    cv::Mat roi = canvas(box);
+    roi.convertTo(roi, -1, 0.3); /* darkened, still visible underneath */
+    cv::putText(canvas, text, cv::Point(margin, margin + sz.height), font, scale, cv::Scalar::all(255), 1,
+                cv::LINE_AA);
+}
+
+/* mn_matches_draw() and mn_matches_draw_with(); params NULL for the defaults. */
+mn_status draw_matches(const char *func, const mn_image *image1, const mn_keypoint *kp1, size_t n1,
+                       const mn_image *image2, const mn_keypoint *kp2, size_t n2, const mn_dmatch *matches,
+                       size_t nm, const uint8_t *inliers, const mn_draw_params *params, const char *path)
+{
+    mn_status st;
+    if ((st = check_image(func, "image1", image1)) != MN_OK || (st = check_image(func, "image2", image2)) != MN_OK)
+        return st;
+    if (!path)
+        return fail(MN_ERR_INVALID_ARGUMENT, func, "path is NULL");
+    const mn_draw_params p = params ? *params : mn_draw_params_default();
+    if (!(p.opacity > 0.0f && p.opacity <= 1.0f))
+        return fail(MN_ERR_INVALID_ARGUMENT, func, "opacity = " + std::to_string(p.opacity) + " is not in (0, 1]");
+    if (nm > (size_t)INT_MAX)
+        return fail(MN_ERR_INVALID_ARGUMENT, func, "nm = " + std::to_string(nm) + " is too large");
+    if ((st = check_matches(func, kp1, n1, kp2, n2, matches, nm)) != MN_OK)
+        return st;
+    const int w1 = image1->width, h1 = image1->height, w2 = image2->width, h2 = image2->height;
+    if ((int64_t)w1 + w2 > INT_MAX / 3 || std::max(h1, h2) == 0 || w1 + w2 == 0)
+        return fail(MN_ERR_INVALID_ARGUMENT, func,
+                    "cannot draw " + std::to_string(w1) + " x " + std::to_string(h1) + " beside " +
+                        std::to_string(w2) + " x " + std::to_string(h2));
+    const char *slash = std::strrchr(path, '/'), *dot = std::strrchr(path, '.');
+    if (!dot || (slash && dot < slash) || dot[1] == '\0')
+        return fail(MN_ERR_UNSUPPORTED, func, quoted(path) + " has no extension to choose the image format");
+    const std::string ext(dot);
+
+    cv::Mat canvas(std::max(h1, h2), w1 + w2, CV_8UC3, cv::Scalar::all(0));
+    if (w1 > 0 && h1 > 0)
+        cv::cvtColor(view(image1), canvas(cv::Rect(0, 0, w1, h1)), cv::COLOR_GRAY2BGR);
+    if (w2 > 0 && h2 > 0)
+        cv::cvtColor(view(image2), canvas(cv::Rect(w1, 0, w2, h2)), cv::COLOR_GRAY2BGR);
+
+    /* Everything but the counts goes on a copy blended over the images at
+     * the end: where nothing is drawn the copy equals the images, so they
+     * stay exactly as they were; elsewhere they show through the lines. */
+    cv::Mat marks = canvas.clone();
+    /* Like cv::drawMatches: sub-pixel positions with 4 fractional bits. */
+    const int shift = 4;
+    auto pt = [&](const mn_keypoint &k, int dx) { /* far-off points clamped to stay in int */
+        const float x = std::min(std::max(k.x + dx, -1e6f), 1e6f), y = std::min(std::max(k.y, -1e6f), 1e6f);
+        return cv::Point(cvRound(x * (1 << shift)), cvRound(y * (1 << shift)));
+    };
+    const cv::Scalar keypoint_colour(160, 120, 0), green(0, 200, 0), red(0, 0, 230); /* BGR */
+    if (p.keypoints) {
+        for (size_t i = 0; i < n1; i++)
+            if (finite_keypoint(kp1[i]))
+                cv::circle(marks, pt(kp1[i], 0), 2 << shift, keypoint_colour, 1, cv::LINE_AA, shift);
+        for (size_t i = 0; i < n2; i++)
+            if (finite_keypoint(kp2[i]))
+                cv::circle(marks, pt(kp2[i], w1), 2 << shift, keypoint_colour, 1, cv::LINE_AA, shift);
+    }
+    const std::vector<size_t> drawn = lines_to_draw(inliers, nm, p.max_lines);
+    for (int pass = 0; pass < 2; pass++) /* outliers first, so that inliers lie on top */
+        for (size_t k : drawn) {
+            const bool in = !inliers || inliers[k];
+            if (in != (pass == 1))
+                continue;
+            const cv::Scalar &colour = in ? green : red;
+            const cv::Point a = pt(kp1[matches[k].query], 0), b = pt(kp2[matches[k].train], w1);
+            cv::circle(marks, a, 2 << shift, colour, 1, cv::LINE_AA, shift);
+            cv::circle(marks, b, 2 << shift, colour, 1, cv::LINE_AA, shift);
+            cv::line(marks, a, b, colour, 1, cv::LINE_AA, shift);
+        }
+    if (p.opacity < 1.0f)
+        cv::addWeighted(marks, p.opacity, canvas, 1.0 - p.opacity, 0.0, canvas);
+    else
+        canvas = marks;
+    if (p.counts) {
+        size_t ni = 0;
+        for (size_t k = 0; k < nm; k++)
+            ni += !inliers || inliers[k];
+        draw_counts(canvas, counts_text(n1, n2, nm, ni, drawn.size()));
+    }
+
+    std::vector<unsigned char> bytes;
+    bool encoded;
+    try {
+        encoded = cv::imencode(ext, canvas, bytes);
+    } catch (const cv::Exception &e) {
+        if (e.code == cv::Error::StsNoMem)
+            throw;
+        encoded = false; /* "could not find encoder for the specified extension" */
+    }
+    if (!encoded)
+        return fail(MN_ERR_UNSUPPORTED, func, "no image encoder for " + quoted(path));
+    return write_atomically(func, path, bytes);
 }
 
 /* The value a C caller passed for an enum. C allows any int in an enum
@@ -727,74 +879,33 @@ mn_status mn_matches_filter(mn_geometry geometry_arg, const mn_keypoint *kp1, si
     });
 }
 
+mn_draw_params mn_draw_params_default(void)
+{
+    mn_draw_params p;
+    p.max_lines = MN_DRAW_MAX_LINES;
+    p.keypoints = 0;
+    p.counts = 1;
+    p.opacity = 0.6f;
+    return p;
+}
+
+mn_status mn_matches_draw_with(const mn_image *image1, const mn_keypoint *kp1, size_t n1, const mn_image *image2,
+                               const mn_keypoint *kp2, size_t n2, const mn_dmatch *matches, size_t nm,
+                               const uint8_t *inliers, const mn_draw_params *params, const char *path)
+{
+    static const char *func = "mn_matches_draw_with";
+    return guarded(func, MN_ERR_IO, [&]() -> mn_status {
+        return draw_matches(func, image1, kp1, n1, image2, kp2, n2, matches, nm, inliers, params, path);
+    });
+}
+
 mn_status mn_matches_draw(const mn_image *image1, const mn_keypoint *kp1, size_t n1, const mn_image *image2,
                           const mn_keypoint *kp2, size_t n2, const mn_dmatch *matches, size_t nm,
                           const uint8_t *inliers, const char *path)
 {
     static const char *func = "mn_matches_draw";
     return guarded(func, MN_ERR_IO, [&]() -> mn_status {
-        mn_status st;
-        if ((st = check_image(func, "image1", image1)) != MN_OK ||
-            (st = check_image(func, "image2", image2)) != MN_OK)
-            return st;
-        if (!path)
-            return fail(MN_ERR_INVALID_ARGUMENT, func, "path is NULL");
-        if ((st = check_matches(func, kp1, n1, kp2, n2, matches, nm)) != MN_OK)
-            return st;
-        const int w1 = image1->width, h1 = image1->height, w2 = image2->width, h2 = image2->height;
-        if ((int64_t)w1 + w2 > INT_MAX / 3 || std::max(h1, h2) == 0 || w1 + w2 == 0)
-            return fail(MN_ERR_INVALID_ARGUMENT, func,
-                        "cannot draw " + std::to_string(w1) + " x " + std::to_string(h1) + " beside " +
-                            std::to_string(w2) + " x " + std::to_string(h2));
-        const char *slash = std::strrchr(path, '/'), *dot = std::strrchr(path, '.');
-        if (!dot || (slash && dot < slash) || dot[1] == '\0')
-            return fail(MN_ERR_UNSUPPORTED, func, quoted(path) + " has no extension to choose the image format");
-        const std::string ext(dot);
-
-        cv::Mat canvas(std::max(h1, h2), w1 + w2, CV_8UC3, cv::Scalar::all(0));
-        if (w1 > 0 && h1 > 0)
-            cv::cvtColor(view(image1), canvas(cv::Rect(0, 0, w1, h1)), cv::COLOR_GRAY2BGR);
-        if (w2 > 0 && h2 > 0)
-            cv::cvtColor(view(image2), canvas(cv::Rect(w1, 0, w2, h2)), cv::COLOR_GRAY2BGR);
-
-        /* Like cv::drawMatches: sub-pixel positions with 4 fractional bits. */
-        const int shift = 4;
-        auto pt = [&](const mn_keypoint &k, int dx) { /* far-off points clamped to stay in int */
-            const float x = std::min(std::max(k.x + dx, -1e6f), 1e6f), y = std::min(std::max(k.y, -1e6f), 1e6f);
-            return cv::Point(cvRound(x * (1 << shift)), cvRound(y * (1 << shift)));
-        };
-        const cv::Scalar unmatched(160, 120, 0), green(0, 200, 0), red(0, 0, 230); /* BGR */
-        for (size_t i = 0; i < n1; i++)
-            if (finite_keypoint(kp1[i]))
-                cv::circle(canvas, pt(kp1[i], 0), 2 << shift, unmatched, 1, cv::LINE_AA, shift);
-        for (size_t i = 0; i < n2; i++)
-            if (finite_keypoint(kp2[i]))
-                cv::circle(canvas, pt(kp2[i], w1), 2 << shift, unmatched, 1, cv::LINE_AA, shift);
-        /* Outliers first, so that inliers are drawn on top. */
-        for (int pass = 0; pass < 2; pass++)
-            for (size_t k = 0; k < nm; k++) {
-                const bool in = !inliers || inliers[k];
-                if (in != (pass == 1))
-                    continue;
-                const cv::Scalar &colour = in ? green : red;
-                const cv::Point a = pt(kp1[matches[k].query], 0), b = pt(kp2[matches[k].train], w1);
-                cv::circle(canvas, a, 3 << shift, colour, 1, cv::LINE_AA, shift);
-                cv::circle(canvas, b, 3 << shift, colour, 1, cv::LINE_AA, shift);
-                cv::line(canvas, a, b, colour, 1, cv::LINE_AA, shift);
-            }
-
-        std::vector<unsigned char> bytes;
-        bool encoded;
-        try {
-            encoded = cv::imencode(ext, canvas, bytes);
-        } catch (const cv::Exception &e) {
-            if (e.code == cv::Error::StsNoMem)
-                throw;
-            encoded = false; /* "could not find encoder for the specified extension" */
-        }
-        if (!encoded)
-            return fail(MN_ERR_UNSUPPORTED, func, "no image encoder for " + quoted(path));
-        return write_atomically(func, path, bytes);
+        return draw_matches(func, image1, kp1, n1, image2, kp2, n2, matches, nm, inliers, nullptr, path);
     });
 }
 

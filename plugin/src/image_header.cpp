@@ -126,6 +126,8 @@ HeaderSize tiff_size(const ByteReader &read)
     if (ifd < 8 || !read_exact(read, ifd, c, 2))
         return failed("TIFF", "corrupt TIFF (first directory at byte " + std::to_string(ifd) + ", outside the file)");
     const size_t n = u16(c);
+    if (n == 0)
+        return failed("TIFF", "corrupt TIFF (empty first directory)");
     std::vector<unsigned char> e(n * 12);
     if (!read_exact(read, ifd + 2, e.data(), e.size()))
         return failed("TIFF", "truncated TIFF (first directory of " + std::to_string(n) + " entries is cut)");

@@ -700,7 +700,7 @@ class Matcher:
 # ---- match_pair: matchnet-match in Python ----
 
 def match_pair(path1, path2, detector="sift", max_keypoints=2000, method="l2", geometry="none", upright=False,
-               model=None, threads=0, draw=None):
+               model=None, threads=0, draw=None, draw_max=None, draw_keypoints=False):
     """Match two image files as `matchnet-match` does and return its JSON
     document as Python objects:
 
@@ -712,14 +712,17 @@ def match_pair(path1, path2, detector="sift", max_keypoints=2000, method="l2", g
 
     The options are matchnet-match's (--detector, --max-keypoints,
     --method, --geometry with its 3 px RANSAC threshold, --upright, --model,
-    --threads, --draw); model may also be a matchnet.Model. The same C calls
-    in the same order: mn_image_load (not cv2.imread: JPEG goes through
-    TurboJPEG there, so this gives matchnet-match's pixels for every
-    format), mn_keypoints_detect, mn_describe_keypoints, mn_match,
-    mn_matches_filter (with a geometry only the inliers are listed) and, with
-    draw, mn_matches_draw (written through a temporary file and renamed; all
-    matches drawn, outliers red). Numbers are the C floats as Python floats;
-    the JSON holds them to 9 significant digits. Raises Error.
+    --threads, --draw, --draw-max, --draw-keypoints); model may also be a
+    matchnet.Model. The same C calls in the same order: mn_image_load (not
+    cv2.imread: JPEG goes through TurboJPEG there, so this gives
+    matchnet-match's pixels for every format), mn_keypoints_detect,
+    mn_describe_keypoints, mn_match, mn_matches_filter (with a geometry only
+    the inliers are listed) and, with draw, mn_matches_draw_with (written
+    through a temporary file and renamed; at most draw_max lines - None: the
+    library's default, 300 -, inliers first, in green, outliers red, the
+    counts in the corner; draw_keypoints circles every keypoint). Numbers
+    are the C floats as Python floats; the JSON holds them to 9 significant
+    digits. Raises Error.
     """
     func = "match_pair"
     det = _choice(detector, _lib.DETECTORS, "detector", func)
@@ -729,6 +732,9 @@ def match_pair(path1, path2, detector="sift", max_keypoints=2000, method="l2", g
             not 1 <= max_keypoints <= 1000000:
         raise _fail(func, "max_keypoints = %r, expected 1..1000000" % (max_keypoints,))
     threads = _threads(threads, func)
+    if draw_max is not None and (not isinstance(draw_max, (int, np.integer)) or isinstance(draw_max, bool) or
+                                 draw_max < 0):
+        raise _fail(func, "draw_max = %r, expected None (the default) or 0 or more" % (draw_max,))
     core, plugin = _lib.core(), _lib.plugin()
     with _loaded(path1) as img1, _loaded(path2) as img2:
         m = _model(model, func)
@@ -757,9 +763,13 @@ def match_pair(path1, path2, detector="sift", max_keypoints=2000, method="l2", g
                                                 ninl))
             t3 = time.perf_counter()
         if draw is not None:
-            _lib.check(plugin.mn_matches_draw(img1, _lib.ptr(kp[0]), len(kp[0]), img2, _lib.ptr(kp[1]), len(kp[1]),
-                                              _lib.ptr(matches), len(matches), _lib.ptr(inliers),
-                                              os.fsencode(draw)))
+            dp = plugin.mn_draw_params_default()
+            if draw_max is not None:
+                dp.max_lines = min(int(draw_max), _lib.SIZE_MAX)
+            dp.keypoints = int(bool(draw_keypoints))
+            _lib.check(plugin.mn_matches_draw_with(img1, _lib.ptr(kp[0]), len(kp[0]), img2, _lib.ptr(kp[1]),
+                                                   len(kp[1]), _lib.ptr(matches), len(matches), _lib.ptr(inliers),
+                                                   dp, os.fsencode(draw)))
         kept = matches[inliers[:len(matches)] != 0]
 
         def image(path, img, k):

@@ -31,6 +31,7 @@ __all__ = []  # nothing public: matchnet/__init__.py re-exports what users see
 
 c_int, c_float, c_double, c_size_t = ctypes.c_int, ctypes.c_float, ctypes.c_double, ctypes.c_size_t
 c_void_p, c_char_p = ctypes.c_void_p, ctypes.c_char_p
+SIZE_MAX = (1 << (8 * ctypes.sizeof(c_size_t))) - 1
 
 # mn_status (matchnet.h)
 MN_OK = 0
@@ -91,13 +92,17 @@ class Image(ctypes.Structure):
     _fields_ = [("pixels", c_void_p), ("width", c_int), ("height", c_int), ("stride", c_size_t)]
 
 
+class DrawParams(ctypes.Structure):
+    _fields_ = [("max_lines", c_size_t), ("keypoints", c_int), ("counts", c_int), ("opacity", c_float)]
+
+
 # mn_keypoint is 4 floats (x, y, size, angle): an N x 4 float32 array.
 # mn_pair is 2 uint32 (a, b): an N x 2 uint32 array.
 # mn_dmatch:
 DMATCH_DTYPE = np.dtype([("query", "<u4"), ("train", "<u4"), ("probability", "<f4"), ("distance", "<f4")])
 
 if ctypes.sizeof(c_void_p) == 8:
-    assert ctypes.sizeof(MatchParams) == 40 and ctypes.sizeof(Image) == 24
+    assert ctypes.sizeof(MatchParams) == 40 and ctypes.sizeof(Image) == 24 and ctypes.sizeof(DrawParams) == 24
 
 P = ctypes.POINTER
 _CORE_PROTOTYPES = {
@@ -143,6 +148,9 @@ _PLUGIN_PROTOTYPES = {
                                   c_void_p, c_void_p, P(c_size_t)]),
     "mn_matches_draw": (c_int, [P(Image), c_void_p, c_size_t, P(Image), c_void_p, c_size_t, c_void_p, c_size_t,
                                 c_void_p, c_char_p]),
+    "mn_draw_params_default": (DrawParams, []),
+    "mn_matches_draw_with": (c_int, [P(Image), c_void_p, c_size_t, P(Image), c_void_p, c_size_t, c_void_p, c_size_t,
+                                     c_void_p, P(DrawParams), c_char_p]),
 }
 
 

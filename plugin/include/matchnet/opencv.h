@@ -15,6 +15,7 @@
  *   ... mn_match(), then optionally:
  *   mn_matches_filter(MN_GEOMETRY_HOMOGRAPHY, kp1, n1, kp2, n2, matches, nm, 3.0, H, inliers, &ni);
  *   mn_matches_draw(&img1, kp1, n1, &img2, kp2, n2, matches, nm, inliers, "out.png");
+ *   // or mn_matches_draw_with(..., &draw_params, "out.png") for the options
  *   mn_image_free(&img1);
  *
  * mn_image_resize() shrinks an image as the training data were shrunk.
@@ -149,15 +150,62 @@ MN_CV_API mn_status mn_matches_filter(mn_geometry geometry, const mn_keypoint *k
                                       size_t nm, double threshold_px, double *model, uint8_t *inliers,
                                       size_t *n_inliers);
 
+/** The number of match lines mn_draw_params_default() draws at most. */
+#define MN_DRAW_MAX_LINES 300
+
 /**
- * Draw two images side by side (image 1 on the left, in colour over grey)
- * with a circle per keypoint and a line per match, inliers in green and
- * outliers in red (inliers: NULL for all inliers, or nm bytes), and write
- * the picture to path, format from its extension (.png, .jpg, ...).
+ * Options for mn_matches_draw_with(). Start from mn_draw_params_default():
+ * the defaults keep the images visible under thousands of matches.
+ */
+typedef struct mn_draw_params {
+    size_t max_lines; /**< most match lines drawn (default MN_DRAW_MAX_LINES); 0 draws none, SIZE_MAX all.
+                           Which ones: see mn_matches_draw_with() */
+    int keypoints;    /**< nonzero: a small circle at every keypoint, matched or not (default 0) */
+    int counts;       /**< nonzero: the counts written in the top-left corner (default 1) */
+    float opacity;    /**< lines, their end marks and the keypoint circles are blended over the
+                           images at this opacity, in (0, 1] (default 0.6) */
+} mn_draw_params;
+
+/** The default drawing options: at most MN_DRAW_MAX_LINES lines, no
+ *  keypoint circles, the counts, opacity 0.6. */
+MN_CV_API mn_draw_params mn_draw_params_default(void);
+
+/**
+ * Draw two images side by side (image 1 on the left, grey in a colour
+ * picture, both at the top; the picture is w1 + w2 by max(h1, h2) pixels)
+ * with a 1-pixel anti-aliased line per match and a small circle at each of
+ * its ends, inliers in green and outliers in red (inliers: NULL for all
+ * inliers, or nm bytes), outliers drawn first so that inliers lie on top.
+ * Write the picture to path, format from its extension (.png, .jpg, ...).
+ * params NULL means mn_draw_params_default().
+ *
+ * Which lines: all matches when nm <= params->max_lines. Otherwise inliers
+ * are preferred: the first min(ni, max_lines) slots go to inliers and the
+ * rest to outliers; m entries of a list of n (the inliers, or the
+ * outliers, in the order of matches) are the entries at
+ * floor((2k + 1) n / (2m)), k = 0 .. m-1, the middle of each of m equal
+ * stretches: an even spread over the list, the same on every call.
+ * With params->counts, one line in the top-left corner, on a darkened box,
+ * says what is drawn: "N1 + N2 keypoints, NI inliers (green) / NM matches,
+ * D drawn" (without the inlier part when every match is an inlier, without
+ * "D drawn" when all are).
+ *
  * The file is written through a temporary file in the same directory and
  * renamed, so a failure never leaves a partial picture. Errors: MN_ERR_IO
  * when the file cannot be written, MN_ERR_UNSUPPORTED for an extension
- * OpenCV has no encoder for, MN_ERR_INVALID_ARGUMENT for bad indices.
+ * OpenCV has no encoder for, MN_ERR_INVALID_ARGUMENT for bad indices, more
+ * than INT_MAX matches or an opacity outside (0, 1].
+ */
+MN_CV_API mn_status mn_matches_draw_with(const mn_image *image1, const mn_keypoint *kp1, size_t n1,
+                                         const mn_image *image2, const mn_keypoint *kp2, size_t n2,
+                                         const mn_dmatch *matches, size_t nm, const uint8_t *inliers,
+                                         const mn_draw_params *params, const char *path);
+
+/**
+ * mn_matches_draw_with() with mn_draw_params_default(): at most
+ * MN_DRAW_MAX_LINES lines, the counts, no keypoint circles. (It used to
+ * draw every match and keypoint, opaque: params with max_lines SIZE_MAX,
+ * keypoints 1, counts 0 and opacity 1 come closest.)
  */
 MN_CV_API mn_status mn_matches_draw(const mn_image *image1, const mn_keypoint *kp1, size_t n1,
                                     const mn_image *image2, const mn_keypoint *kp2, size_t n2,
