@@ -24,3 +24,14 @@ add_test(NAME test_python COMMAND ${MN_SYSTEM_PYTHON} ${mn_py_test_args})
 add_test(NAME test_python_install COMMAND ${MN_SYSTEM_PYTHON} ${mn_py_test_args} --install)
 set_tests_properties(test_python test_python_install PROPERTIES
                      ENVIRONMENT "PYTHONPATH=${PROJECT_BINARY_DIR}/python" TIMEOUT 600)
+
+# Full file systems (a tmpfs in a private mount namespace where allowed, and
+# RLIMIT_FSIZE everywhere) and a 1 GiB address space, for the programs
+# (issue 15's resources); plain builds only, as the sanitizers reserve more.
+if(TARGET matchnet-stitch AND TARGET matchnet-colmap AND TARGET matchnet-patchset)
+  add_test(NAME test_resources COMMAND ${MN_SYSTEM_PYTHON} ${CMAKE_CURRENT_SOURCE_DIR}/test_resources.py
+           --match $<TARGET_FILE:matchnet-match> --stitch $<TARGET_FILE:matchnet-stitch>
+           --colmap $<TARGET_FILE:matchnet-colmap> --patchset $<TARGET_FILE:matchnet-patchset>
+           --source-dir ${PROJECT_SOURCE_DIR})
+  set_tests_properties(test_resources PROPERTIES TIMEOUT 600)
+endif()
