@@ -35,3 +35,14 @@ if(TARGET matchnet-stitch AND TARGET matchnet-colmap AND TARGET matchnet-patchse
            --source-dir ${PROJECT_SOURCE_DIR})
   set_tests_properties(test_resources PROPERTIES TIMEOUT 600)
 endif()
+
+# matchnet.hloc: hloc's feature and match files, read back with h5py the way
+# hloc's readers index them (hloc itself is not in Debian).
+execute_process(COMMAND ${MN_SYSTEM_PYTHON} -c "import h5py" RESULT_VARIABLE mn_py_h5py OUTPUT_QUIET ERROR_QUIET)
+if(mn_py_h5py EQUAL 0)
+  add_test(NAME test_hloc COMMAND ${MN_SYSTEM_PYTHON} ${CMAKE_CURRENT_SOURCE_DIR}/test_hloc.py
+           --source-dir ${PROJECT_SOURCE_DIR})
+  set_tests_properties(test_hloc PROPERTIES ENVIRONMENT "PYTHONPATH=${PROJECT_BINARY_DIR}/python" TIMEOUT 600)
+else()
+  message(STATUS "matchnet: python3 without h5py (python3-h5py); test_hloc not registered")
+endif()

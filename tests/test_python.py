@@ -601,7 +601,7 @@ class Install(unittest.TestCase):
                                text=True)
             self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
             site = os.path.join(prefix, "lib", "python3", "dist-packages")
-            for f in ("__init__.py", "_lib.py", "_config.py"):
+            for f in ("__init__.py", "_lib.py", "hloc.py", "_config.py"):
                 self.assertTrue(os.path.isfile(os.path.join(site, "matchnet", f)), f)
             with open(os.path.join(site, "matchnet", "_config.py")) as f:
                 cfg = f.read()

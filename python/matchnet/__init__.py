@@ -21,6 +21,9 @@ Classes and functions:
   objects (both also take a path, or None for the default model).
 - Error: every failure; str(e) is mn_last_error()'s message, e.status the
   mn_status code.
+- matchnet.hloc: features and matches in the HDF5 files of
+  Hierarchical-Localization (hloc), for its reconstruction step
+  (`python3 -m matchnet.hloc extract|pairs|match ...`; needs h5py).
 
 How it is built: a pure-Python package over the C library's public API
 with ctypes (no compiled extension, nothing to build; needs Debian's
