@@ -194,6 +194,13 @@ typedef struct mn_session mn_session;
  *    product kernels (OpenBLAS or own, so between OpenBLAS cores) and with
  *    MN_GEMM, MN_SIMD or MN_WINOGRAD overrides, results agree to rounding
  *    (about 1e-6 relative; test_golden holds each to PyTorch within 1e-4).
+ *  - MN_PRECISION=bf16 (opt-in, on CPUs with AVX512-BF16) runs the
+ *    blocked path's Winograd products in bfloat16: every promise above
+ *    holds except that the blocked and im2col paths then agree to 5% of a
+ *    descriptor's largest component (test_determinism under bf16; the
+ *    shipped model: cosine >= 0.9997 with fp32, Oxford patch FPR95
+ *    unchanged, bench/README.md), and the results are bfloat16's, not
+ *    fp32's, within the same bound.
  * Creating a session sets OpenBLAS to one thread
  * (openblas_set_num_threads(1)): BLAS threads inside the library's threads
  * would only contend for the cores.
@@ -250,7 +257,10 @@ MN_API int mn_default_num_threads(void);
  * the thread-count promise but, on the Haswell and Zen cores, not the
  * batch-place one), avx2, avx512 or generic; MN_SIMD=generic, avx2 or
  * avx512 (the tower's vector code); MN_WINOGRAD=0, read when a model is
- * loaded, makes every convolution direct. Never NULL.
+ * loaded, makes every convolution direct; MN_PRECISION=bf16 puts the
+ * Winograd products on the AVX512-BF16 kernel where the CPU has it
+ * ("libmatchnet's AVX-512 BF16 kernel (bfloat16)"; see mn_session_params).
+ * Never NULL.
  */
 MN_API const char *mn_blas_info(void);
 

@@ -77,7 +77,8 @@ mn_status mn_winograd_prepare(const char *fn, mn_model *m)
             }
         if (packed)
             for (int xi = 0; xi < a * a; xi++)
-                mn_gemm_pack_a_all(l->out_c, l->in_c, u + (size_t)xi * plane, l->in_c, dst + (size_t)xi * stored);
+                mn_gemm_pack_a_for(mn_cpu_get()->gemm_fixed, l->out_c, l->in_c, u + (size_t)xi * plane, l->in_c,
+                                   dst + (size_t)xi * stored);
         l->wino_u = dst;
         l->wino_packed = packed;
         dst += (size_t)a * a * stored;

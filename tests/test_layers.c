@@ -160,10 +160,75 @@ static void test_gemm(int m, int n, int k, mn_kernel kind)
     free(a), free(b), free(c1), free(c2), free(pack);
 }
 
+/* bfloat16 of x, round to nearest even (as vcvtneps2bf16 on normal numbers). */
+static double bf16_round(float x)
+{
+    uint32_t u;
+    memcpy(&u, &x, sizeof u);
+    u += 0x7FFFu + ((u >> 16) & 1u);
+    u &= 0xFFFF0000u;
+    float r;
+    memcpy(&r, &u, sizeof r);
+    return r;
+}
+
+/* The bfloat16 Winograd products (MN_PRECISION=bf16) on operands packed as
+ * the blocked path packs them: against a double-precision product of the
+ * bfloat16-rounded operands, so the rounding (nearest even), the pairing of
+ * k (odd k padded), the KB blocks of k (k > 256 accumulates) and the edges
+ * (m % 6, a partial last strip) are all checked; and against the fp32
+ * product, which it must differ from by bfloat16's rounding and no more. */
+static void test_gemm_bf16(int m, int n, int k)
+{
+    if (!mn_cpu_get()->has_avx512bf16)
+        return;
+    const mn_kernel kind = MN_KERNEL_AVX512_BF16;
+    const int strip = mn_gemm_strip(kind), ns = (n + strip - 1) / strip;
+    float *a = rand_buf((size_t)m * k), *b = rand_buf((size_t)k * n);
+    float *ap = calloc(mn_gemm_packed_a_floats(m, k), sizeof(float));
+    float *bp = calloc((size_t)ns * strip * k, sizeof(float));
+    float *c = malloc(sizeof(float) * (size_t)m * (n + 3));
+    for (size_t i = 0; i < (size_t)m * (n + 3); i++)
+        c[i] = 123.0f;
+    for (int j = 0; j < n; j++)
+        for (int kk = 0; kk < k; kk++)
+            bp[(size_t)(j / strip) * k * strip + (size_t)kk * strip + j % strip] = b[(size_t)kk * n + j];
+    mn_gemm_pack_a_for(kind, m, k, a, k, ap);
+    mn_gemm_prepacked(kind, m, n, k, ap, bp, c, n + 3);
+    double worst = 0.0, worst_fp32 = 0.0;
+    int pad_ok = 1;
+    for (int i = 0; i < m; i++) {
+        for (int j = 0; j < n; j++) {
+            double ref = 0.0, exact = 0.0, mag = 0.0;
+            for (int kk = 0; kk < k; kk++) {
+                const float x = a[(size_t)i * k + kk], y = b[(size_t)kk * n + j];
+                ref += bf16_round(x) * bf16_round(y);
+                exact += (double)x * y;
+                mag += fabs((double)x * y);
+            }
+            const double got = c[(size_t)i * (n + 3) + j];
+            const double e = fabs(got - ref) / (mag + 1e-30), ef = fabs(got - exact) / (mag + 1e-30);
+            worst = e > worst ? e : worst;
+            worst_fp32 = ef > worst_fp32 ? ef : worst_fp32;
+        }
+        for (int j = n; j < n + 3; j++)
+            pad_ok &= c[(size_t)i * (n + 3) + j] == 123.0f;
+    }
+    /* fp32 accumulation of k bfloat16 products: a few ulp of the magnitude. */
+    CHECK(worst < 1e-5, "bf16 gemm %dx%dx%d: %.3g (relative to sum |a b|) from the product of rounded operands", m,
+          n, k, worst);
+    /* Each operand rounded to 8 significant bits: at most 2^-8 relative per product. */
+    CHECK(worst_fp32 > 1e-6 && worst_fp32 < 1.0 / 128, "bf16 gemm %dx%dx%d: %.3g from the fp32 product", m, n, k,
+          worst_fp32);
+    CHECK(pad_ok, "bf16 gemm %dx%dx%d wrote outside C", m, n, k);
+    free(a), free(b), free(ap), free(bp), free(c);
+}
+
 int main(void)
 {
-    printf("AVX2 kernel: %d, AVX-512 kernel: %d, fixed-shape products: %s, others: %s\n", mn_cpu_get()->has_avx2,
-           mn_cpu_get()->has_avx512, mn_kernel_name(mn_cpu_get()->gemm_fixed),
+    printf("AVX2 kernel: %d, AVX-512 kernel: %d, AVX512-BF16: %d, fixed-shape products: %s, others: %s\n",
+           mn_cpu_get()->has_avx2, mn_cpu_get()->has_avx512, mn_cpu_get()->has_avx512bf16,
+           mn_kernel_name(mn_cpu_get()->gemm_fixed),
            mn_kernel_name(mn_cpu_get()->gemm_stable));
     for (int w = 0; w < 3; w++) {
         const mn_kernel kind = own_kernels[w];
@@ -176,6 +241,13 @@ int main(void)
         test_gemm(24, 4096 + 7, 49, kind);
         test_gemm(13, 35, 517, kind);
     }
+
+    /* The bfloat16 Winograd products: MatchNet's shapes (96 x 64 tiles x 96), odd k, k > 256, edges. */
+    test_gemm_bf16(96, 256, 96);
+    test_gemm_bf16(64, 70, 24);
+    test_gemm_bf16(13, 33, 97);
+    test_gemm_bf16(7, 64, 600);
+    test_gemm_bf16(1, 1, 1);
 
     /* MatchNet's convolutions, and odd shapes that exercise the edges. */
     test_conv(1, 24, 64, 7, 1, 3, 1, 3);

@@ -28,6 +28,13 @@
  *                    the fixed-shape ones on BLAS, as on a CPU without AVX2);
  *                    one the CPU lacks is ignored
  *   MN_SIMD=generic|avx2|avx512   the tower's build (at most the best present)
+ *   MN_PRECISION=fp32|bf16   bf16: the Winograd products (the blocked path's
+ *                    convolutions, most of the tower's work) in bfloat16 on
+ *                    AVX512-BF16 (gemm_avx512bf16.c), everything else in
+ *                    fp32; ignored where the CPU lacks AVX512-BF16 or
+ *                    MN_GEMM names a kernel. fp32 (the default) keeps the
+ *                    results PyTorch's within 1e-4; bf16's bounds are in
+ *                    matchnet.h (mn_blas_info() says which runs)
  *   MN_WINOGRAD=0    every convolution direct (read when a model is loaded)
  */
 #include "cpu.h"
@@ -54,6 +61,9 @@ static void mn_cpu_probe(void)
     const int fma = __builtin_cpu_supports("fma") != 0;
     c->has_avx2 = fma && __builtin_cpu_supports("avx2");
     c->has_avx512 = fma && __builtin_cpu_supports("avx512f");
+#if defined(MN_HAVE_BF16_KERNEL)
+    c->has_avx512bf16 = c->has_avx512 && __builtin_cpu_supports("avx512bf16");
+#endif
 #endif
     const mn_kernel best = c->has_avx512 ? MN_KERNEL_AVX512 : c->has_avx2 ? MN_KERNEL_AVX2 : MN_KERNEL_GENERIC;
     const char *gemm = getenv("MN_GEMM");
@@ -71,6 +81,9 @@ static void mn_cpu_probe(void)
     } else if (env_is(gemm, "generic")) {
         c->gemm_fixed = MN_KERNEL_BLAS; /* the packed Winograd layout exists for the vector kernels only */
         c->gemm_stable = MN_KERNEL_GENERIC;
+    } else if (env_is(getenv("MN_PRECISION"), "bf16") && c->has_avx512bf16) {
+        c->gemm_fixed = MN_KERNEL_AVX512_BF16;
+        c->bf16 = 1;
     }
 
     const char *simd = getenv("MN_SIMD");

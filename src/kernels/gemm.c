@@ -35,6 +35,11 @@ int mn_gemm_strip(mn_kernel kind)
     return mn_isa_kernels_for(kind)->strip;
 }
 
+void mn_gemm_pack_a_for(mn_kernel kind, int m, int k, const float *a, int lda, float *ap)
+{
+    mn_isa_kernels_for(kind)->pack_a(m, k, a, lda, ap);
+}
+
 void mn_gemm_prepacked(mn_kernel kind, int m, int n, int k, const float *ap, const float *bp, float *c, int ldc)
 {
     mn_isa_kernels_for(kind)->gemm_prepacked(m, n, k, ap, bp, c, ldc);

@@ -27,6 +27,9 @@ typedef void (*mn_gemm_fn)(int m, int n, int k, const float *a, int lda, const f
 /* The same on operands packed by the caller (below). */
 typedef void (*mn_gemm_prepacked_fn)(int m, int n, int k, const float *ap, const float *bp, float *c, int ldc);
 
+/* Packs A (m x k, lda) for mn_gemm_prepacked(kind, ...). */
+typedef void (*mn_pack_a_fn)(int m, int k, const float *a, int lda, float *ap);
+
 /* C = A B (row-major, no transposes, beta 0), shape fixed by the model, on
  * mn_cpu_get()->gemm_fixed: OpenBLAS where cpu.c's table says its core keeps
  * the rule (SkylakeX, Cooperlake, and the SSE/AVX cores of CPUs without
@@ -57,5 +60,9 @@ size_t mn_gemm_packed_a_floats(int m, int k);
 void mn_gemm_pack_a_all(int m, int k, const float *a, int lda, float *ap);
 int mn_gemm_strip(mn_kernel kind);
 void mn_gemm_prepacked(mn_kernel kind, int m, int n, int k, const float *ap, const float *bp, float *c, int ldc);
+/* A packed for mn_gemm_prepacked(kind, ...): mn_gemm_pack_a_all's layout for
+ * the fp32 kernels, bfloat16 pairs for AVX512_BF16 (gemm_avx512bf16.c); ap
+ * holds mn_gemm_packed_a_floats(m, k) floats either way. */
+void mn_gemm_pack_a_for(mn_kernel kind, int m, int k, const float *a, int lda, float *ap);
 
 #endif

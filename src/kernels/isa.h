@@ -23,6 +23,7 @@ typedef struct mn_isa_kernels {
     mn_gemm_fn gemm;                     /* C = A B, the determinism rule kept */
     mn_gemm_prepacked_fn gemm_prepacked; /* NULL: the Winograd products go to BLAS */
     int strip;                           /* B strip width of gemm_prepacked */
+    mn_pack_a_fn pack_a;                 /* packs A for gemm_prepacked (NULL with it) */
     const mn_blocked_ops *blocked;       /* the blocked tower's layer kernels */
 } mn_isa_kernels;
 
@@ -43,5 +44,10 @@ void mn_gemm_prepacked_avx2(int m, int n, int k, const float *ap, const float *b
 void mn_gemm_nn_avx512(int m, int n, int k, const float *a, int lda, const float *b, int ldb, float *c, int ldc,
                        float *pack);
 void mn_gemm_prepacked_avx512(int m, int n, int k, const float *ap, const float *bp, float *c, int ldc);
+/* bfloat16 Winograd products (gemm_avx512bf16.c): A packed by mn_gemm_pack_a_bf16 into
+ * mn_gemm_packed_a_bf16_words(m, k) 32-bit words (never more than mn_gemm_packed_a_floats). */
+void mn_gemm_prepacked_avx512bf16(int m, int n, int k, const float *ap, const float *bp, float *c, int ldc);
+void mn_gemm_pack_a_bf16(int m, int k, const float *a, int lda, float *ap);
+size_t mn_gemm_packed_a_bf16_words(int m, int k);
 
 #endif

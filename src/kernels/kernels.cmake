@@ -30,6 +30,16 @@ if(CMAKE_C_COMPILER_ID MATCHES "GNU|Clang")
       ${MN_KERNELS_DIR}/blocked_avx2.c ${MN_KERNELS_DIR}/blocked_avx512.c)
     set_property(SOURCE ${MN_KERNELS_DIR}/gemm_avx2.c APPEND PROPERTY COMPILE_OPTIONS "-mavx2;-mfma")
     set_property(SOURCE ${MN_KERNELS_DIR}/gemm_avx512.c APPEND PROPERTY COMPILE_OPTIONS "-mavx512f;-mavx2;-mfma")
+    # bfloat16 Winograd products (MN_PRECISION=bf16) where the compiler has AVX512-BF16.
+    include(CheckCCompilerFlag)
+    check_c_compiler_flag("-mavx512bf16" MN_CC_HAS_AVX512BF16)
+    if(MN_CC_HAS_AVX512BF16)
+      list(APPEND MN_KERNEL_ISAS avx512bf16)
+      list(APPEND MN_KERNEL_SOURCES ${MN_KERNELS_DIR}/gemm_avx512bf16.c)
+      set_property(SOURCE ${MN_KERNELS_DIR}/gemm_avx512bf16.c APPEND PROPERTY COMPILE_OPTIONS
+                   "-mavx512f;-mavx512bf16;-mavx2;-mfma")
+      set(MN_HAVE_BF16_KERNEL ON)
+    endif()
     set_property(SOURCE ${MN_KERNELS_DIR}/blocked_avx2.c APPEND PROPERTY COMPILE_OPTIONS
                  "-mavx2;-mfma;-ffp-contract=fast;-Wno-psabi")
     set_property(SOURCE ${MN_KERNELS_DIR}/blocked_avx512.c APPEND PROPERTY COMPILE_OPTIONS

@@ -1,0 +1,139 @@
+/*
+ * gemm_avx512bf16.c - the Winograd products in bfloat16: AVX512-BF16's
+ * vdpbf16ps multiplies pairs of bfloat16 values and adds both products to
+ * one float lane, twice the multiply-adds of an fp32 FMA per instruction
+ * and half the bytes of A and B. Only the prepacked products of the
+ * blocked path run here (MN_PRECISION=bf16, cpu.c): every other product
+ * stays in fp32 on gemm_avx512.c, which also serves this row's plain
+ * products (isa.c).
+ *
+ * A (the transformed weights) is packed once, at model load, into panels
+ * of 6 rows holding k in pairs: [m / 6][k / 2][6] pairs, a pair being two
+ * bfloat16 in one 32-bit word (k, k + 1; the low half first, as vdpbf16ps
+ * reads them), odd k padded with 0. B arrives in the fp32 kernels' strips
+ * of 32 columns, [k][32] (the input transform writes them; one layout for
+ * every precision); each strip is rounded to bfloat16 pairs, [k / 2][32],
+ * KB rows at a time, just before the 6 x 32 micro-kernel passes over it.
+ * Rounding is to nearest even (vcvtneps2bf16 for B, the same rule in C for
+ * A). C is fp32.
+ *
+ * The determinism rule (gemm.h) holds: an element of C is one chain of
+ * vdpbf16ps over the pairs of k in KB blocks, whatever m, n and its place.
+ *
+ * Built with -mavx512f -mavx512bf16 -mfma (kernels.cmake); called only
+ * where cpu.c found AVX512-BF16.
+ */
+#include "gemm_blocked.h"
+#include "isa.h"
+
+#include <immintrin.h>
+#include <stdint.h>
+#include <string.h>
+
+#define NR 32
+/* Rows of k rounded per B block: KB / 2 pairs x 32 columns x 4 bytes = 16 KB, in L1. */
+#define KB 256
+
+/* fp32 -> bfloat16, round to nearest even; NaN stays NaN. */
+static uint16_t to_bf16(float x)
+{
+    uint32_t u;
+    memcpy(&u, &x, sizeof u);
+    if ((u & 0x7FFFFFFFu) > 0x7F800000u)
+        return (uint16_t)((u >> 16) | 0x40);
+    u += 0x7FFFu + ((u >> 16) & 1u);
+    return (uint16_t)(u >> 16);
+}
+
+size_t mn_gemm_packed_a_bf16_words(int m, int k)
+{
+    return (size_t)((m + MN_GEMM_MR - 1) / MN_GEMM_MR) * MN_GEMM_MR * (size_t)((k + 1) / 2);
+}
+
+void mn_gemm_pack_a_bf16(int m, int k, const float *a, int lda, float *ap_words)
+{
+    /* The caller's buffer is sized in floats (mn_gemm_packed_a_floats):
+     * as many 32-bit words as this layout needs, or more. */
+    uint32_t *ap = (uint32_t *)(void *)ap_words;
+    const int kp = (k + 1) / 2;
+    for (int i = 0; i < m; i += MN_GEMM_MR)
+        for (int p = 0; p < kp; p++)
+            for (int r = 0; r < MN_GEMM_MR; r++) {
+                const int row = i + r, k0 = 2 * p, k1 = 2 * p + 1;
+                const uint32_t lo = row < m ? to_bf16(a[(size_t)row * lda + k0]) : 0;
+                const uint32_t hi = row < m && k1 < k ? to_bf16(a[(size_t)row * lda + k1]) : 0;
+                *ap++ = lo | hi << 16;
+            }
+}
+
+/* Rows [k0, k0 + kc) of a [k][32] fp32 strip -> [kc / 2][32] bfloat16 pairs
+ * (kc even, or the strip's last row; a missing row k + 1 is 0). */
+static void round_strip(const float *strip, int k, int k0, int kc, uint32_t *out)
+{
+    for (int p = 0; p < (kc + 1) / 2; p++) {
+        const int r0 = k0 + 2 * p, r1 = r0 + 1;
+        for (int h = 0; h < NR; h += 16) {
+            const __m512 x0 = _mm512_loadu_ps(strip + (size_t)r0 * NR + h);
+            const __m512 x1 = r1 < k ? _mm512_loadu_ps(strip + (size_t)r1 * NR + h) : _mm512_setzero_ps();
+            const __m512i lo = _mm512_cvtepu16_epi32((__m256i)_mm512_cvtneps_pbh(x0));
+            const __m512i hi = _mm512_cvtepu16_epi32((__m256i)_mm512_cvtneps_pbh(x1));
+            _mm512_storeu_si512((void *)(out + (size_t)p * NR + h), _mm512_or_si512(lo, _mm512_slli_epi32(hi, 16)));
+        }
+    }
+}
+
+/* C tile (6 x 32, ldc) (+)= A panel (kp pairs) * B pairs (kp x 32). */
+static void kernel_6x32_bf16(int kp, const uint32_t *ap, const uint32_t *bp, float *c, int ldc, int accumulate,
+                             int rows, int cols)
+{
+    __m512 acc[MN_GEMM_MR][2];
+    for (int r = 0; r < MN_GEMM_MR; r++)
+        acc[r][0] = acc[r][1] = _mm512_setzero_ps();
+    for (int p = 0; p < kp; p++) {
+        const __m512bh b0 = (__m512bh)_mm512_loadu_si512((const void *)bp);
+        const __m512bh b1 = (__m512bh)_mm512_loadu_si512((const void *)(bp + 16));
+        for (int r = 0; r < MN_GEMM_MR; r++) {
+            const __m512bh a = (__m512bh)_mm512_set1_epi32((int)ap[r]);
+            acc[r][0] = _mm512_dpbf16_ps(acc[r][0], a, b0);
+            acc[r][1] = _mm512_dpbf16_ps(acc[r][1], a, b1);
+        }
+        ap += MN_GEMM_MR;
+        bp += NR;
+    }
+    float tile[MN_GEMM_MR * NR];
+    const int edge = rows < MN_GEMM_MR || cols < NR;
+    float *t = edge ? tile : c;
+    const int ldt = edge ? NR : ldc;
+    if (edge)
+        mn_edge_tile_load(tile, NR, c, ldc, rows, cols, accumulate);
+    for (int r = 0; r < MN_GEMM_MR; r++) {
+        float *row = t + (size_t)r * ldt;
+        if (accumulate) {
+            acc[r][0] = _mm512_add_ps(acc[r][0], _mm512_loadu_ps(row));
+            acc[r][1] = _mm512_add_ps(acc[r][1], _mm512_loadu_ps(row + 16));
+        }
+        _mm512_storeu_ps(row, acc[r][0]);
+        _mm512_storeu_ps(row + 16, acc[r][1]);
+    }
+    if (edge)
+        mn_edge_tile_store(tile, NR, c, ldc, rows, cols);
+}
+
+void mn_gemm_prepacked_avx512bf16(int m, int n, int k, const float *ap_words, const float *bp, float *c, int ldc)
+{
+    const uint32_t *ap = (const uint32_t *)(const void *)ap_words;
+    const size_t panel = (size_t)MN_GEMM_MR * (size_t)((k + 1) / 2); /* words per A panel */
+    uint32_t pairs[KB / 2 * NR];
+    for (int jr = 0; jr < n; jr += NR) {
+        const float *strip = bp + (size_t)jr * k;
+        const int cols = n - jr < NR ? n - jr : NR;
+        for (int k0 = 0; k0 < k; k0 += KB) {
+            const int kc = k - k0 < KB ? k - k0 : KB, kp = (kc + 1) / 2;
+            round_strip(strip, k, k0, kc, pairs);
+            for (int ir = 0; ir < m; ir += MN_GEMM_MR)
+                kernel_6x32_bf16(kp, ap + (size_t)(ir / MN_GEMM_MR) * panel + (size_t)(k0 / 2) * MN_GEMM_MR, pairs,
+                                 c + (size_t)ir * ldc + jr, ldc, k0 > 0, m - ir < MN_GEMM_MR ? m - ir : MN_GEMM_MR,
+                                 cols);
+        }
+    }
+}
