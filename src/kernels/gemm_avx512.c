@@ -5,6 +5,7 @@
  * only where cpu.c found AVX-512F and FMA.
  */
 #include "gemm_blocked.h"
+#include "gemm_tile512.h"
 #include "isa.h"
 
 #include <immintrin.h>
@@ -49,23 +50,7 @@ static void kernel_6x32(int kc, const float *ap, const float *bp, float *c, int 
         ap += MN_GEMM_MR;
         bp += NR5;
     }
-    float tile[MN_GEMM_MR * NR5];
-    const int edge = rows < MN_GEMM_MR || cols < NR5;
-    float *t = edge ? tile : c;
-    const int ldt = edge ? NR5 : ldc;
-    if (edge)
-        mn_edge_tile_load(tile, NR5, c, ldc, rows, cols, accumulate);
-    for (int r = 0; r < MN_GEMM_MR; r++) {
-        float *row = t + (size_t)r * ldt;
-        if (accumulate) {
-            acc[r][0] = _mm512_add_ps(acc[r][0], _mm512_loadu_ps(row));
-            acc[r][1] = _mm512_add_ps(acc[r][1], _mm512_loadu_ps(row + 16));
-        }
-        _mm512_storeu_ps(row, acc[r][0]);
-        _mm512_storeu_ps(row + 16, acc[r][1]);
-    }
-    if (edge)
-        mn_edge_tile_store(tile, NR5, c, ldc, rows, cols);
+    mn_tile512_store(acc, c, ldc, accumulate, rows, cols);
 }
 
 void mn_gemm_nn_avx512(int m, int n, int k, const float *a, int lda, const float *b, int ldb, float *c, int ldc,

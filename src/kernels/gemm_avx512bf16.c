@@ -24,6 +24,7 @@
  * where cpu.c found AVX512-BF16.
  */
 #include "gemm_blocked.h"
+#include "gemm_tile512.h"
 #include "isa.h"
 
 #include <immintrin.h>
@@ -100,23 +101,7 @@ static void kernel_6x32_bf16(int kp, const uint32_t *ap, const uint32_t *bp, flo
         ap += MN_GEMM_MR;
         bp += NR;
     }
-    float tile[MN_GEMM_MR * NR];
-    const int edge = rows < MN_GEMM_MR || cols < NR;
-    float *t = edge ? tile : c;
-    const int ldt = edge ? NR : ldc;
-    if (edge)
-        mn_edge_tile_load(tile, NR, c, ldc, rows, cols, accumulate);
-    for (int r = 0; r < MN_GEMM_MR; r++) {
-        float *row = t + (size_t)r * ldt;
-        if (accumulate) {
-            acc[r][0] = _mm512_add_ps(acc[r][0], _mm512_loadu_ps(row));
-            acc[r][1] = _mm512_add_ps(acc[r][1], _mm512_loadu_ps(row + 16));
-        }
-        _mm512_storeu_ps(row, acc[r][0]);
-        _mm512_storeu_ps(row + 16, acc[r][1]);
-    }
-    if (edge)
-        mn_edge_tile_store(tile, NR, c, ldc, rows, cols);
+    mn_tile512_store(acc, c, ldc, accumulate, rows, cols);
 }
 
 void mn_gemm_prepacked_avx512bf16(int m, int n, int k, const float *ap_words, const float *bp, float *c, int ldc)
