@@ -201,6 +201,8 @@ static int check_schema(colmap_db *db, char *err, size_t errlen)
  * descriptor stays open until after sqlite3_close(): closing any
  * descriptor of the file would drop the process's fcntl() locks, SQLite's
  * included. Where the file system has no flock(), the run goes on without.
+ * (Linux emulates flock() on NFS with fcntl() locks, which would clash with
+ * SQLite's; SQLite's own locking is unreliable on NFS anyway.)
  */
 static int lock_database(colmap_db *db, const char *path, char *err, size_t errlen)
 {
