@@ -2,17 +2,24 @@
  * colmap_db.c - COLMAP 3.8 database access for matchnet-colmap (layout in
  * colmap_db.h).
  */
+#define _DEFAULT_SOURCE /* flock, with POSIX.1-2008 */
 #include "colmap_db.h"
 
 #include "colmap_convert.h"
+#include "test_point.h"
 
 #include <sqlite3.h>
 
+#include <errno.h>
+#include <fcntl.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
+#include <time.h>
+#include <unistd.h>
 
 /* COLMAP_VERSION_NUMBER of 3.8, which its Database::UpdateSchema() stores. */
 #define COLMAP_USER_VERSION 3800
@@ -20,6 +27,7 @@
 struct colmap_db {
     sqlite3 *sql;
     int in_transaction;
+    int lock_fd; /* the database file, flock()ed for the whole run; -1 without */
 };
 
 /* COLMAP 3.8's CREATE statements (src/base/database.cc), verbatim. */
@@ -97,9 +105,23 @@ static int fail(char *err, size_t errlen, const char *fmt, ...)
     return -1;
 }
 
+/* "WHAT: MSG" for a failed SQLite call (WHAT may be NULL). After
+ * SQLITE_BUSY - SQLite's bare "database is locked", once the busy timeout
+ * has passed - also who held it and what becomes of the run's work. */
+static int fail_msg(colmap_db *db, char *err, size_t errlen, const char *what, const char *msg)
+{
+    const char *sep = what ? ": " : "";
+    if (sqlite3_errcode(db->sql) == SQLITE_BUSY)
+        return fail(err, errlen,
+                    "%s%s%s (another program kept it locked for %d s; this step was not written: run again to "
+                    "resume)",
+                    what ? what : "", sep, msg, COLMAP_DB_BUSY_MS / 1000);
+    return fail(err, errlen, "%s%s%s", what ? what : "", sep, msg);
+}
+
 static int fail_sql(colmap_db *db, char *err, size_t errlen, const char *what)
 {
-    return fail(err, errlen, "%s: %s", what, sqlite3_errmsg(db->sql));
+    return fail_msg(db, err, errlen, what, sqlite3_errmsg(db->sql));
 }
 
 int64_t colmap_pair_id(int64_t image_id1, int64_t image_id2)
@@ -116,7 +138,7 @@ static int exec(colmap_db *db, const char *sql, char *err, size_t errlen)
 {
     char *msg = NULL;
     if (sqlite3_exec(db->sql, sql, NULL, NULL, &msg) != SQLITE_OK) {
-        fail(err, errlen, "%s", msg ? msg : sqlite3_errmsg(db->sql));
+        fail_msg(db, err, errlen, NULL, msg ? msg : sqlite3_errmsg(db->sql));
         sqlite3_free(msg);
         return -1;
     }
@@ -167,18 +189,68 @@ static int check_schema(colmap_db *db, char *err, size_t errlen)
     return 0;
 }
 
+/*
+ * One run at a time: SQLite keeps each transaction whole, but a run decides
+ * outside its transactions which images and pairs are left to do, so two
+ * runs at once would both add the same image (the second failing on the
+ * UNIQUE name) and match the same pairs twice. So the run holds an
+ * exclusive flock() on the database file itself: a second run waits as
+ * long as SQLite's busy timeout and is then refused. flock() and SQLite's
+ * fcntl() byte-range locks are separate on Linux, and nothing else reads
+ * the lock, so COLMAP and other SQLite programs are not affected. The
+ * descriptor stays open until after sqlite3_close(): closing any
+ * descriptor of the file would drop the process's fcntl() locks, SQLite's
+ * included. Where the file system has no flock(), the run goes on without.
+ * (Linux emulates flock() on NFS with fcntl() locks, which would clash with
+ * SQLite's; SQLite's own locking is unreliable on NFS anyway.)
+ */
+static int lock_database(colmap_db *db, const char *path, char *err, size_t errlen)
+{
+    db->lock_fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (db->lock_fd < 0)
+        return 0;
+    struct timespec t0, now, pause = {0, 50 * 1000 * 1000};
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    for (;;) {
+        if (flock(db->lock_fd, LOCK_EX | LOCK_NB) == 0)
+            return 0;
+        if (errno == EINTR)
+            continue;
+        if (errno != EWOULDBLOCK) {
+            close(db->lock_fd);
+            db->lock_fd = -1;
+            return 0;
+        }
+        clock_gettime(CLOCK_MONOTONIC, &now);
+        if ((now.tv_sec - t0.tv_sec) * 1000 + (now.tv_nsec - t0.tv_nsec) / 1000000 >= COLMAP_DB_BUSY_MS)
+            return fail(err, errlen,
+                        "another matchnet-colmap run is writing this database (waited %d s for it to finish); run "
+                        "again when it has finished",
+                        COLMAP_DB_BUSY_MS / 1000);
+        nanosleep(&pause, NULL);
+    }
+}
+
 int colmap_db_open(const char *path, colmap_db **out, char *err, size_t errlen)
 {
     *out = NULL;
     colmap_db *db = calloc(1, sizeof *db);
     if (!db)
         return fail(err, errlen, "out of memory");
-    if (sqlite3_open_v2(path, &db->sql, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL) != SQLITE_OK) {
+    db->lock_fd = -1;
+    /* The VFS is NULL (SQLite's default) unless a crash test asks for pause
+     * points inside SQLite's commits (test_point.h). */
+    if (sqlite3_open_v2(path, &db->sql, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, mn_test_sqlite_vfs()) !=
+        SQLITE_OK) {
         fail(err, errlen, "cannot open: %s", db->sql ? sqlite3_errmsg(db->sql) : "out of memory");
         colmap_db_close(db);
         return -1;
     }
-    sqlite3_busy_timeout(db->sql, 10000);
+    sqlite3_busy_timeout(db->sql, COLMAP_DB_BUSY_MS);
+    if (lock_database(db, path, err, errlen) != 0) {
+        colmap_db_close(db);
+        return -1;
+    }
     int n = 0;
     if (count_objects(db, &n, err, errlen) != 0) {
         colmap_db_close(db);
@@ -196,7 +268,12 @@ int colmap_db_open(const char *path, colmap_db **out, char *err, size_t errlen)
             }
         char pragma[64];
         snprintf(pragma, sizeof pragma, "PRAGMA user_version = %d", COLMAP_USER_VERSION);
-        if (exec(db, pragma, err, errlen) != 0 || colmap_db_commit(db, err, errlen) != 0) {
+        if (exec(db, pragma, err, errlen) != 0) {
+            colmap_db_close(db);
+            return -1;
+        }
+        mn_test_point("colmap-schema-commit");
+        if (colmap_db_commit(db, err, errlen) != 0) {
             colmap_db_close(db);
             return -1;
         }
@@ -214,6 +291,8 @@ void colmap_db_close(colmap_db *db)
         return;
     colmap_db_rollback(db);
     sqlite3_close(db->sql);
+    if (db->lock_fd >= 0)
+        close(db->lock_fd); /* after SQLite's: see lock_database() */
     free(db);
 }
 

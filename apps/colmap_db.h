@@ -52,6 +52,10 @@
 #define COLMAP_CONFIG_DEGENERATE 1
 #define COLMAP_CONFIG_UNCALIBRATED 3
 
+/** How long a connection waits for a lock another holds: SQLite's busy
+ *  timeout, and colmap_db_open()'s wait for another run. */
+#define COLMAP_DB_BUSY_MS 10000
+
 /** The largest image id + 1 in a pair id (COLMAP's kMaxNumImages). */
 #define COLMAP_MAX_NUM_IMAGES 2147483647LL
 
@@ -63,7 +67,11 @@ int64_t colmap_pair_id(int64_t image_id1, int64_t image_id2);
 /**
  * Open a database, creating it with COLMAP 3.8's schema when the file does
  * not exist or is empty. An existing database must have every table with
- * exactly COLMAP 3.8's columns; anything else is refused.
+ * exactly COLMAP 3.8's columns; anything else is refused. One connection
+ * per database file at a time (an flock() on the file, held until
+ * colmap_db_close()): while another has it open this waits up to
+ * COLMAP_DB_BUSY_MS and then fails. Other SQLite programs (COLMAP) are
+ * not held off by it, only by SQLite's own locks, with the same timeout.
  */
 int colmap_db_open(const char *path, colmap_db **out, char *err, size_t errlen);
 

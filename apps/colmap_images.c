@@ -8,6 +8,7 @@
 #include "colmap_app.h"
 #include "colmap_convert.h"
 #include "colmap_exif.h"
+#include "test_point.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -289,9 +290,12 @@ static int store_image(context *ctx, image_entry *im, int width, int height, con
                colmap_db_add_image(ctx->db, im->name, camera, &im->image_id, ctx->err, sizeof ctx->err) != 0) {
         return -1;
     }
-    if (colmap_db_write_keypoints(ctx->db, im->image_id, rows, im->nkp, ctx->err, sizeof ctx->err) != 0 ||
-        colmap_db_commit(ctx->db, ctx->err, sizeof ctx->err) != 0)
+    if (colmap_db_write_keypoints(ctx->db, im->image_id, rows, im->nkp, ctx->err, sizeof ctx->err) != 0)
         return -1;
+    mn_test_point("colmap-image-commit");
+    if (colmap_db_commit(ctx->db, ctx->err, sizeof ctx->err) != 0)
+        return -1;
+    mn_test_point("colmap-image-stored");
     return 0;
 }
 
@@ -326,6 +330,7 @@ int image_add(context *ctx, image_entry *im, int64_t existing_id, int64_t existi
         im->kp[k] = scale_keypoint(kw[k], sx, sy, 1);
         colmap_keypoint_from_mn(&im->kp[k], rows + 6 * k);
     }
+    mn_test_point("colmap-image-described");
     rc = store_image(ctx, im, full.width, full.height, rows, existing_id, existing_camera);
 done:
     if (rc != 0) {

@@ -6,6 +6,7 @@
  */
 #define _POSIX_C_SOURCE 200809L
 #include "colmap_app.h"
+#include "out_file.h"
 
 #include <errno.h>
 #include <limits.h>
@@ -146,17 +147,28 @@ int pair_list_select(const options *o, const image_list *list, pair_list *out)
     return o->pairs == PAIRS_FILE ? select_from_file(o->pair_file, list, out) : select_generated(o, list, out);
 }
 
+/* Made in memory and written through a temporary file (out_file.h): a
+ * killed run leaves the older list or none, never half of one. */
 int pair_list_write(const char *path, const image_list *list, const pair_list *pairs)
 {
-    FILE *f = fopen(path, "w");
+    char *text = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&text, &len);
     if (!f) {
-        error_line("cannot create '%s': %s", path, strerror(errno));
+        error_line("out of memory");
         return -1;
     }
     for (size_t k = 0; k < pairs->n; k++)
         fprintf(f, "%s %s\n", list->v[pairs->v[k][0]].name, list->v[pairs->v[k][1]].name);
     if (ferror(f) | (fclose(f) != 0)) {
-        error_line("cannot write '%s': %s", path, strerror(errno));
+        error_line("out of memory");
+        free(text);
+        return -1;
+    }
+    int e = mn_out_file_write(path, text, len);
+    free(text);
+    if (e != 0) {
+        error_line("cannot write '%s': %s", path, strerror(e));
         return -1;
     }
     return 0;

@@ -10,9 +10,11 @@
  * to --max-size, the keypoints scaled back to the full image) and
  * described; the descriptors stay in memory for all of its pairs. Each
  * image is written in one transaction, and the pairs in blocks, so an
- * interrupted run leaves a consistent database and a rerun carries on:
- * images already present with keypoints and pairs already matched are
- * skipped. Cameras are made as colmap feature_extractor makes them
+ * interrupted (or killed) run leaves a consistent database and a rerun
+ * carries on: images already present with keypoints and pairs already
+ * matched are skipped. One run per database at a time (colmap_db_open()'s
+ * lock), as those decisions are taken outside the transactions. Cameras
+ * are made as colmap feature_extractor makes them
  * (--camera-model, focal length from EXIF as a prior).
  *
  * --reuse-keypoints instead describes the keypoints that colmap
@@ -30,6 +32,7 @@
 #include "colmap_app.h"
 #include "colmap_convert.h"
 #include "colmap_exif.h"
+#include "test_point.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -310,11 +313,14 @@ static int match_pairs(run *r)
         }
         r->total_matches += nm;
         r->n_matched++;
+        mn_test_point("colmap-pair-written");
         if (++in_block == PAIR_BLOCK || k + 1 == r->n_todo) {
+            mn_test_point("colmap-block-commit");
             if (colmap_db_commit(ctx->db, ctx->err, sizeof ctx->err) != 0) {
                 error_line("%s: %s", ctx->o->database, ctx->err);
                 return -1;
             }
+            mn_test_point("colmap-block-done");
             in_block = 0;
         }
         mn_cli_progress_update(&r->progress, "pairs", k + 1, r->n_todo, NULL);

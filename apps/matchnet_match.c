@@ -17,6 +17,8 @@
 #include "match_json.h"
 #include "matchnet.h"
 #include "matchnet/opencv.h"
+#include "out_file.h"
+#include "test_point.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -130,9 +132,9 @@ static int write_json_stream(FILE *f, const match_json_image *im1, const match_j
 /* Write the JSON to path. A regular file, or a new one, is written through
  * a temporary file beside it (beside the file a symbolic link leads to)
  * and rename(): a failed run leaves no half-written output and keeps what
- * was there. Anything else that exists (/dev/stdout, a pipe, a terminal)
- * is written in place, as rename() would replace the device itself.
- * Returns 0 or -1 (reported). */
+ * was there; what killed runs left there is removed first. Anything else
+ * that exists (/dev/stdout, a pipe, a terminal) is written in place, as
+ * rename() would replace the device itself. Returns 0 or -1 (reported). */
 static int write_json_file(const char *path, const match_json_image *im1, const match_json_image *im2,
                            const mn_dmatch *matches, size_t nm, const match_json_timing *timing)
 {
@@ -145,6 +147,7 @@ static int write_json_file(const char *path, const match_json_image *im1, const 
         }
         return 0;
     }
+    mn_out_file_remove_stale(path);
     char *real = realpath(path, NULL); /* NULL for a new file: path itself */
     const char *target = real ? real : path;
     size_t len = strlen(target);
@@ -171,7 +174,8 @@ static int write_json_file(const char *path, const match_json_image *im1, const 
             error_line("cannot write '%s': %s", path, strerror(errno));
             close(fd);
             err = 1;
-        } else if (write_json_stream(f, im1, im2, matches, nm, timing) != 0 || rename(tmp, target) != 0) {
+        } else if (write_json_stream(f, im1, im2, matches, nm, timing) != 0 ||
+                   (mn_test_point("out-file-rename"), rename(tmp, target) != 0)) {
             error_line("cannot write '%s': %s", path, strerror(errno));
             err = 1;
         }
@@ -287,6 +291,10 @@ int main(int argc, char **argv)
     mn_draw_params dp = mn_draw_params_default();
     dp.max_lines = (size_t)o.draw_max;
     dp.keypoints = o.draw_keypoints;
+    /* The drawing goes through PATH.tmp.PID.K too (matchnet/opencv.h): a
+     * killed run's is removed here, as for -o. */
+    if (o.draw)
+        mn_out_file_remove_stale(o.draw);
     if (o.draw && mn_matches_draw_with(&img[0], kp[0], nkp[0], &img[1], kp[1], nkp[1], matches, nm, inliers, &dp,
                                        o.draw) != MN_OK) {
         error_line("%s", mn_last_error());

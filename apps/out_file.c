@@ -3,8 +3,12 @@
 #define _DEFAULT_SOURCE /* realpath */
 #include "out_file.h"
 
+#include "test_point.h"
+
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -25,6 +29,55 @@ static int write_all(int fd, const unsigned char *p, size_t n)
     return 0;
 }
 
+/* The PID in NAME = BASE.tmp.PID.K, or 0 when NAME is not such a name. */
+static long temporary_pid(const char *name, const char *base)
+{
+    size_t lb = strlen(base);
+    if (strncmp(name, base, lb) != 0 || strncmp(name + lb, ".tmp.", 5) != 0)
+        return 0;
+    const char *p = name + lb + 5, *q = p;
+    while (*q >= '0' && *q <= '9')
+        q++;
+    if (q == p || q - p > 18 || *q != '.' || !q[1])
+        return 0;
+    for (const char *k = q + 1; *k; k++)
+        if (*k < '0' || *k > '9')
+            return 0;
+    return strtol(p, NULL, 10);
+}
+
+int mn_out_file_remove_stale(const char *path)
+{
+    char *real = realpath(path, NULL);
+    const char *target = real ? real : path;
+    const char *slash = strrchr(target, '/');
+    char *dir = slash ? strndup(target, (size_t)(slash - target) + 1) : strdup("./");
+    const char *base = slash ? slash + 1 : target;
+    int removed = 0;
+    DIR *d = dir && *base ? opendir(dir) : NULL;
+    if (d) {
+        const size_t ld = strlen(dir);
+        struct dirent *e;
+        while ((e = readdir(d)) != NULL) {
+            long pid = temporary_pid(e->d_name, base);
+            /* Only a process that is gone: a live one may be writing it. */
+            if (pid <= 0 || pid == (long)getpid() || kill((pid_t)pid, 0) == 0 || errno != ESRCH)
+                continue;
+            char *full = malloc(ld + strlen(e->d_name) + 1);
+            if (full) {
+                memcpy(full, dir, ld);
+                strcpy(full + ld, e->d_name);
+                removed += unlink(full) == 0;
+                free(full);
+            }
+        }
+        closedir(d);
+    }
+    free(dir);
+    free(real);
+    return removed;
+}
+
 int mn_out_file_write(const char *path, const void *data, size_t n)
 {
     struct stat st;
@@ -35,6 +88,7 @@ int mn_out_file_write(const char *path, const void *data, size_t n)
             e = errno;
         return e;
     }
+    mn_out_file_remove_stale(path);
     char *real = realpath(path, NULL); /* NULL for a new file: path itself */
     const char *target = real ? real : path;
     const size_t len = strlen(target) + 48;
@@ -56,6 +110,8 @@ int mn_out_file_write(const char *path, const void *data, size_t n)
         e = write_all(fd, data, n);
         if (close(fd) != 0 && e == 0)
             e = errno;
+        if (e == 0)
+            mn_test_point("out-file-rename");
         if (e == 0 && rename(tmp, target) != 0)
             e = errno;
         if (e != 0)

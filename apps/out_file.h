@@ -1,7 +1,9 @@
 /*
  * out_file.h - whole-file outputs of the programs: written through a
  * temporary file beside the target and renamed over it, so that a failed
- * or killed run never leaves half a file, and keeps what was there.
+ * or killed run never leaves half a file, and keeps what was there. A
+ * killed run leaves its temporary file (PATH.tmp.PID.K); the next write of
+ * the same output removes it.
  */
 #ifndef MN_APPS_OUT_FILE_H
 #define MN_APPS_OUT_FILE_H
@@ -19,6 +21,14 @@ extern "C" {
  * replace the device itself. Returns 0, or the errno of the step that
  * failed (the temporary file removed). */
 int mn_out_file_write(const char *path, const void *data, size_t n);
+
+/* Remove the temporary files that killed runs left beside path's target:
+ * PATH.tmp.PID.K (this file's and mn_matches_draw_with()'s naming) whose
+ * process PID no longer exists. mn_out_file_write() calls it; programs
+ * that write an output another way call it before. A PID since reused by
+ * another process keeps its file until a later run. Returns the number of
+ * files removed. */
+int mn_out_file_remove_stale(const char *path);
 
 #ifdef __cplusplus
 }

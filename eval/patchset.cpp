@@ -61,6 +61,7 @@
 #include "cli.h"
 #include "matchnet.h"
 #include "matchnet/opencv.h"
+#include "test_point.h"
 
 #include <opencv2/core.hpp>
 #include <opencv2/features2d.hpp>
@@ -74,6 +75,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <dirent.h>
+#include <fcntl.h>
 #include <fstream>
 #include <iterator>
 #include <map>
@@ -160,23 +162,29 @@ bool remove_flat_dir(const std::string &dir)
 }
 
 // OUT.tmp.PID and OUT.old.PID folders that killed runs left beside OUT
-// (their process is gone) are removed before a new run starts.
+// (their process is gone) are removed before a new run starts - except an
+// OUT.old.PID where OUT is missing: a run killed between its two renames
+// (where the file system cannot exchange them) had moved the older set
+// there, and it is put back.
 void remove_stale_sets(const std::string &out)
 {
     const size_t slash = out.find_last_of('/');
-    const std::string parent = slash == std::string::npos ? "." : out.substr(0, slash + 1);
+    const std::string parent = slash == std::string::npos ? "./" : out.substr(0, slash + 1);
     const std::string base = slash == std::string::npos ? out : out.substr(slash + 1);
-    for (const std::string &name : list_dir(parent)) {
-        for (const char *kind : {".tmp.", ".old."}) {
-            const std::string prefix = base + kind;
+    for (const char *kind : {".old.", ".tmp."}) {
+        const std::string prefix = base + kind;
+        for (const std::string &name : list_dir(parent)) {
             if (name.compare(0, prefix.size(), prefix) != 0 || name.size() == prefix.size() ||
                 name.find_first_not_of("0123456789", prefix.size()) != std::string::npos)
                 continue;
             const long pid = std::atol(name.c_str() + prefix.size());
-            if (pid > 0 && pid != (long)getpid() && kill((pid_t)pid, 0) != 0 && errno == ESRCH &&
-                remove_flat_dir(parent + name))
-                mn_cli_error(PROG, "removed %s%s, left by an interrupted run",
-                             parent.c_str(), name.c_str());
+            if (pid <= 0 || pid == (long)getpid() || kill((pid_t)pid, 0) == 0 || errno != ESRCH)
+                continue;
+            if (kind[1] == 'o' && !is_dir(out) && rename((parent + name).c_str(), out.c_str()) == 0)
+                mn_cli_error(PROG, "put back %s as %s: an interrupted run had moved it aside",
+                             (parent + name).c_str(), out.c_str());
+            else if (remove_flat_dir(parent + name))
+                mn_cli_error(PROG, "removed %s%s, left by an interrupted run", parent.c_str(), name.c_str());
         }
     }
 }
@@ -1119,8 +1127,11 @@ int main(int argc, char **argv)
     // The set is written to OUT.tmp.PID beside OUT and renamed to OUT when
     // complete, so that a failed or killed run never leaves a partial set
     // (nor spoils an older one) at OUT; the next run removes what a killed
-    // one left. An existing OUT is moved aside to OUT.old.PID for the
-    // moment between the two renames, then removed.
+    // one left. An existing OUT is exchanged with the new set in one step
+    // (renameat2 RENAME_EXCHANGE), then removed under the temporary name;
+    // where the file system cannot exchange, it is moved aside to
+    // OUT.old.PID for the moment between two renames (a run killed there
+    // leaves no OUT, and the next run puts the older set back).
     remove_stale_sets(out);
     const std::string pid = std::to_string((long)getpid());
     const std::string tmp = out + ".tmp." + pid, old = out + ".old." + pid;
@@ -1135,16 +1146,25 @@ int main(int argc, char **argv)
         return 1;
     }
     const bool had = is_dir(out);
-    if ((had && rename(out.c_str(), old.c_str()) != 0) || rename(tmp.c_str(), out.c_str()) != 0) {
-        mn_cli_error(PROG, "cannot rename %s to %s: %s", tmp.c_str(), out.c_str(),
-                     std::strerror(errno));
-        if (had && !is_dir(out))
-            rename(old.c_str(), out.c_str());
-        remove_flat_dir(tmp);
-        return 1;
+    mn_test_point("patchset-rename");
+    if (had && renameat2(AT_FDCWD, tmp.c_str(), AT_FDCWD, out.c_str(), RENAME_EXCHANGE) == 0) {
+        mn_test_point("patchset-renamed");
+        if (!remove_flat_dir(tmp))
+            mn_cli_error(PROG, "warning: could not remove the old set, now %s", tmp.c_str());
+    } else {
+        bool ok = !had || rename(out.c_str(), old.c_str()) == 0;
+        if (ok && had)
+            mn_test_point("patchset-renamed");
+        if (!ok || rename(tmp.c_str(), out.c_str()) != 0) {
+            mn_cli_error(PROG, "cannot rename %s to %s: %s", tmp.c_str(), out.c_str(), std::strerror(errno));
+            if (had && !is_dir(out))
+                rename(old.c_str(), out.c_str());
+            remove_flat_dir(tmp);
+            return 1;
+        }
+        if (had && !remove_flat_dir(old))
+            mn_cli_error(PROG, "warning: could not remove the old set, now %s", old.c_str());
     }
-    if (had && !remove_flat_dir(old))
-        mn_cli_error(PROG, "warning: could not remove the old set, now %s", old.c_str());
     std::printf("%s: %zu patches, %zu pairs (%zu matching, %zu per negative kind), %zu correspondences in all\n",
                 out.c_str(), set.n, list.size(), npos, nneg_kind, pool.positives.size());
     return 0;

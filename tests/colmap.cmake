@@ -27,7 +27,8 @@ if(TARGET matchnet-colmap)
   # The conversion as matchnet-colmap does it: its own colmap_convert.c and
   # colmap_db.c, compiled in.
   add_executable(test_colmap_keypoints test_colmap_keypoints.c ${PROJECT_SOURCE_DIR}/apps/colmap_convert.c
-                                       ${PROJECT_SOURCE_DIR}/apps/colmap_db.c)
+                                       ${PROJECT_SOURCE_DIR}/apps/colmap_db.c ${PROJECT_SOURCE_DIR}/apps/test_point.c
+                                       ${PROJECT_SOURCE_DIR}/apps/test_vfs.c)
   target_include_directories(test_colmap_keypoints PRIVATE ${PROJECT_SOURCE_DIR}/apps)
   target_link_libraries(test_colmap_keypoints PRIVATE matchnet_opencv SQLite::SQLite3 m)
   add_test(NAME test_colmap_keypoints COMMAND test_colmap_keypoints ${mn_colmap_arg})
