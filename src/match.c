@@ -29,7 +29,6 @@
 #include <string.h>
 
 #define MN_KNN_BLOCK 32 /* queries per distance block */
-#define MN_KNN_SKIP 64  /* train rows per skip test in the scan */
 
 /* ---- candidate search ---- */
 
@@ -99,35 +98,16 @@ static void mn_knn_task(void *arg, mn_scratch *scratch, int thread, size_t begin
             const uint8_t *mask = c->mask ? c->mask + q * nt : NULL;
             uint32_t *fi = c->fidx + q * (size_t)c->k;
             float *fd = c->fdist + q * (size_t)c->k;
-            const float qn = c->qnorm[q];
-            for (size_t t0 = 0; t0 < nt; t0 += MN_KNN_SKIP) {
-                const size_t t1 = nt - t0 < MN_KNN_SKIP ? nt : t0 + MN_KNN_SKIP;
-                /* Without a mask or per-train lists, a run of train rows none
-                 * of which beats the list's last entry (nor is NaN or
-                 * infinite) is passed over in one vectorised test: the
-                 * insertions below would refuse each of them, so the lists
-                 * are the same; most rows are such runs once the list fills. */
-                if (!mask && !bidx && t1 - t0 == MN_KNN_SKIP) {
-                    const float thr = fd[c->k - 1];
-                    int any = 0;
-                    for (size_t t = t0; t < t1; t++) {
-                        const float v = qn + c->tnorm[t] - 2.0f * dot[t];
-                        any |= ((v >= thr) & (v < INFINITY)) ^ 1;
-                    }
-                    if (!any)
-                        continue;
-                }
-                for (size_t t = t0; t < t1; t++) {
-                    if (mask && !mask[t])
-                        continue;
-                    float v = qn + c->tnorm[t] - 2.0f * dot[t];
-                    if (!(v < INFINITY)) /* NaN or inf: a norm or the product overflowed (values over ~1e19) */
-                        v = mn_sq_dist_strided(c->query + q * (size_t)c->dim, c->train_t + t, nt, c->dim);
-                    v = v > 0.0f ? v : 0.0f;
-                    mn_topk_insert(fi, fd, c->k, (uint32_t)t, v);
-                    if (bidx)
-                        mn_topk_insert(bidx + t * (size_t)c->kb, bdist + t * (size_t)c->kb, c->kb, (uint32_t)q, v);
-                }
+            for (size_t t = 0; t < nt; t++) {
+                if (mask && !mask[t])
+                    continue;
+                float v = c->qnorm[q] + c->tnorm[t] - 2.0f * dot[t];
+                if (!(v < INFINITY)) /* NaN or inf: a norm or the product overflowed (values over ~1e19) */
+                    v = mn_sq_dist_strided(c->query + q * (size_t)c->dim, c->train_t + t, nt, c->dim);
+                v = v > 0.0f ? v : 0.0f;
+                mn_topk_insert(fi, fd, c->k, (uint32_t)t, v);
+                if (bidx)
+                    mn_topk_insert(bidx + t * (size_t)c->kb, bdist + t * (size_t)c->kb, c->kb, (uint32_t)q, v);
             }
         }
     }
