@@ -1027,6 +1027,17 @@ int main(int argc, char **argv)
     if (out.empty() || (int)!hdir.empty() + (int)!photos.empty() + (int)colmap != 1 || (pairs != -1 && pairs < 2) ||
         views < 1 || every < 1 || offset < -1 || offset >= every || max_kp < 1)
         return usage();
+    {
+        // The set is written beside OUT at the end: a missing or read-only
+        // parent folder is found now, not after the whole run's work.
+        const size_t slash = out.find_last_of('/');
+        const std::string parent = slash == std::string::npos ? "." : slash == 0 ? "/" : out.substr(0, slash);
+        if (!is_dir(parent) || access(parent.c_str(), W_OK) != 0) {
+            mn_cli_error(PROG, "cannot write the set into %s: %s", parent.c_str(),
+                         is_dir(parent) ? std::strerror(errno) : "no such folder");
+            return 1;
+        }
+    }
     mn_cli_progress_init(&progress, PROG, when);
     cv::setNumThreads(1);
     cv::theRNG().state = seed + 1;

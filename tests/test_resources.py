@@ -233,6 +233,11 @@ def main():
         check(len(clean_db["images"]) == 3 and len(clean_db["matches"]) == 3, "uninterrupted run: %d images, %d pairs"
               % (len(clean_db["images"]), len(clean_db["matches"])))
 
+        # A set whose folder cannot be made is refused before the work, not after it.
+        missing = os.path.join(work, "no-such-folder", "set")
+        rc, err = run([ARGS.patchset, "--photos", photos, "--out", missing, "--views", "4", "--progress", "never"])
+        check(rc == 1 and "no such folder" in err and "views" not in run.stdout,
+              "matchnet-patchset into a missing folder: exit %d, stderr %r" % (rc, err[-300:]))
         full_disk("fsize", work, images, photos, pano_in, clean_db)
         # tmpfs in a private mount namespace: nothing stays mounted whatever happens.
         probe = subprocess.run(["unshare", "-m", "--propagation", "private", "sh", "-c",
