@@ -108,3 +108,27 @@ void colmap_keypoint_from_mn(const mn_keypoint *k, float row[6])
     row[4] = (float)(scale * sin(o));
     row[5] = (float)(scale * cos(o));
 }
+
+int colmap_keypoint_to_affine(const float row[6], mn_affine_keypoint *a)
+{
+    double det = (double)row[2] * row[5] - (double)row[3] * row[4];
+    int ok = isfinite(row[0]) && isfinite(row[1]) && isfinite(row[2]) && isfinite(row[3]) && isfinite(row[4]) &&
+             isfinite(row[5]) && det > 0 && isfinite(det);
+    if (!ok) {
+        mn_keypoint k;
+        colmap_keypoint_to_mn(row, &k); /* a reflected frame's circle, or the placeholder */
+        *a = mn_affine_from_keypoint(&k);
+        return -1;
+    }
+    a->x = row[0] - 0.5f;
+    a->y = row[1] - 0.5f;
+    a->a11 = row[2], a->a12 = row[3], a->a21 = row[4], a->a22 = row[5];
+    return 0;
+}
+
+void colmap_keypoint_from_affine(const mn_affine_keypoint *a, float row[6])
+{
+    row[0] = a->x + 0.5f;
+    row[1] = a->y + 0.5f;
+    row[2] = a->a11, row[3] = a->a12, row[4] = a->a21, row[5] = a->a22;
+}

@@ -95,4 +95,20 @@ int colmap_keypoint_to_mn(const float row[6], mn_keypoint *k);
  *  is 0). */
 void colmap_keypoint_from_mn(const mn_keypoint *k, float row[6]);
 
+/**
+ * A 6-column row -> mn_affine_keypoint, the shape kept: COLMAP's
+ * [a11 a12; a21 a22] is mn_affine_keypoint's A (the map from the unit
+ * circle to the ellipse, in pixels, y down; checked against colmap's
+ * --SiftExtraction.estimate_affine_shape in tests/test_colmap_keypoints.c),
+ * x and y less 0.5. Returns 0, or -1 when the row has a non-finite value
+ * or det A <= 0: then *a is the circle colmap_keypoint_to_mn() gives (a
+ * reflected frame's equivalent circle, else its placeholder), which
+ * mn_describe_keypoints_affine() accepts.
+ */
+int colmap_keypoint_to_affine(const float row[6], mn_affine_keypoint *a);
+
+/** mn_affine_keypoint -> 6-column row (x + 0.5, y + 0.5, A): what
+ *  mn_affine_shape_estimate() finds, in COLMAP's database. */
+void colmap_keypoint_from_affine(const mn_affine_keypoint *a, float row[6]);
+
 #endif /* MATCHNET_COLMAP_CONVERT_H */

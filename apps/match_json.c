@@ -79,7 +79,20 @@ static int write_image(FILE *f, const char *key, const match_json_image *im)
         err |= write_number(f, k->size) != 0 || fputs(", ", f) == EOF;
         err |= write_number(f, k->angle) != 0 || fputc(']', f) == EOF;
     }
-    err |= fputs(im->n ? "\n    ]\n  }" : "]\n  }", f) == EOF;
+    err |= fputs(im->n ? "\n    ]" : "]", f) == EOF;
+    if (im->shapes) {
+        err |= fputs(",\n    \"shapes\": [", f) == EOF;
+        for (size_t i = 0; i < im->n && !err; i++) {
+            const mn_affine_keypoint *a = &im->shapes[i];
+            err |= fputs(i ? ",\n      [" : "\n      [", f) == EOF;
+            err |= write_number(f, a->a11) != 0 || fputs(", ", f) == EOF;
+            err |= write_number(f, a->a12) != 0 || fputs(", ", f) == EOF;
+            err |= write_number(f, a->a21) != 0 || fputs(", ", f) == EOF;
+            err |= write_number(f, a->a22) != 0 || fputc(']', f) == EOF;
+        }
+        err |= fputs(im->n ? "\n    ]" : "]", f) == EOF;
+    }
+    err |= fputs("\n  }", f) == EOF;
     return err ? -1 : 0;
 }
 

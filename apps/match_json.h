@@ -7,6 +7,10 @@
  *    "matches": [[i, j, probability], ...],
  *    "timing_ms": {"detect": 12.5, "describe": 340, "match": 20.1}}
  *
+ * With affine shapes (matchnet-match --affine) each image also has
+ * "shapes": [[a11, a12, a21, a22], ...], keypoint k's frame (mn_affine_keypoint;
+ * the keypoint's circle where no ellipse was found), after "keypoints".
+ *
  * x, y follow OpenCV's pixel convention (pixel centres at integers); i and
  * j index image1's and image2's keypoint lists. Strings are valid UTF-8
  * whatever the bytes of the path (invalid sequences become U+FFFD), with
@@ -32,6 +36,7 @@ typedef struct match_json_image {
     int width, height;
     const mn_keypoint *keypoints;
     size_t n;
+    const mn_affine_keypoint *shapes; /**< NULL, or n affine frames: written as "shapes" */
 } match_json_image;
 
 /** Wall-clock times of the pipeline's stages, in milliseconds. */

@@ -6,7 +6,9 @@
  *
  * A complete pipeline on the C APIs only (matchnet.h, matchnet/opencv.h):
  * mn_image_load, mn_keypoints_detect, mn_describe_keypoints, mn_match and,
- * optionally, mn_matches_filter and mn_matches_draw_with.
+ * optionally, mn_matches_filter and mn_matches_draw_with. With --affine,
+ * mn_affine_shape_estimate gives each keypoint an ellipse and
+ * mn_describe_keypoints_affine describes its affine-normalised patch.
  *
  * Exit status: 0 on success, 1 on a runtime error (unreadable image, bad
  * model, failed write), 2 on a usage error. Every error is one line on
@@ -40,7 +42,8 @@ static const char synopsis[] =
     "\n"
     "Detect keypoints in two images, describe them with MatchNet and match them\n"
     "with its metric network. Writes JSON: both images' keypoints [x, y, size,\n"
-    "angle_deg], the matches [i, j, probability] and the stage times in ms.\n"
+    "angle_deg] (with --affine also their shapes [a11, a12, a21, a22]), the\n"
+    "matches [i, j, probability] and the stage times in ms.\n"
     "\n"
     "options:\n";
 
@@ -63,6 +66,7 @@ typedef struct options {
     int method;   /* mn_match_method */
     int geometry; /* mn_geometry */
     int upright;
+    int affine;
     int draw_max;  /* mn_draw_params.max_lines */
     int draw_keypoints;
 } options;
@@ -104,6 +108,10 @@ static int parse_options(int argc, char **argv, options *o)
         {"geometry", 0, MN_CLI_CHOICE, &o->geometry, .choices = geometries, .placeholder = "NAME",
          .help = "none (default), homography or fundamental: keep only\nthe RANSAC inliers (threshold 3 px)"},
         {"upright", 0, MN_CLI_FLAG, &o->upright, .help = "ignore keypoint orientations when cutting patches"},
+        {"affine", 0, MN_CLI_FLAG, &o->affine,
+         .help = "estimate each keypoint's affine shape (Baumberg's\n"
+                 "iteration) and describe affine-normalised patches;\n"
+                 "keypoints without a stable ellipse keep their circle"},
     };
     const mn_cli_program prog = {PROG, synopsis, table, sizeof table / sizeof *table, 2};
     int npos, rc = mn_cli_parse(&prog, argc, argv, o->image, &npos);
@@ -202,6 +210,7 @@ int main(int argc, char **argv)
     int rc = 1;
     mn_image img[2] = {{0}};
     mn_keypoint *kp[2] = {NULL, NULL};
+    mn_affine_keypoint *shape[2] = {NULL, NULL};
     size_t nkp[2] = {0, 0};
     float *desc[2] = {NULL, NULL};
     mn_model *model = NULL;
@@ -237,6 +246,17 @@ int main(int argc, char **argv)
             error_line("%s: %s", o.image[i], mn_last_error());
             goto done;
         }
+        if (!o.affine)
+            continue;
+        if (!(shape[i] = malloc((nkp[i] ? nkp[i] : 1) * sizeof *shape[i]))) {
+            error_line("out of memory");
+            goto done;
+        }
+        if (mn_affine_shape_estimate(session, img[i].pixels, img[i].width, img[i].height, img[i].stride, kp[i],
+                                     nkp[i], NULL, shape[i], NULL) != MN_OK) {
+            error_line("%s: %s", o.image[i], mn_last_error());
+            goto done;
+        }
     }
     double t1 = now_ms();
     const size_t dim = mn_model_descriptor_dim(model);
@@ -249,8 +269,11 @@ int main(int argc, char **argv)
             error_line("out of memory for %zu descriptors", nkp[i]);
             goto done;
         }
-        if (mn_describe_keypoints(session, img[i].pixels, img[i].width, img[i].height, img[i].stride, kp[i], nkp[i],
-                                  &ep, desc[i]) != MN_OK) {
+        mn_status st = shape[i] ? mn_describe_keypoints_affine(session, img[i].pixels, img[i].width, img[i].height,
+                                                               img[i].stride, shape[i], nkp[i], &ep, desc[i])
+                                : mn_describe_keypoints(session, img[i].pixels, img[i].width, img[i].height,
+                                                        img[i].stride, kp[i], nkp[i], &ep, desc[i]);
+        if (st != MN_OK) {
             error_line("%s: %s", o.image[i], mn_last_error());
             goto done;
         }
@@ -302,7 +325,7 @@ int main(int argc, char **argv)
     }
     match_json_image ji[2];
     for (int i = 0; i < 2; i++)
-        ji[i] = (match_json_image){o.image[i], img[i].width, img[i].height, kp[i], nkp[i]};
+        ji[i] = (match_json_image){o.image[i], img[i].width, img[i].height, kp[i], nkp[i], shape[i]};
     if (o.output && strcmp(o.output, "-") != 0) {
         if (write_json_file(o.output, &ji[0], &ji[1], kept, nkept, &timing) != 0)
             goto done;
@@ -326,6 +349,7 @@ done:
     free(matches);
     for (int i = 0; i < 2; i++) {
         free(desc[i]);
+        free(shape[i]);
         free(kp[i]);
         mn_image_free(&img[i]);
     }

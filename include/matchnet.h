@@ -346,6 +346,174 @@ MN_API mn_status mn_extract_patches(const uint8_t *image, int width, int height,
                                     const mn_extract_params *params, uint8_t *patches);
 
 /* ------------------------------------------------------------------------ */
+/* Affine shape                                                              */
+/* ------------------------------------------------------------------------ */
+
+/*
+ * A keypoint detector such as SIFT gives circles: a position, a size and an
+ * angle. Under a change of viewpoint a circle on one image is an ellipse on
+ * the other, and a patch cut around the circle shows a different piece of
+ * the surface. Affine adaptation (Baumberg, CVPR 2000; Mikolajczyk and
+ * Schmid, IJCV 2004; VLFeat's covdet) finds for each keypoint the ellipse
+ * over which the image's gradients are isotropic; patches cut over those
+ * ellipses, mapped to the square, agree between views up to the remaining
+ * rotation, which the orientation takes out.
+ *
+ *   mn_affine_keypoint *ak = malloc(n * sizeof *ak);
+ *   mn_affine_shape_estimate(session, img, w, h, stride, kps, n, NULL, ak, NULL);
+ *   mn_describe_keypoints_affine(session, img, w, h, stride, ak, n, NULL, desc);
+ *
+ * Opt-in: the shipped model is trained on similarity patches (circles).
+ */
+
+/**
+ * A keypoint with an affine shape: the position in mn_keypoint's
+ * convention (pixel centres at integer coordinates, y down) and the 2x2
+ * matrix A = [a11 a12; a21 a22] that maps the keypoint's canonical frame
+ * to image pixels: frame point (u, v) is image point
+ * (x + a11 u + a12 v, y + a21 u + a22 v). The unit circle of the frame is
+ * the keypoint's ellipse, and the frame's u axis is the patch's x axis.
+ *
+ * An mn_keypoint is the case A = (size / 2) R(angle), R the rotation by
+ * angle (clockwise on screen, as mn_keypoint's): sqrt(det A) is half the
+ * equivalent size, atan2(a21, a11) the angle (mn_affine_from_keypoint(),
+ * mn_affine_to_keypoint()). A patch spans frame coordinates
+ * [-scale_factor, scale_factor] on both axes, so such a keypoint gives the
+ * very patch mn_extract_patches() cuts for its mn_keypoint. This is
+ * COLMAP's and VLFeat's frame (COLMAP's 6-column keypoint rows a11 a12
+ * a21 a22 are this A; its x and y are these plus 0.5). det A must be
+ * positive: a reflected frame would mirror the patch.
+ */
+typedef struct mn_affine_keypoint {
+    float x, y;
+    float a11, a12, a21, a22;
+} mn_affine_keypoint;
+
+/** The circle of an mn_keypoint as an affine keypoint: A = (size / 2)
+ *  R(angle); angle -1 ("no orientation") is taken as 0. Non-finite input
+ *  gives non-finite output; nothing is checked. */
+MN_API mn_affine_keypoint mn_affine_from_keypoint(const mn_keypoint *keypoint);
+
+/** The equivalent circle of an affine keypoint: size = 2 sqrt|det A|,
+ *  angle = atan2(a21, a11) in degrees, in [0, 360) (the direction of the
+ *  patch's x axis in the image). Exact inverse of mn_affine_from_keypoint()
+ *  up to rounding. Nothing is checked. */
+MN_API mn_keypoint mn_affine_to_keypoint(const mn_affine_keypoint *keypoint);
+
+/**
+ * How mn_affine_shape_estimate() orients the ellipse it finds (an ellipse
+ * fixes the frame only up to a rotation).
+ */
+typedef enum mn_affine_orientation {
+    /** The dominant gradient orientation measured in the affine-normalised
+     *  patch, as SIFT measures it on the circular one (36-bin histogram of
+     *  gradient directions, Gaussian window of 1.5 units): of the peaks
+     *  within 80% of the highest, the one nearest the keypoint's own angle
+     *  carried into the normalised frame, so that SIFT's duplicate
+     *  keypoints (one per strong peak) keep their distinct orientations.
+     *  Covariant with affine maps of the image. */
+    MN_AFFINE_ORIENT_GRADIENT = 0,
+    /** Keep the keypoint's angle as an image direction: the patch's x axis
+     *  points along (cos angle, sin angle) in the image, as with
+     *  mn_keypoint. Cheaper; not covariant under anisotropic maps (the
+     *  detector's angle is measured on the circle). */
+    MN_AFFINE_ORIENT_KEEP = 1
+} mn_affine_orientation;
+
+/** What mn_affine_shape_estimate() found for one keypoint. */
+typedef enum mn_affine_result {
+    /** The iteration reached an isotropic frame: the ellipse is returned. */
+    MN_AFFINE_CONVERGED = 0,
+    /** max_iterations passed without reaching it: the circle is returned. */
+    MN_AFFINE_NOT_CONVERGED = 1,
+    /** The ellipse grew more elongated than max_anisotropy (an edge, a
+     *  one-dimensional texture): the circle is returned. */
+    MN_AFFINE_TOO_ANISOTROPIC = 2,
+    /** No gradient in the window (a flat region, or one outside the image
+     *  where the replicated border is constant): the circle is returned. */
+    MN_AFFINE_FLAT = 3
+} mn_affine_result;
+
+/** Options for mn_affine_shape_estimate(). Start from mn_affine_params_default(). */
+typedef struct mn_affine_params {
+    /** Iterations at most (1..100). Default 16. */
+    int max_iterations;
+    /** The frame is isotropic when the second-moment matrix's eigenvalues,
+     *  measured in it, are within this ratio (> 1). Default 1.03. */
+    float convergence;
+    /** Largest accepted ratio of the ellipse's axes (>= 1). Default 6: a
+     *  round structure on a plane seen 80 degrees from its normal. */
+    float max_anisotropy;
+    /** Gaussian window of the second-moment matrix, sigma in frame units
+     *  (the keypoint's radius, size / 2: SIFT's sigma). Default 3, VLFeat's.
+     *  0.5 .. 8. */
+    float integration_sigma;
+    /** Gaussian smoothing before the gradients, sigma in frame units.
+     *  Default 1, VLFeat's. 0.25 .. integration_sigma. */
+    float derivative_sigma;
+    /** MN_AFFINE_ORIENT_GRADIENT or MN_AFFINE_ORIENT_KEEP. Default
+     *  MN_AFFINE_ORIENT_GRADIENT. */
+    mn_affine_orientation orientation;
+} mn_affine_params;
+
+/** Default affine estimation options (see mn_affine_params). */
+MN_API mn_affine_params mn_affine_params_default(void);
+
+/**
+ * Estimate the affine shape of each keypoint (Baumberg's iteration, as
+ * Mikolajczyk and Schmid's Harris-Affine and VLFeat's covdet run it): in
+ * the keypoint's current frame, sample the image around it, smooth it by
+ * derivative_sigma, and sum the second-moment matrix M of its gradients
+ * under a Gaussian window of integration_sigma; when M's eigenvalues are
+ * within `convergence` of each other the frame is isotropic and the
+ * iteration stops, else the frame is multiplied by M^(-1/2), scaled to keep
+ * its determinant. The keypoint's position and scale are kept (det A =
+ * (size / 2)^2); the orientation follows params->orientation. Samples come
+ * from a Gaussian pyramid, so large keypoints are low-passed as in
+ * mn_extract_patches(); outside the image the border is replicated.
+ *
+ * out[k] is keypoints[k]'s affine keypoint; when the iteration fails
+ * (results[k] != MN_AFFINE_CONVERGED) it is the keypoint's circle,
+ * mn_affine_from_keypoint(&keypoints[k]), so out always has one usable
+ * entry per keypoint; drop the failed ones if only ellipses are wanted.
+ * results: NULL, or n bytes receiving an mn_affine_result each.
+ *
+ * session: NULL to work on the calling thread, or a session whose threads
+ * share the keypoints (its model is not used); the results are the same
+ * bits either way, and whatever the keypoints' order and number.
+ * image: height rows of width bytes, rows stride bytes apart. Fails with
+ * MN_ERR_INVALID_ARGUMENT, writing nothing, for a keypoint with a
+ * non-finite value or a size <= 0 (the message names the first), or
+ * parameters out of range. n == 0 is a valid empty request. Thread-safe
+ * (a session: one thread at a time, as always); allocates a pyramid and a
+ * small work area per thread (about 60 KB) per call. About half a
+ * millisecond per SIFT keypoint and thread (most converge in 4 to 10
+ * iterations; about a quarter are edges, kept as circles).
+ */
+MN_API mn_status mn_affine_shape_estimate(mn_session *session, const uint8_t *image, int width, int height,
+                                          size_t stride, const mn_keypoint *keypoints, size_t n,
+                                          const mn_affine_params *params, mn_affine_keypoint *out,
+                                          uint8_t *results);
+
+/**
+ * mn_extract_patches() for affine keypoints: patch pixel (u, v) samples
+ * image point (x, y) + A (2 scale_factor / patch_size) (u + 0.5 - P/2,
+ * v + 0.5 - P/2), so the frame's [-scale_factor, scale_factor] square fills
+ * the patch. Anti-aliased along both axes of the ellipse: the pyramid level
+ * follows the shorter axis, and up to 8 samples are averaged along the
+ * longer one (beyond an 8:1 ratio the level follows the longer axis / 8).
+ * params->upright turns each frame about its centre so that the patch's x
+ * axis lies along the image's x axis (A R(psi), psi = atan2(-a21, a22));
+ * the ellipse stays. Fails with MN_ERR_INVALID_ARGUMENT, writing nothing,
+ * for a keypoint with a non-finite value or det A <= 0 (the message names
+ * the first). Otherwise as mn_extract_patches(): border replicated,
+ * thread-safe.
+ */
+MN_API mn_status mn_extract_patches_affine(const uint8_t *image, int width, int height, size_t stride,
+                                           const mn_affine_keypoint *keypoints, size_t n,
+                                           const mn_extract_params *params, uint8_t *patches);
+
+/* ------------------------------------------------------------------------ */
 /* Metric network                                                            */
 /* ------------------------------------------------------------------------ */
 
@@ -418,6 +586,15 @@ MN_API mn_status mn_metric_score_pairs_plain(mn_session *session, const float *d
 MN_API mn_status mn_describe_keypoints(mn_session *session, const uint8_t *image, int width, int height,
                                        size_t stride, const mn_keypoint *keypoints, size_t n,
                                        const mn_extract_params *params, float *descriptors);
+
+/**
+ * mn_describe_keypoints() for affine keypoints: mn_extract_patches_affine()
+ * and mn_describe_u8() in one call, in blocks, on the session's threads.
+ * The same results whatever the thread count.
+ */
+MN_API mn_status mn_describe_keypoints_affine(mn_session *session, const uint8_t *image, int width,
+                                              int height, size_t stride, const mn_affine_keypoint *keypoints,
+                                              size_t n, const mn_extract_params *params, float *descriptors);
 
 /* ------------------------------------------------------------------------ */
 /* Matching                                                                  */

@@ -1,8 +1,8 @@
 /*
- * describe.c - the three ways to descriptors: mn_describe_u8 and
- * mn_describe_f32 on patches, and mn_describe_keypoints on an image's
- * keypoints (patches cut by patch.c, then described). Work is split over
- * the session's threads.
+ * describe.c - the ways to descriptors: mn_describe_u8 and
+ * mn_describe_f32 on patches, and mn_describe_keypoints and
+ * mn_describe_keypoints_affine on an image's keypoints (patches cut by
+ * patch.c, then described). Work is split over the session's threads.
  */
 #include "common.h"
 #include "patches.h"
@@ -80,6 +80,7 @@ mn_status mn_describe_f32(mn_session *s, const float *patches, size_t n, float *
 typedef struct mn_cut_job {
     const mn_pyramid *pyr;
     const mn_keypoint *kps;
+    const mn_affine_keypoint *akps;
     const mn_extract_params *p;
     uint8_t *patches;
 } mn_cut_job;
@@ -89,20 +90,21 @@ static void mn_cut_task(void *ctx, mn_scratch *scratch, int thread, size_t begin
     const mn_cut_job *j = ctx;
     const size_t pp = (size_t)j->p->patch_size * (size_t)j->p->patch_size;
     (void)scratch, (void)thread;
-    mn_pyramid_sample(j->pyr, j->kps + begin, end - begin, j->p, j->patches + begin * pp);
+    mn_pyramid_sample(j->pyr, j->kps ? j->kps + begin : NULL, j->akps ? j->akps + begin : NULL, end - begin, j->p,
+                      j->patches + begin * pp);
 }
 
-mn_status mn_describe_keypoints(mn_session *s, const uint8_t *image, int width, int height, size_t stride,
-                                const mn_keypoint *kps, size_t n, const mn_extract_params *params,
-                                float *desc)
+/* Either kind of keypoint (exactly one of kps and akps is used). */
+static mn_status mn_describe_kps(const char *fn, mn_session *s, const uint8_t *image, int width, int height,
+                                 size_t stride, const mn_keypoint *kps, const mn_affine_keypoint *akps, size_t n,
+                                 const mn_extract_params *params, float *desc)
 {
-    static const char fn[] = "mn_describe_keypoints";
     if (!s)
         return mn_error(MN_ERR_INVALID_ARGUMENT, fn, "session is NULL");
     if (n == 0)
         return MN_OK;
-    if (!kps || !desc)
-        return mn_error(MN_ERR_INVALID_ARGUMENT, fn, "%s is NULL", kps ? "descriptors" : "keypoints");
+    if (!(kps || akps) || !desc)
+        return mn_error(MN_ERR_INVALID_ARGUMENT, fn, "%s is NULL", (kps || akps) ? "descriptors" : "keypoints");
     const mn_model *m = mn_session_model(s);
     mn_extract_params p = params ? *params : mn_extract_params_default();
     if (p.patch_size != m->patch)
@@ -113,7 +115,7 @@ mn_status mn_describe_keypoints(mn_session *s, const uint8_t *image, int width, 
     /* The pyramid once for all keypoints; each block's patches are cut by
      * the session's threads, then described. */
     mn_pyramid pyr;
-    mn_status st = mn_pyramid_init(fn, image, width, height, stride, kps, n, &p, &pyr);
+    mn_status st = mn_pyramid_init(fn, image, width, height, stride, kps, akps, n, &p, &pyr);
     if (st != MN_OK)
         return st;
     uint8_t *patches = mn_malloc(block * pp);
@@ -123,7 +125,7 @@ mn_status mn_describe_keypoints(mn_session *s, const uint8_t *image, int width, 
     }
     for (size_t b = 0; b < n && st == MN_OK; b += block) {
         size_t nb = n - b < block ? n - b : block;
-        mn_cut_job job = {&pyr, kps + b, &p, patches};
+        mn_cut_job job = {&pyr, kps ? kps + b : NULL, akps ? akps + b : NULL, &p, patches};
         mn_session_parallel(s, mn_cut_task, &job, nb, MN_CUT_GRAIN);
         st = mn_describe_u8(s, patches, nb, desc + b * m->desc_dim);
         if (st != MN_OK) {
@@ -136,4 +138,21 @@ mn_status mn_describe_keypoints(mn_session *s, const uint8_t *image, int width, 
     mn_free(patches);
     mn_pyramid_release(&pyr);
     return st;
+}
+
+mn_status mn_describe_keypoints(mn_session *s, const uint8_t *image, int width, int height, size_t stride,
+                                const mn_keypoint *kps, size_t n, const mn_extract_params *params,
+                                float *desc)
+{
+    return mn_describe_kps("mn_describe_keypoints", s, image, width, height, stride, kps, NULL, n, params, desc);
+}
+
+mn_status mn_describe_keypoints_affine(mn_session *s, const uint8_t *image, int width, int height, size_t stride,
+                                       const mn_affine_keypoint *kps, size_t n, const mn_extract_params *params,
+                                       float *desc)
+{
+    if (s && n && !kps)
+        return mn_error(MN_ERR_INVALID_ARGUMENT, "mn_describe_keypoints_affine", "keypoints is NULL");
+    return mn_describe_kps("mn_describe_keypoints_affine", s, image, width, height, stride, NULL, kps, n, params,
+                           desc);
 }

@@ -1,7 +1,7 @@
 /*
  * test_alloc.c - make the n-th allocation fail, for every n, through model
- * load, session creation, describe, metric scoring, patch extraction and
- * matching:
+ * load, session creation, describe, metric scoring, patch extraction,
+ * affine shapes and matching:
  * each failure must come back as MN_ERR_OUT_OF_MEMORY with a message, with
  * NULL outputs, and leak nothing (checked by LeakSanitizer in the sanitizer
  * build).
@@ -47,6 +47,20 @@ static mn_status run_once(const char *model_path, const uint8_t *img, int *oom_m
         goto done;
     }
     if ((st = mn_describe_keypoints(s, img, 100, 100, 100, kp, 3, NULL, desc)) != MN_OK) {
+        *oom_msg_ok = strstr(mn_last_error(), "out of memory") != NULL;
+        goto done;
+    }
+    /* Affine shapes (work areas per thread, pyramid) and their descriptors. */
+    mn_affine_keypoint ak[3];
+    if ((st = mn_affine_shape_estimate(s, img, 100, 100, 100, kp, 3, NULL, ak, NULL)) != MN_OK) {
+        *oom_msg_ok = strstr(mn_last_error(), "out of memory") != NULL;
+        goto done;
+    }
+    if ((st = mn_extract_patches_affine(img, 100, 100, 100, ak, 3, NULL, patches)) != MN_OK) {
+        *oom_msg_ok = strstr(mn_last_error(), "out of memory") != NULL;
+        goto done;
+    }
+    if ((st = mn_describe_keypoints_affine(s, img, 100, 100, 100, ak, 3, NULL, desc)) != MN_OK) {
         *oom_msg_ok = strstr(mn_last_error(), "out of memory") != NULL;
         goto done;
     }

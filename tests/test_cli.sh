@@ -67,11 +67,16 @@ checks=$((checks + 1))
     fail "homography run failed: $(cat "$tmp/stderr")"
 cat "$tmp/stderr"
 [ -s "$tmp/keypoints.png" ] || fail "--draw-max 0 --draw-keypoints: no drawing"
+# Affine shapes: the same document with "shapes", and homography inliers.
+checks=$((checks + 1))
+"$exe" --affine --geometry homography --max-keypoints 800 "$box" "$scene" >"$tmp/affine.json" 2>"$tmp/stderr" ||
+    fail "--affine run failed: $(cat "$tmp/stderr")"
+cat "$tmp/stderr"
 leftovers=$(ls "$tmp" | grep '\.tmp\.')
 [ -z "$leftovers" ] || fail "temporary files left: $leftovers"
 
 if [ -x "$python" ]; then
-    for json in pair.json homography.json; do
+    for json in pair.json homography.json affine.json; do
         checks=$((checks + 1))
         "$python" - "$tmp/$json" "$box" "$scene" "$tmp/pair.png" <<'EOF' || fail "$json does not follow the schema"
 import json, math, struct, sys
@@ -81,7 +86,8 @@ assert sorted(d) == ["image1", "image2", "matches", "timing_ms"], sorted(d)
 sizes = {}
 for key, image_path, (w, h) in (("image1", box, (324, 223)), ("image2", scene, (512, 384))):
     im = d[key]
-    assert sorted(im) == ["height", "keypoints", "path", "width"], sorted(im)
+    affine = path.endswith("affine.json")
+    assert sorted(im) == ["height", "keypoints", "path"] + ["shapes"] * affine + ["width"], sorted(im)
     assert im["path"] == image_path, (im["path"], image_path)
     assert (im["width"], im["height"]) == (w, h), (key, im["width"], im["height"])
     assert 0 < len(im["keypoints"]) <= 2000, len(im["keypoints"])
@@ -90,9 +96,21 @@ for key, image_path, (w, h) in (("image1", box, (324, 223)), ("image2", scene, (
         x, y, size, angle = k
         assert -1 <= x <= w and -1 <= y <= h and size > 0 and -1 <= angle < 360, k
     sizes[key] = (w, h)
+    if affine:
+        # One frame per keypoint, det A = (size / 2)^2; some are ellipses,
+        # the rest their keypoint's circle.
+        assert len(im["shapes"]) == len(im["keypoints"])
+        ellipses = 0
+        for (x, y, size, angle), a in zip(im["keypoints"], im["shapes"]):
+            assert len(a) == 4 and all(isinstance(v, (int, float)) and math.isfinite(v) for v in a), a
+            det = a[0] * a[3] - a[1] * a[2]
+            assert abs(det - size * size / 4) <= 1e-3 * det, (size, a)
+            p, q, r = a[0] ** 2 + a[1] ** 2, a[0] * a[2] + a[1] * a[3], a[2] ** 2 + a[3] ** 2
+            ellipses += (p + r) / 2 + math.hypot((p - r) / 2, q) > 1.1 * det  # axes ratio above 1.1
+        assert ellipses >= len(im["shapes"]) // 3, "only %d of %d ellipses" % (ellipses, len(im["shapes"]))
 n1, n2 = len(d["image1"]["keypoints"]), len(d["image2"]["keypoints"])
 matches = d["matches"]
-assert len(matches) >= 10, "only %d matches" % len(matches)
+assert len(matches) >= 10, "only %d matches" % len(matches)  # with a geometry: inliers
 for m in matches:
     assert len(m) == 3 and isinstance(m[0], int) and isinstance(m[1], int), m
     assert 0 <= m[0] < n1 and 0 <= m[1] < n2, m

@@ -3,14 +3,18 @@
  * (apps/colmap_convert.c), checked against geometry the test knows:
  *
  *   1. Rows: 2-, 4- and 6-column rows of frames with a known position,
- *      scale, orientation (and affine shape) give the expected keypoint;
+ *      scale, orientation (and affine shape) give the expected keypoint
+ *      (and, kept as ellipses, the expected mn_affine_keypoint);
  *      degenerate rows give placeholders; the program's own rows go back
  *      and forth unchanged.
  *   2. Patches: an image is rendered with a pattern under a known
  *      similarity (centre in COLMAP's corner convention, scale, angle); the
  *      COLMAP row of that frame, converted, must cut the same patch as the
  *      canonical rendering, and the conversions that forget the 0.5 shift,
- *      the factor 2 or the angle's sign must cut clearly worse ones.
+ *      the factor 2 or the angle's sign must cut clearly worse ones. The
+ *      same with frames under known affine maps, kept as ellipses
+ *      (colmap_keypoint_to_affine, mn_extract_patches_affine): the circle
+ *      and the transposed matrix must cut clearly worse patches.
  *   3. With colmap installed (argument: its path): colmap feature_extractor
  *      (CPU) on images whose geometry is known, read back through
  *      colmap_db_read_keypoints() as matchnet-colmap reads them:
@@ -25,7 +29,13 @@
  *      - OpenCV's SIFT (mn_keypoints_detect) on the same texture: sizes
  *        equal to the converted ones (median ratio 1), angles equal, and
  *        positions 0.25 px right of and below them (OpenCV's own bias,
- *        colmap_convert.h).
+ *        colmap_convert.h);
+ *      - elliptic blobs of known covariance, with
+ *        --SiftExtraction.estimate_affine_shape 1: colmap's frames, kept
+ *        as ellipses, point their long axis along the blob's (the
+ *        convention: the transposed matrix would not), and
+ *        mn_affine_shape_estimate() on the same keypoints finds shapes at
+ *        least as close to the covariance as colmap's.
  *
  *   test_colmap_keypoints [PATH/TO/colmap]
  */
@@ -121,6 +131,25 @@ static void check_rows(void)
         snprintf(what, sizeof what, "affine 6 columns, angle %g", angles[i]);
         CHECK(convert(ra, 6, &k) == 0, "%s: refused", what);
         expect_keypoint(what, &k, u - 0.5, v - 0.5, 2 * sqrt(a * b), want);
+        /* Kept as an ellipse: the frame itself, and back. */
+        mn_affine_keypoint ak;
+        CHECK(colmap_keypoint_to_affine(ra, &ak) == 0, "%s: refused as an ellipse", what);
+        CHECK(fabs(ak.x - (u - 0.5)) < 1e-4 && fabs(ak.y - (v - 0.5)) < 1e-4 && ak.a11 == ra[2] && ak.a12 == ra[3] &&
+                  ak.a21 == ra[4] && ak.a22 == ra[5],
+              "%s: ellipse (%g, %g, [%g %g; %g %g])", what, ak.x, ak.y, ak.a11, ak.a12, ak.a21, ak.a22);
+        colmap_keypoint_from_affine(&ak, back);
+        for (int c = 0; c < 6; c++)
+            CHECK(fabsf(back[c] - ra[c]) < 1e-4f * (1 + fabsf(ra[c])), "%s: ellipse round trip column %d: %g, was %g",
+                  what, c, back[c], ra[c]);
+        /* A circle through mn_affine_keypoint is the circle's row. */
+        mn_keypoint circle = {(float)(u - 0.5), (float)(v - 0.5), (float)(2 * s), (float)want};
+        mn_affine_keypoint ac = mn_affine_from_keypoint(&circle);
+        float via[6];
+        colmap_keypoint_from_affine(&ac, via);
+        colmap_keypoint_from_mn(&circle, back);
+        for (int c = 0; c < 6; c++)
+            CHECK(fabsf(via[c] - back[c]) < 1e-4f * (1 + fabsf(back[c])), "%s: circle's row column %d: %g, want %g",
+                  what, c, via[c], back[c]);
     }
     /* 2 columns: FeatureKeypoint(x, y), scale 1 and orientation 0. */
     float r2[2] = {10.5f, 20.5f};
@@ -143,6 +172,21 @@ static void check_rows(void)
                   k.angle < 360,
               "degenerate row %zu: rc %d, keypoint (%g, %g, %g, %g)", i, rc, k.x, k.y, k.size, k.angle);
     }
+    /* Kept as ellipses, the same rows are refused, with a usable circle;
+     * so is a reflected frame (det < 0), whose circle colmap_keypoint_to_mn
+     * accepts. */
+    const float reflected[6] = {5, 6, -2, 0, 0, 2};
+    for (size_t i = 0; i <= sizeof degenerate / sizeof *degenerate; i++) {
+        const float *row = i < sizeof degenerate / sizeof *degenerate ? degenerate[i] : reflected;
+        mn_affine_keypoint a;
+        int rc = colmap_keypoint_to_affine(row, &a);
+        double det = (double)a.a11 * a.a22 - (double)a.a12 * a.a21;
+        CHECK(rc == -1 && isfinite(a.x) && isfinite(a.y) && det > 0 && isfinite(det),
+              "degenerate row %zu as an ellipse: rc %d, (%g, %g, [%g %g; %g %g])", i, rc, a.x, a.y, a.a11, a.a12,
+              a.a21, a.a22);
+    }
+    CHECK(colmap_keypoint_to_mn(reflected, &k) == 0 && fabs(k.size - 4) < 1e-5, "reflected frame's circle");
+
     /* A row whose angle is just under 360 degrees stays below 360 in float. */
     float near360[4] = {1, 1, 1, (float)(2 * PI - 1e-7)};
     convert(near360, 4, &k);
@@ -184,6 +228,24 @@ static void render_frame(uint8_t *img, double cx, double cy, double s, double de
             for (int j = 0; j < 16; j++) {
                 double x = px + (0.125 + 0.25 * (j & 3)) - cx, y = py + (0.125 + 0.25 * (j >> 2)) - cy;
                 acc += pattern((c * x + sn * y) / s, (-sn * x + c * y) / s);
+            }
+            double g = acc / 16 * 200;
+            img[py * PW + px] = (uint8_t)(g > 255 ? 255 : g + 0.5);
+        }
+}
+
+/* The pattern under a general frame: pixel (px, py) shows the pattern at
+ * q = A^-1 (p - c), c in COLMAP's corner coordinates. */
+static void render_affine(uint8_t *img, double cx, double cy, const double A[4])
+{
+    const double det = A[0] * A[3] - A[1] * A[2];
+    const double Ai[4] = {A[3] / det, -A[1] / det, -A[2] / det, A[0] / det};
+    for (int py = 0; py < PH; py++)
+        for (int px = 0; px < PW; px++) {
+            double acc = 0;
+            for (int j = 0; j < 16; j++) {
+                double x = px + (0.125 + 0.25 * (j & 3)) - cx, y = py + (0.125 + 0.25 * (j >> 2)) - cy;
+                acc += pattern(Ai[0] * x + Ai[1] * y, Ai[2] * x + Ai[3] * y);
             }
             double g = acc / 16 * 200;
             img[py * PW + px] = (uint8_t)(g > 255 ? 255 : g + 0.5);
@@ -240,6 +302,36 @@ static void check_patches(void)
               ew[0], ew[1], e);
         if (fmod(deg, 180) != 0)
             CHECK(ew[2] > 3 * e, "frame %zu: the negated angle cuts as good a patch: %.2f vs %.2f", f, ew[2], e);
+    }
+
+    /* Affine frames: A = R(o) diag(a, b) R(t), kept as ellipses. */
+    static const double affine[][6] = {
+        {80.3, 77.6, 3.0, 1.5, 20, 0}, {71.25, 84.5, 2.0, 4.0, 120, 35}, {83.5, 78.5, 4.5, 2.0, 250, -60}};
+    for (size_t f = 0; f < sizeof affine / sizeof *affine; f++) {
+        double cx = affine[f][0], cy = affine[f][1], a = affine[f][2], b = affine[f][3];
+        double o = affine[f][4] * PI / 180, t = affine[f][5] * PI / 180;
+        double D[4] = {a * cos(t), -a * sin(t), b * sin(t), b * cos(t)}; /* diag(a, b) R(t) */
+        double A[4] = {cos(o) * D[0] - sin(o) * D[2], cos(o) * D[1] - sin(o) * D[3], sin(o) * D[0] + cos(o) * D[2],
+                       sin(o) * D[1] + cos(o) * D[3]};
+        render_affine(img, cx, cy, A);
+        float row[6] = {(float)cx, (float)cy, (float)A[0], (float)A[1], (float)A[2], (float)A[3]};
+        mn_affine_keypoint ak, tr;
+        mn_keypoint circle;
+        CHECK(colmap_keypoint_to_affine(row, &ak) == 0 && colmap_keypoint_to_mn(row, &circle) == 0,
+              "affine frame %zu refused", f);
+        CHECK_OK(mn_extract_patches_affine(img, PW, PH, PW, &ak, 1, &ep, got));
+        double e = patch_error(ref, got, n);
+        tr = ak, tr.a12 = ak.a21, tr.a21 = ak.a12;
+        CHECK_OK(mn_extract_patches_affine(img, PW, PH, PW, &tr, 1, &ep, got));
+        double et = patch_error(ref, got, n);
+        CHECK_OK(mn_extract_patches(img, PW, PH, PW, &circle, 1, &ep, got));
+        double ec = patch_error(ref, got, n);
+        printf("affine frame (%.2f, %.2f, axes %.1f %.1f, %.0f / %.0f deg): patch error %.2f grey levels; as a circle "
+               "%.2f, transposed %.2f\n",
+               cx, cy, a, b, affine[f][4], affine[f][5], e, ec, et);
+        CHECK(e < 2.0, "affine frame %zu: the ellipse's patch differs from the canonical one by %.2f", f, e);
+        CHECK(ec > 3 * e && et > 3 * e, "affine frame %zu: circle %.2f or transposed %.2f not worse than %.2f", f, ec,
+              et, e);
     }
     free(img);
     free(ref);
@@ -328,6 +420,146 @@ static int run_colmap_extractor(const char *cmd, const char *db_path)
         fprintf(stderr, "colmap feature_extractor did not end in 120 s; retried\n");
     }
     return -1;
+}
+
+/* Direction of the longer axis of the ellipse M = [p q; q r] (degrees,
+ * 0..180) and its axis ratio. */
+static double ellipse_axis(double p, double q, double r, double *ratio)
+{
+    double mid = 0.5 * (p + r), h = hypot(0.5 * (p - r), q);
+    *ratio = sqrt((mid + h) / (mid - h));
+    double d = 0.5 * atan2(2 * q, p - r) * 180 / PI;
+    return d < 0 ? d + 180 : d;
+}
+
+/* || M / sqrt(det M) - S / sqrt(det S) || / || S / sqrt(det S) || for 2x2 symmetric [p q; q r]. */
+static double ellipse_error(const double M[3], const double S[3])
+{
+    double dm = sqrt(M[0] * M[2] - M[1] * M[1]), ds = sqrt(S[0] * S[2] - S[1] * S[1]), e = 0, n = 0;
+    for (int i = 0; i < 3; i++) {
+        double w = i == 1 ? 2 : 1, d = M[i] / dm - S[i] / ds;
+        e += w * d * d, n += w * (S[i] / ds) * (S[i] / ds);
+    }
+    return sqrt(e / n);
+}
+
+/* colmap feature_extractor --SiftExtraction.estimate_affine_shape 1 on
+ * elliptic blobs of known covariance: its frames, kept as ellipses, against
+ * the truth and against mn_affine_shape_estimate on the same keypoints.
+ * img: TW x TH bytes to draw in. */
+static void check_colmap_affine(const char *colmap, uint8_t *img)
+{
+    enum { NB = 10 };
+    double bx[NB], by[NB], S[NB][3], Si[NB][3];
+    for (int b = 0; b < NB; b++) {
+        double a = 4.0 + 0.25 * b, ratio = 1.6 + 0.15 * b, th = (17 + 37 * b) % 180 * PI / 180;
+        double l1 = a * a, l2 = a * a / (ratio * ratio), c = cos(th), sn = sin(th);
+        bx[b] = 30.4 + 45.0 * (b % 5) + 0.3 * b, by[b] = 45.7 + 90.0 * (b / 5) - 0.2 * b;
+        S[b][0] = c * c * l1 + sn * sn * l2, S[b][1] = c * sn * (l1 - l2), S[b][2] = sn * sn * l1 + c * c * l2;
+        double det = S[b][0] * S[b][2] - S[b][1] * S[b][1];
+        Si[b][0] = S[b][2] / det, Si[b][1] = -S[b][1] / det, Si[b][2] = S[b][0] / det;
+    }
+    for (int y = 0; y < TH; y++)
+        for (int x = 0; x < TW; x++) {
+            double v = 30;
+            for (int b = 0; b < NB; b++) {
+                double dx = x - bx[b], dy = y - by[b];
+                double q = Si[b][0] * dx * dx + 2 * Si[b][1] * dx * dy + Si[b][2] * dy * dy;
+                if (q < 60)
+                    v += 190 * exp(-0.5 * q);
+            }
+            img[y * TW + x] = (uint8_t)(v > 255 ? 255 : v + 0.5);
+        }
+    char dir[256], path[512], cmd[2048], err[512];
+    snprintf(dir, sizeof dir, "%s/affine_images", tmpdir);
+    mkdir(dir, 0777);
+    snprintf(path, sizeof path, "%s/ellipses.pgm", dir);
+    FILE *f = fopen(path, "wb");
+    CHECK(f != NULL, "cannot write %s", path);
+    if (!f)
+        return;
+    fprintf(f, "P5\n%d %d\n255\n", TW, TH);
+    fwrite(img, 1, (size_t)TW * TH, f);
+    fclose(f);
+    snprintf(path, sizeof path, "%s/affine.db", tmpdir);
+    snprintf(cmd, sizeof cmd,
+             "env QT_QPA_PLATFORM=offscreen '%s' feature_extractor --database_path '%s' --image_path '%s' "
+             "--SiftExtraction.use_gpu 0 --SiftExtraction.num_threads 1 --SiftExtraction.estimate_affine_shape 1 "
+             ">'%s/colmap_affine.log' 2>&1",
+             colmap, path, dir, tmpdir);
+    CHECK(run_colmap_extractor(cmd, path) == 0, "%s failed (log in %s)", cmd, tmpdir);
+    colmap_db *db = NULL;
+    if (colmap_db_open(path, &db, err, sizeof err) != 0) {
+        CHECK(0, "colmap's database: %s", err);
+        return;
+    }
+    int64_t id = 0, camera, rows;
+    float *r6 = NULL;
+    size_t n = 0;
+    if (colmap_db_find_image(db, "ellipses.pgm", &id, &camera, &rows, err, sizeof err) != 0 || !id ||
+        colmap_db_read_keypoints(db, id, &r6, &n, err, sizeof err) != 0) {
+        CHECK(0, "ellipses.pgm: no keypoints in colmap's database");
+        colmap_db_close(db);
+        return;
+    }
+    /* Each blob's nearest colmap keypoint, as an ellipse and as a circle. */
+    mn_affine_keypoint theirs[NB];
+    mn_keypoint circles[NB];
+    int which[NB], found = 0;
+    for (int b = 0; b < NB; b++) {
+        double best = 1.0;
+        for (size_t i = 0; i < n; i++) {
+            mn_affine_keypoint a;
+            if (colmap_keypoint_to_affine(r6 + 6 * i, &a) != 0)
+                continue;
+            double d = hypot(a.x - bx[b], a.y - by[b]);
+            if (d < best) {
+                best = d, theirs[found] = a;
+                colmap_keypoint_to_mn(r6 + 6 * i, &circles[found]);
+            }
+        }
+        if (best < 1.0)
+            which[found++] = b;
+    }
+    free(r6);
+    colmap_db_close(db);
+    CHECK(found >= NB - 2, "only %d of %d elliptic blobs have a colmap keypoint", found, NB);
+    mn_affine_keypoint ours[NB];
+    uint8_t res[NB];
+    CHECK_OK(mn_affine_shape_estimate(NULL, img, TW, TH, TW, circles, (size_t)found, NULL, ours, res));
+    double e_theirs[NB], e_ours[NB], worst_dir = 0, worst_dir_t = 0;
+    int converged = 0;
+    for (int k = 0; k < found; k++) {
+        const double *T = S[which[k]];
+        const mn_affine_keypoint *a = &theirs[k], *o = &ours[k];
+        double M[3] = {a->a11 * a->a11 + a->a12 * a->a12, a->a11 * a->a21 + a->a12 * a->a22,
+                       a->a21 * a->a21 + a->a22 * a->a22};
+        double Mt[3] = {a->a11 * a->a11 + a->a21 * a->a21, a->a11 * a->a12 + a->a21 * a->a22,
+                        a->a12 * a->a12 + a->a22 * a->a22}; /* the transposed frame's ellipse */
+        double O[3] = {o->a11 * o->a11 + o->a12 * o->a12, o->a11 * o->a21 + o->a12 * o->a22,
+                       o->a21 * o->a21 + o->a22 * o->a22};
+        double rt, rm, rmt, ro;
+        double dt = ellipse_axis(T[0], T[1], T[2], &rt), dm = ellipse_axis(M[0], M[1], M[2], &rm);
+        double dmt = ellipse_axis(Mt[0], Mt[1], Mt[2], &rmt), dout = ellipse_axis(O[0], O[1], O[2], &ro);
+        double diff = fabs(wrap180(2 * (dm - dt)) / 2), diff_t = fabs(wrap180(2 * (dmt - dt)) / 2);
+        worst_dir = fmax(worst_dir, diff);
+        worst_dir_t = fmax(worst_dir_t, diff_t);
+        e_theirs[k] = ellipse_error(M, T);
+        e_ours[k] = res[k] == MN_AFFINE_CONVERGED ? ellipse_error(O, T) : 1.0;
+        converged += res[k] == MN_AFFINE_CONVERGED;
+        printf("ellipse %d: axis ratio %.2f at %5.1f deg; colmap %.2f at %5.1f (transposed: %5.1f); ours %.2f at "
+               "%5.1f\n",
+               which[k], rt, dt, rm, dm, dmt, ro, dout);
+    }
+    double mt = median(e_theirs, (size_t)found), mo = median(e_ours, (size_t)found);
+    printf("elliptic blobs: %d found; shape error median: colmap %.3f, mn_affine_shape_estimate %.3f (%d converged)\n",
+           found, mt, mo, converged);
+    CHECK(worst_dir < 5, "colmap's ellipses read as mn_affine_keypoint: long axis up to %.1f deg off the blob's",
+          worst_dir);
+    CHECK(worst_dir_t > 10, "the transposed frames fit as well (%.1f deg): the check cannot see the convention",
+          worst_dir_t);
+    CHECK(converged == found, "%d of %d blobs without an ellipse", found - converged, found);
+    CHECK(mo <= mt && mo < 0.1, "shape error median %.3f, colmap's %.3f", mo, mt);
 }
 
 static void check_with_colmap(const char *colmap)
@@ -494,6 +726,7 @@ static void check_with_colmap(const char *colmap)
     free(kc);
     free(ka);
     colmap_db_close(db);
+    check_colmap_affine(colmap, img);
     free(img);
     free(rot);
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir);

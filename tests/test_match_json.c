@@ -2,7 +2,8 @@
  * test_match_json.c - matchnet-match's JSON writer (apps/match_json.c):
  * paths with quotes, backslashes, control characters, UTF-8 and invalid
  * bytes, and extreme or non-finite numbers give a document that Python's
- * json module parses back to the same values.
+ * json module parses back to the same values; affine shapes ("shapes")
+ * where an image has them.
  */
 #define _POSIX_C_SOURCE 200809L
 #include "match_json.h"
@@ -22,12 +23,17 @@ static const char dump_script[] =
     "out = open(sys.argv[2], 'w')\n"
     "for key in ('image1', 'image2'):\n"
     "    im = d[key]\n"
-    "    assert sorted(im) == ['height', 'keypoints', 'path', 'width'], sorted(im)\n"
+    "    keys = ['height', 'keypoints', 'path'] + ['shapes'] * ('shapes' in im) + ['width']\n"
+    "    assert sorted(im) == keys, sorted(im)\n"
     "    out.write(im['path'].encode('utf-8').hex() + '\\n')\n"
     "    out.write('%d %d %d\\n' % (im['width'], im['height'], len(im['keypoints'])))\n"
     "    for k in im['keypoints']:\n"
     "        assert len(k) == 4\n"
     "        out.write(' '.join(repr(v) for v in k) + '\\n')\n"
+    "    out.write('%d\\n' % len(im.get('shapes', [])) if 'shapes' in im else '-\\n')\n"
+    "    for a in im.get('shapes', []):\n"
+    "        assert len(a) == 4\n"
+    "        out.write(' '.join(repr(v) for v in a) + '\\n')\n"
     "out.write('%d\\n' % len(d['matches']))\n"
     "for m in d['matches']:\n"
     "    assert len(m) == 3 and isinstance(m[0], int) and isinstance(m[1], int)\n"
@@ -71,6 +77,21 @@ static void check_image(FILE *dump, const match_json_image *im, const char *expe
               "%s keypoint %zu: python read '%s' for %.9g %.9g %.9g %.9g", what, i, line, k->x, k->y, k->size,
               k->angle);
     }
+    /* "-" without shapes, else their number and one line each. */
+    CHECK(fgets(line, sizeof line, dump) != NULL, "%s: no shapes line", what);
+    if (!im->shapes) {
+        CHECK(strcmp(line, "-\n") == 0, "%s: shapes written without any: '%s'", what, line);
+        return;
+    }
+    CHECK(atoi(line) == (int)im->n, "%s: %s shapes for %zu keypoints", what, line, im->n);
+    for (size_t i = 0; i < im->n; i++) {
+        char v[4][64];
+        const mn_affine_keypoint *a = &im->shapes[i];
+        CHECK(fgets(line, sizeof line, dump) && sscanf(line, "%63s %63s %63s %63s", v[0], v[1], v[2], v[3]) == 4 &&
+                  same_number(v[0], a->a11) && same_number(v[1], a->a12) && same_number(v[2], a->a21) &&
+                  same_number(v[3], a->a22),
+              "%s shape %zu: python read '%s'", what, i, line);
+    }
 }
 
 int main(void)
@@ -89,9 +110,10 @@ int main(void)
                           {1e-45f, 16777217.0f, 2.5f, 90.0f},
                           {639.5f, 479.25f, 31.0f, 1.0f / 3.0f}};
     mn_keypoint kp2[1] = {{5, 6, 7, 8}};
+    mn_affine_keypoint shape2[1] = {{5, 6, 3.5f, -1e-30f, 1.17549435e-38f, -3.4028235e38f}};
     mn_dmatch m[4] = {{0, 0, 0.0f, 1}, {4, 0, 1.0f, 2}, {2, 0, 0.123456789f, 3}, {UINT32_MAX, 0, 0.5f, 4}};
-    match_json_image im1 = {path1, 640, 480, kp1, 5}, im2 = {path2, 1, 2, kp2, 1};
-    match_json_image empty1 = {"", 0, 0, NULL, 0}, empty2 = {NULL, 3, 4, NULL, 0};
+    match_json_image im1 = {path1, 640, 480, kp1, 5, NULL}, im2 = {path2, 1, 2, kp2, 1, shape2};
+    match_json_image empty1 = {"", 0, 0, NULL, 0, NULL}, empty2 = {NULL, 3, 4, NULL, 0, shape2};
     match_json_timing timing = {1.25, 12345.678901, NAN};
 
     char dir[] = "/tmp/test_match_json.XXXXXX";

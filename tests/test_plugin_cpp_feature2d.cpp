@@ -3,8 +3,10 @@
  * the contract OpenCV code relies on (sizes, type, norm, name, empty
  * images, keypoint caps, masks), compute() against libmatchnet's own
  * mn_describe_keypoints(), border keypoints, grey/colour/UMat inputs,
- * concurrent use of one object, and rotation invariance measured as in
- * OpenCV xfeatures2d's test_rotation_and_scale_invariance.
+ * concurrent use of one object, rotation invariance measured as in
+ * OpenCV xfeatures2d's test_rotation_and_scale_invariance, and affine
+ * shapes (create(..., affine)): the C API's ellipses, re-estimated by
+ * compute(), and more consistent matches on a strongly tilted view.
  */
 #include <matchnet/opencv.hpp>
 
@@ -13,6 +15,7 @@
 #include <opencv2/imgproc.hpp>
 
 #include <cmath>
+#include <cstring>
 #include <thread>
 #include <vector>
 
@@ -270,6 +273,109 @@ static void testRotationInvariance(const cv::Mat& img)
     }
 }
 
+// Matches of img against its view through the 2x3 map A that agree with A
+// within 3 px (mutual best, p >= 0.5).
+static int consistentMatches(const cv::Ptr<matchnet::MatchNet>& net, const cv::Mat& img, const cv::Mat& view,
+                             const cv::Mat& A)
+{
+    cv::Ptr<matchnet::MatchNetMatcher> matcher = matchnet::MatchNetMatcher::create(cv::String(), 5, true);
+    std::vector<cv::KeyPoint> k0, k1;
+    cv::Mat d0, d1;
+    net->detectAndCompute(img, cv::noArray(), k0, d0);
+    net->detectAndCompute(view, cv::noArray(), k1, d1);
+    std::vector<cv::DMatch> all;
+    matcher->match(d0, d1, all);
+    int good = 0;
+    for (const cv::DMatch& m : all) {
+        const cv::Point2f p = k0[m.queryIdx].pt;
+        cv::Point2f q((float)(A.at<double>(0, 0) * p.x + A.at<double>(0, 1) * p.y + A.at<double>(0, 2)),
+                      (float)(A.at<double>(1, 0) * p.x + A.at<double>(1, 1) * p.y + A.at<double>(1, 2)));
+        good += m.distance <= 0.5f && cv::norm(q - k1[m.trainIdx].pt) <= 3.0;
+    }
+    return good;
+}
+
+static void testAffine(const cv::Mat& img)
+{
+    cv::Ptr<matchnet::MatchNet> plain = matchnet::MatchNet::create(cv::String(), 300);
+    cv::Ptr<matchnet::MatchNet> net = matchnet::MatchNet::create(cv::String(), 300, MN_SCALE_SIFT, false, 0, true);
+    CHECK(!plain->getAffine() && net->getAffine(), "affine flag of create()");
+    std::vector<cv::KeyPoint> kp, ka;
+    cv::Mat dp, da;
+    plain->detectAndCompute(img, cv::noArray(), kp, dp);
+    net->detectAndCompute(img, cv::noArray(), ka, da);
+    bool sameKeypoints = kp.size() == ka.size();
+    for (size_t i = 0; sameKeypoints && i < kp.size(); i++)
+        sameKeypoints = kp[i].pt == ka[i].pt && kp[i].size == ka[i].size && kp[i].angle == ka[i].angle;
+    CHECK(sameKeypoints, "affine changes the keypoints");
+    CHECK(da.rows == (int)ka.size() && !sameMat(da, dp), "affine descriptors equal the circles'");
+
+    // The C API's ellipses and descriptors, and compute() re-estimating them.
+    std::vector<mn_keypoint> ck;
+    for (const cv::KeyPoint& k : ka)
+        ck.push_back({k.pt.x, k.pt.y, k.size, k.angle});
+    std::vector<mn_affine_keypoint> ak(ck.size());
+    std::vector<uint8_t> res(ck.size());
+    cv::Mat ref((int)ck.size(), net->descriptorSize(), CV_32F);
+    mn_session* s = nullptr;
+    CHECK_OK(mn_session_create(net->getModel().get(), nullptr, &s));
+    CHECK_OK(mn_affine_shape_estimate(s, img.ptr<uint8_t>(), img.cols, img.rows, img.step[0], ck.data(), ck.size(),
+                                      nullptr, ak.data(), res.data()));
+    mn_extract_params p = mn_extract_params_default();
+    CHECK_OK(mn_describe_keypoints_affine(s, img.ptr<uint8_t>(), img.cols, img.rows, img.step[0], ak.data(),
+                                          ak.size(), &p, ref.ptr<float>()));
+    mn_session_free(s);
+    CHECK(sameMat(da, ref), "affine compute() differs from mn_describe_keypoints_affine()");
+    std::vector<cv::KeyPoint> again = kp;
+    cv::Mat dc;
+    net->compute(img, again, dc);
+    CHECK(sameMat(dc, da), "detect() then compute() differs from detectAndCompute()");
+    net->setAffine(false);
+    net->compute(img, again, dc);
+    CHECK(sameMat(dc, dp), "setAffine(false) still describes ellipses");
+    net->setAffine(true);
+
+    cv::Mat shapes, results;
+    net->estimateAffineShapes(img, ka, shapes, results);
+    CHECK(shapes.rows == (int)ka.size() && shapes.cols == 6 && shapes.type() == CV_32F && results.type() == CV_8U &&
+              results.rows == (int)ka.size(),
+          "estimateAffineShapes: %dx%d %s", shapes.rows, shapes.cols, cv::typeToString(shapes.type()).c_str());
+    bool same = shapes.rows == (int)ak.size();
+    int ellipses = 0;
+    for (int i = 0; same && i < shapes.rows; i++) {
+        same = std::memcmp(shapes.ptr<float>(i), &ak[i], sizeof ak[i]) == 0 && results.at<uint8_t>(i) == res[i];
+        ellipses += res[i] == MN_AFFINE_CONVERGED;
+    }
+    CHECK(same, "estimateAffineShapes differs from mn_affine_shape_estimate");
+    CHECK(ellipses >= shapes.rows / 2, "only %d of %d keypoints have an ellipse", ellipses, shapes.rows);
+    cv::Mat none;
+    net->estimateAffineShapes(img, std::vector<cv::KeyPoint>(), none);
+    CHECK(none.rows == 0 && none.cols == 6, "no keypoints: %dx%d shapes", none.rows, none.cols);
+    bool threw = false;
+    try {
+        net->estimateAffineShapes(img, std::vector<cv::KeyPoint>{cv::KeyPoint(10, 10, 0)}, none);
+    } catch (const cv::Exception& e) {
+        threw = std::string(e.what()).find("mn_affine_shape_estimate(): keypoint 0 has size 0") != std::string::npos;
+    }
+    CHECK(threw, "a keypoint of size 0 is not refused with the library's message");
+
+    // A view tilted by 3 (a plane at 70 degrees; blurred across the tilt
+    // first, as a camera would): affine shapes find more consistent matches
+    // (measured: 22 against 4 with circles, 1000 keypoints).
+    cv::Mat blurred, view;
+    cv::GaussianBlur(img, blurred, cv::Size(), 1e-3, 0.8 * std::sqrt(8.0));
+    const double a = 25 * CV_PI / 180, t = 3;
+    cv::Mat A = (cv::Mat_<double>(2, 3) << std::cos(a), -std::sin(a), 0, std::sin(a) / t, std::cos(a) / t, 0);
+    A.at<double>(0, 2) = img.cols * 0.3;
+    A.at<double>(1, 2) = img.rows * 0.1;
+    cv::warpAffine(blurred, view, A, cv::Size(img.cols + img.rows / 2, img.rows), cv::INTER_AREA);
+    plain->setMaxKeypoints(1000);
+    net->setMaxKeypoints(1000);
+    const int gp = consistentMatches(plain, img, view, A), ga = consistentMatches(net, img, view, A);
+    std::printf("tilt 3: %d consistent matches with circles, %d with ellipses\n", gp, ga);
+    CHECK(ga >= 15 && ga >= 2 * gp, "tilt 3: %d consistent matches with ellipses, %d with circles", ga, gp);
+}
+
 int main()
 {
     const cv::Mat box = loadGrey("box.png"), scene = loadGrey("box_in_scene.png");
@@ -282,6 +388,7 @@ int main()
         testInputs(net, box);
         testThreads(box);
         testRotationInvariance(scene);
+        testAffine(scene);
     } catch (const cv::Exception& e) {
         CHECK(false, "unexpected exception: %s", e.what());
     }

@@ -516,6 +516,34 @@ class MatchPair(unittest.TestCase):
     def test_default(self):
         self.compare(matchnet.match_pair(data("box.png"), data("box_in_scene.png")), matchnet_match())
 
+    def test_affine(self):
+        """affine=True: match_pair equals matchnet-match --affine, shapes included;
+        MatchNet(affine=True) describes the ellipses affine_shapes() gives."""
+        doc = matchnet_match("--affine")
+        got = matchnet.match_pair(data("box.png"), data("box_in_scene.png"), affine=True)
+        self.compare(got, doc)
+        for key in ("image1", "image2"):
+            np.testing.assert_allclose(np.array(got[key]["shapes"]), np.array(doc[key]["shapes"]), rtol=1e-7,
+                                       atol=1e-6)
+        img = grey("box.png")
+        aff = matchnet.MatchNet(affine=True)
+        self.assertIn("affine=True", repr(aff))
+        kp, d = aff.detectAndCompute(img)
+        kp0, d0 = net().detectAndCompute(img)
+        self.assertEqual([k.pt for k in kp], [k.pt for k in kp0])
+        self.assertGreater(np.abs(d - d0).max(), 0.01)
+        shapes, results = aff.affine_shapes(img, kp)
+        self.assertEqual((shapes.shape, results.shape), ((len(kp), 6), (len(kp),)))
+        np.testing.assert_allclose(shapes[:, 2:], np.array(got["image1"]["shapes"]), rtol=1e-7, atol=1e-6)
+        self.assertGreater((results == 0).sum(), len(kp) // 2)
+        det = shapes[:, 2] * shapes[:, 5] - shapes[:, 3] * shapes[:, 4]
+        np.testing.assert_allclose(det, (np.array([k.size for k in kp]) / 2) ** 2, rtol=1e-4)
+        with self.assertRaises(matchnet.Error) as cm:
+            aff.affine_shapes(img, np.array([[5, 5, 0, 0]], np.float32))
+        self.assertEqual(cm.exception.status_name, "MN_ERR_INVALID_ARGUMENT")
+        self.assertTrue(str(cm.exception).startswith("mn_affine_shape_estimate(): keypoint 0 has size 0"),
+                        str(cm.exception))
+
     def test_metric_homography_draw(self):
         doc = matchnet_match("--method", "metric", "--geometry", "homography")
         with tempfile.TemporaryDirectory() as tmp:

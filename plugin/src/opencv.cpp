@@ -93,9 +93,10 @@ namespace {
 class MatchNet_Impl final : public MatchNet
 {
 public:
-    MatchNet_Impl(const cv::String& path, int maxKeypoints, float scaleFactor, bool upright, int numThreads)
+    MatchNet_Impl(const cv::String& path, int maxKeypoints, float scaleFactor, bool upright, int numThreads,
+                  bool affine)
         : path_(path), model_(loadModel(path)), maxKeypoints_(maxKeypoints), scaleFactor_(scaleFactor),
-          upright_(upright), numThreads_(numThreads)
+          upright_(upright), numThreads_(numThreads), affine_(affine)
     {
     }
 
@@ -117,6 +118,11 @@ public:
     bool getUpright() const override { return upright_; }
     void setNumThreads(int n) override { numThreads_ = n; }
     int getNumThreads() const override { return numThreads_; }
+    void setAffine(bool a) override { affine_ = a; }
+    bool getAffine() const override { return affine_; }
+
+    void estimateAffineShapes(cv::InputArray image, const std::vector<cv::KeyPoint>& keypoints,
+                              cv::OutputArray shapes, cv::OutputArray results) const override;
 
 private:
     cv::String path_;
@@ -125,6 +131,7 @@ private:
     float scaleFactor_;
     bool upright_;
     int numThreads_;
+    bool affine_;
 };
 
 // The image as 8-bit grey, sharing its pixels when it already is.
@@ -143,6 +150,14 @@ cv::Mat greyImage(cv::InputArray image)
         CV_Error(cv::Error::StsUnsupportedFormat,
                  cv::format("MatchNet: expected 1, 3 or 4 channels, got %d", img.channels()));
     }
+}
+
+std::vector<mn_keypoint> toKeypoints(const std::vector<cv::KeyPoint>& keypoints)
+{
+    std::vector<mn_keypoint> kps(keypoints.size());
+    for (size_t i = 0; i < keypoints.size(); i++)
+        kps[i] = {keypoints[i].pt.x, keypoints[i].pt.y, keypoints[i].size, keypoints[i].angle};
+    return kps;
 }
 
 bool describable(const cv::KeyPoint& k)
@@ -183,9 +198,7 @@ void MatchNet_Impl::detectAndCompute(cv::InputArray image, cv::InputArray mask, 
         descriptors.release();
         return;
     }
-    std::vector<mn_keypoint> kps(keypoints.size());
-    for (size_t i = 0; i < keypoints.size(); i++)
-        kps[i] = {keypoints[i].pt.x, keypoints[i].pt.y, keypoints[i].size, keypoints[i].angle};
+    std::vector<mn_keypoint> kps = toKeypoints(keypoints);
 
     mn_extract_params params = mn_extract_params_default();
     params.scale_factor = scaleFactor_;
@@ -194,17 +207,52 @@ void MatchNet_Impl::detectAndCompute(cv::InputArray image, cv::InputArray mask, 
 
     cv::Mat desc((int)kps.size(), descriptorSize(), CV_32F);
     Session s = makeSession(model_.get(), numThreads_);
-    MN_CV_CHECK(mn_describe_keypoints(s.get(), grey.ptr<uint8_t>(), grey.cols, grey.rows, grey.step[0], kps.data(),
-                                      kps.size(), &params, desc.ptr<float>()));
+    if (affine_) {
+        // cv::KeyPoint carries no shape: estimated here, from the image.
+        std::vector<mn_affine_keypoint> ak(kps.size());
+        MN_CV_CHECK(mn_affine_shape_estimate(s.get(), grey.ptr<uint8_t>(), grey.cols, grey.rows, grey.step[0],
+                                             kps.data(), kps.size(), nullptr, ak.data(), nullptr));
+        MN_CV_CHECK(mn_describe_keypoints_affine(s.get(), grey.ptr<uint8_t>(), grey.cols, grey.rows, grey.step[0],
+                                                 ak.data(), ak.size(), &params, desc.ptr<float>()));
+    } else {
+        MN_CV_CHECK(mn_describe_keypoints(s.get(), grey.ptr<uint8_t>(), grey.cols, grey.rows, grey.step[0],
+                                          kps.data(), kps.size(), &params, desc.ptr<float>()));
+    }
     desc.copyTo(descriptors);
+}
+
+void MatchNet_Impl::estimateAffineShapes(cv::InputArray image, const std::vector<cv::KeyPoint>& keypoints,
+                                         cv::OutputArray shapes, cv::OutputArray results) const
+{
+    std::vector<mn_keypoint> kps = toKeypoints(keypoints);
+    std::vector<mn_affine_keypoint> ak(kps.size());
+    std::vector<uint8_t> res(kps.size());
+    if (!kps.empty()) {
+        if (image.empty())
+            CV_Error(cv::Error::StsBadArg, "MatchNet::estimateAffineShapes: keypoints on an empty image");
+        const cv::Mat grey = greyImage(image);
+        Session s = makeSession(model_.get(), numThreads_);
+        MN_CV_CHECK(mn_affine_shape_estimate(s.get(), grey.ptr<uint8_t>(), grey.cols, grey.rows, grey.step[0],
+                                             kps.data(), kps.size(), nullptr, ak.data(), res.data()));
+    }
+    static_assert(sizeof(mn_affine_keypoint) == 6 * sizeof(float), "mn_affine_keypoint is six floats");
+    if (ak.empty()) { // copyTo() would leave 0 x 0
+        shapes.create(0, 6, CV_32F);
+        if (results.needed())
+            results.create(0, 1, CV_8U);
+        return;
+    }
+    cv::Mat((int)ak.size(), 6, CV_32F, ak.data()).copyTo(shapes);
+    if (results.needed())
+        cv::Mat((int)res.size(), 1, CV_8U, res.data()).copyTo(results);
 }
 
 } // namespace
 
 cv::Ptr<MatchNet> MatchNet::create(const cv::String& modelPath, int maxKeypoints, float scaleFactor, bool upright,
-                                   int numThreads)
+                                   int numThreads, bool affine)
 {
-    return cv::makePtr<MatchNet_Impl>(modelPath, maxKeypoints, scaleFactor, upright, numThreads);
+    return cv::makePtr<MatchNet_Impl>(modelPath, maxKeypoints, scaleFactor, upright, numThreads, affine);
 }
 
 cv::String MatchNet::getDefaultName() const

@@ -287,6 +287,11 @@ class MatchNet:
         the detector's (mn_detector_scale_factor: 6.75 SIFT, 0.75 ORB, 5 AKAZE).
     upright: ignore keypoint orientations when cutting patches.
     num_threads: library threads per call (0: mn_default_num_threads()).
+    affine: describe affine-normalised patches: each keypoint's ellipse,
+        estimated from the image when it is described
+        (mn_affine_shape_estimate; cv2.KeyPoint has no shape, and the
+        keypoints are returned as they are); see affine_shapes(). Opt-in:
+        it pays off under strong changes of viewpoint only (README).
 
     Images are 8-bit numpy arrays: grey (H x W or H x W x 1), BGR or BGRA
     (turned grey by cv2.cvtColor, as the C++ plugin does). Descriptors are
@@ -297,7 +302,7 @@ class MatchNet:
     """
 
     def __init__(self, model=None, max_keypoints=2000, detector="sift", scale_factor=None, upright=False,
-                 num_threads=0):
+                 num_threads=0, affine=False):
         func = "MatchNet"
         self._detector_name = detector
         self._detector = _choice(detector, _lib.DETECTORS, "detector", func)
@@ -308,12 +313,14 @@ class MatchNet:
         if not (self.scale_factor > 0 and np.isfinite(self.scale_factor)):
             raise _fail(func, "scale_factor = %r, expected a finite value > 0" % (scale_factor,))
         self.upright = bool(upright)
+        self.affine = bool(affine)
         self.num_threads = _threads(num_threads, func)
         self.model = _model(model, func)
 
     def __repr__(self):
-        return ("matchnet.MatchNet(model=%r, max_keypoints=%d, detector=%r, scale_factor=%g, upright=%r)"
-                % (self.model.path, self.max_keypoints, self._detector_name, self.scale_factor, self.upright))
+        return ("matchnet.MatchNet(model=%r, max_keypoints=%d, detector=%r, scale_factor=%g, upright=%r, affine=%r)"
+                % (self.model.path, self.max_keypoints, self._detector_name, self.scale_factor, self.upright,
+                   self.affine))
 
     def descriptorSize(self):
         """Floats per descriptor (mn_model_descriptor_dim)."""
@@ -385,6 +392,24 @@ class MatchNet:
         arr = self._detect(grey, mask, func)
         return _to_keypoints(arr), self._describe(grey, arr)
 
+    def affine_shapes(self, image, keypoints):
+        """The ellipses affine=True describes: (N x 6 float32 rows x, y, a11,
+        a12, a21, a22 - mn_affine_keypoint: A maps the unit circle to the
+        ellipse in pixels, the keypoint's circle where none was found -, N
+        uint8 mn_affine_result codes, 0 for an ellipse). keypoints as for
+        compute(); none are dropped: a malformed one raises Error."""
+        func = "MatchNet.affine_shapes"
+        grey = _grey(image, func)
+        arr = _keypoint_array(keypoints, func)
+        shapes = np.empty((len(arr), 6), np.float32)
+        results = np.empty(len(arr), np.uint8)
+        if len(arr):
+            with self.model._session(self.num_threads) as s:
+                _lib.check(_lib.core().mn_affine_shape_estimate(
+                    s, _lib.ptr(grey), grey.shape[1], grey.shape[0], grey.strides[0], _lib.ptr(arr), len(arr), None,
+                    _lib.ptr(shapes), _lib.ptr(results)))
+        return shapes, results
+
     def describe_patches(self, patches):
         """Descriptors of square patches: N x P x P uint8 (mn_describe_u8) or
         float32 in 0..255 (mn_describe_f32), P = model.patch_size -> N x D
@@ -429,10 +454,20 @@ class MatchNet:
         if len(kp) == 0:
             return out
         params = _lib.ExtractParams(self.scale_factor, int(self.upright), self.model.patch_size)
+        core = _lib.core()
         with self.model._session(self.num_threads) as s:
-            _lib.check(_lib.core().mn_describe_keypoints(s, _lib.ptr(grey), grey.shape[1], grey.shape[0],
-                                                         grey.strides[0], _lib.ptr(kp), len(kp), params,
-                                                         _lib.ptr(out)))
+            if self.affine:
+                shapes = np.empty((len(kp), 6), np.float32)
+                _lib.check(core.mn_affine_shape_estimate(s, _lib.ptr(grey), grey.shape[1], grey.shape[0],
+                                                         grey.strides[0], _lib.ptr(kp), len(kp), None,
+                                                         _lib.ptr(shapes), None))
+                _lib.check(core.mn_describe_keypoints_affine(s, _lib.ptr(grey), grey.shape[1], grey.shape[0],
+                                                             grey.strides[0], _lib.ptr(shapes), len(kp), params,
+                                                             _lib.ptr(out)))
+            else:
+                _lib.check(core.mn_describe_keypoints(s, _lib.ptr(grey), grey.shape[1], grey.shape[0],
+                                                      grey.strides[0], _lib.ptr(kp), len(kp), params,
+                                                      _lib.ptr(out)))
         return out
 
 
@@ -703,7 +738,7 @@ class Matcher:
 # ---- match_pair: matchnet-match in Python ----
 
 def match_pair(path1, path2, detector="sift", max_keypoints=2000, method="l2", geometry="none", upright=False,
-               model=None, threads=0, draw=None, draw_max=None, draw_keypoints=False):
+               model=None, threads=0, draw=None, draw_max=None, draw_keypoints=False, affine=False):
     """Match two image files as `matchnet-match` does and return its JSON
     document as Python objects:
 
@@ -715,7 +750,10 @@ def match_pair(path1, path2, detector="sift", max_keypoints=2000, method="l2", g
 
     The options are matchnet-match's (--detector, --max-keypoints,
     --method, --geometry with its 3 px RANSAC threshold, --upright, --model,
-    --threads, --draw, --draw-max, --draw-keypoints); model may also be a
+    --threads, --draw, --draw-max, --draw-keypoints, --affine: then each
+    image also has "shapes", [[a11, a12, a21, a22], ...], from
+    mn_affine_shape_estimate, described by mn_describe_keypoints_affine,
+    the estimate timed as detection); model may also be a
     matchnet.Model. The same C calls in the same order: mn_image_load (not
     cv2.imread: JPEG goes through TurboJPEG there, so this gives
     matchnet-match's pixels for every format), mn_keypoints_detect,
@@ -744,13 +782,23 @@ def match_pair(path1, path2, detector="sift", max_keypoints=2000, method="l2", g
         with m._session(threads) as s:
             t0 = time.perf_counter()
             kp = [_detect_image(img, det, int(max_keypoints)) for img in (img1, img2)]
+            shapes = [None, None]
+            if affine:
+                for i, (img, k) in enumerate(zip((img1, img2), kp)):
+                    shapes[i] = np.empty((len(k), 6), np.float32)
+                    _lib.check(core.mn_affine_shape_estimate(s, img.pixels, img.width, img.height, img.stride,
+                                                             _lib.ptr(k), len(k), None, _lib.ptr(shapes[i]), None))
             t1 = time.perf_counter()
             params = _lib.ExtractParams(plugin.mn_detector_scale_factor(det), int(bool(upright)), m.patch_size)
             desc = []
-            for img, k in zip((img1, img2), kp):
+            for img, k, sh in zip((img1, img2), kp, shapes):
                 d = np.empty((len(k), m.descriptor_dim), np.float32)
-                _lib.check(core.mn_describe_keypoints(s, img.pixels, img.width, img.height, img.stride,
-                                                      _lib.ptr(k), len(k), params, _lib.ptr(d)))
+                if sh is not None:
+                    _lib.check(core.mn_describe_keypoints_affine(s, img.pixels, img.width, img.height, img.stride,
+                                                                 _lib.ptr(sh), len(k), params, _lib.ptr(d)))
+                else:
+                    _lib.check(core.mn_describe_keypoints(s, img.pixels, img.width, img.height, img.stride,
+                                                          _lib.ptr(k), len(k), params, _lib.ptr(d)))
                 desc.append(d)
             t2 = time.perf_counter()
             mp = core.mn_match_params_preset(meth)
@@ -775,13 +823,16 @@ def match_pair(path1, path2, detector="sift", max_keypoints=2000, method="l2", g
                                                    dp, os.fsencode(draw)))
         kept = matches[inliers[:len(matches)] != 0]
 
-        def image(path, img, k):
-            return {"path": os.fsdecode(path), "width": img.width, "height": img.height,
-                    "keypoints": k.astype(np.float64).tolist()}
+        def image(path, img, k, sh):
+            d = {"path": os.fsdecode(path), "width": img.width, "height": img.height,
+                 "keypoints": k.astype(np.float64).tolist()}
+            if sh is not None:
+                d["shapes"] = sh[:, 2:].astype(np.float64).tolist()
+            return d
 
         return {
-            "image1": image(path1, img1, kp[0]),
-            "image2": image(path2, img2, kp[1]),
+            "image1": image(path1, img1, kp[0], shapes[0]),
+            "image2": image(path2, img2, kp[1], shapes[1]),
             "matches": [[q, t, p] for q, t, p in zip(kept["query"].tolist(), kept["train"].tolist(),
                                                      kept["probability"].astype(np.float64).tolist())],
             "timing_ms": {"detect": (t1 - t0) * 1e3, "describe": (t2 - t1) * 1e3, "match": (t3 - t2) * 1e3},

@@ -11,7 +11,9 @@
  *   mn_keypoint *kp1 = malloc(2000 * sizeof *kp1);
  *   size_t n1;
  *   mn_keypoints_detect(&img1, MN_DETECTOR_SIFT, 2000, kp1, &n1);
- *   ... mn_describe_keypoints() with mn_detector_scale_factor(MN_DETECTOR_SIFT),
+ *   ... mn_describe_keypoints() with mn_detector_scale_factor(MN_DETECTOR_SIFT)
+ *   ... (or mn_affine_shape_estimate() on kp1, then mn_describe_keypoints_affine():
+ *   ...  patches over each keypoint's ellipse; matchnet-match --affine),
  *   ... mn_match(), then optionally:
  *   mn_matches_filter(MN_GEOMETRY_HOMOGRAPHY, kp1, n1, kp2, n2, matches, nm, 3.0, H, inliers, &ni);
  *   mn_matches_draw(&img1, kp1, n1, &img2, kp2, n2, matches, nm, inliers, "out.png");

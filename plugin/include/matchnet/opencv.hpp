@@ -78,6 +78,19 @@ MN_CV_API std::shared_ptr<const mn_model> loadModel(const cv::String& path = cv:
  * from another detector need that detector's scale factor (MN_SCALE_ORB,
  * MN_SCALE_AKAZE, ...).
  *
+ * Affine shapes (affine = true, opt-in): compute() cuts each patch over the
+ * keypoint's ellipse instead of its circle (mn_describe_keypoints_affine).
+ * cv::KeyPoint has no room for a shape, so the plugin does not carry one:
+ * compute() estimates it from the image for each keypoint it is given
+ * (mn_affine_shape_estimate with mn_affine_params_default(), using the
+ * keypoint's position, size and angle). The estimate is deterministic, so
+ * detect() then compute(), detectAndCompute() and a cv::Stitcher's calls
+ * all describe the same ellipses, and the keypoints themselves are left as
+ * they are (size, angle and all: their circles, for drawing and RANSAC).
+ * estimateAffineShapes() gives the ellipses, as COLMAP's and VLFeat's
+ * frames. Keypoints whose ellipse cannot be found (edges, flat windows) are
+ * described on their circle.
+ *
  * Images: 8-bit, grey or BGR/BGRA (converted to grey), Mat or UMat. An
  * empty image gives no keypoints and an empty descriptor matrix. Keypoints
  * at or beyond the image border are kept (the border is replicated);
@@ -93,11 +106,13 @@ public:
      * @param scaleFactor  patch side / keypoint size (MN_SCALE_SIFT for SIFT keypoints)
      * @param upright      ignore keypoint angles
      * @param numThreads   threads per call (mn_session_params::num_threads; 0 = library default)
+     * @param affine       describe affine-normalised patches (each keypoint's ellipse, estimated
+     *                     from the image by compute())
      * Throws cv::Exception when the model cannot be loaded.
      */
     static cv::Ptr<MatchNet> create(const cv::String& modelPath = cv::String(), int maxKeypoints = 2000,
                                     float scaleFactor = MN_SCALE_SIFT, bool upright = false,
-                                    int numThreads = 0);
+                                    int numThreads = 0, bool affine = false);
 
     /** The path given to create(); empty for the default model. */
     virtual cv::String getModelPath() const = 0;
@@ -112,6 +127,20 @@ public:
     virtual bool getUpright() const = 0;
     virtual void setNumThreads(int numThreads) = 0;
     virtual int getNumThreads() const = 0;
+    virtual void setAffine(bool affine) = 0;
+    virtual bool getAffine() const = 0;
+
+    /**
+     * The affine shape of each keypoint, as compute() with affine = true
+     * estimates it: shapes becomes a keypoints.size() x 6 CV_32F matrix of
+     * rows (x, y, a11, a12, a21, a22) (mn_affine_keypoint: A maps the unit
+     * circle to the ellipse in pixels; a keypoint's circle where no ellipse
+     * was found), and results, if needed, keypoints.size() x 1 CV_8U of
+     * mn_affine_result. Keypoints are not removed: a malformed one (a
+     * non-finite value, size <= 0) throws, as in the C API.
+     */
+    virtual void estimateAffineShapes(cv::InputArray image, const std::vector<cv::KeyPoint>& keypoints,
+                                      cv::OutputArray shapes, cv::OutputArray results = cv::noArray()) const = 0;
 
     /** "Feature2D.MatchNet" */
     cv::String getDefaultName() const override;
