@@ -91,7 +91,8 @@ static int select_from_file(const char *path, const image_list *list, pair_list 
         error_line("cannot open pair list '%s': %s", path, strerror(errno));
         return -1;
     }
-    char line[8192];
+    char *line = NULL; /* any length: a fixed buffer cut long lines into "lines" of their own */
+    size_t cap = 0;
     long lineno = 0;
     int rc = 0;
     uint8_t *seen = calloc(list->n ? list->n * list->n : 1, 1);
@@ -100,7 +101,7 @@ static int select_from_file(const char *path, const image_list *list, pair_list 
         fclose(f);
         return -1;
     }
-    while (rc == 0 && fgets(line, sizeof line, f)) {
+    while (rc == 0 && getline(&line, &cap, f) != -1) {
         lineno++;
         char *a = strtok(line, " \t\r\n"), *b = a ? strtok(NULL, " \t\r\n") : NULL;
         if (!a || a[0] == '#')
@@ -130,6 +131,7 @@ static int select_from_file(const char *path, const image_list *list, pair_list 
         error_line("cannot read pair list '%s': %s", path, strerror(errno));
         rc = -1;
     }
+    free(line);
     free(seen);
     fclose(f);
     return rc;
