@@ -46,10 +46,10 @@ enum { J_NULL, J_FALSE, J_TRUE, J_NUMBER, J_STRING, J_ARRAY, J_OBJECT };
 typedef struct jv {
     int type;
     double num;
-    char *str; /* J_STRING: the decoded bytes; J_OBJECT member: its key */
+    char *str; /* J_STRING: the decoded bytes (len of them) */
     size_t len;
-    struct jv *items; /* J_ARRAY elements, J_OBJECT members (key in str of a member's key field) */
-    char **keys;
+    struct jv *items; /* J_ARRAY: the n elements; J_OBJECT: the n members' values */
+    char **keys;      /* J_OBJECT: the n members' decoded keys (key_lens bytes) */
     size_t *key_lens, n;
 } jv;
 
