@@ -259,6 +259,26 @@ static void duration(char *buf, size_t n, double s)
         snprintf(buf, n, "%ld h %02ld min", t / 3600, t / 60 % 60);
 }
 
+/* printf to buf (n bytes) at *used, cut at the end of buf: *used stays
+ * within it whatever the text's length (snprintf returns the length the
+ * text would have had). */
+static void append(char *buf, size_t n, size_t *used, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 4, 5)))
+#endif
+    ;
+static void append(char *buf, size_t n, size_t *used, const char *fmt, ...)
+{
+    if (*used + 1 >= n)
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    int w = vsnprintf(buf + *used, n - *used, fmt, ap);
+    va_end(ap);
+    if (w > 0)
+        *used = *used + (size_t)w < n - 1 ? *used + (size_t)w : n - 1;
+}
+
 void mn_cli_progress_update(mn_cli_progress *p, const char *what, size_t done, size_t total, const char *extra)
 {
     if (!p->on)
@@ -276,22 +296,23 @@ void mn_cli_progress_update(mn_cli_progress *p, const char *what, size_t done, s
     p->t_drawn = now;
 
     char line[512], t[32];
-    int len = snprintf(line, sizeof line, "%s: %s", p->prog, what);
+    size_t used = 0;
+    line[0] = '\0';
+    append(line, sizeof line, &used, "%s: %s", p->prog, what);
     if (total > 0)
-        len += snprintf(line + len, sizeof line - (size_t)len, " %zu/%zu (%d%%)", done, total,
-                        (int)(100.0 * (double)done / (double)total));
+        append(line, sizeof line, &used, " %zu/%zu (%d%%)", done, total, (int)(100.0 * (double)done / (double)total));
     else if (done > 0)
-        len += snprintf(line + len, sizeof line - (size_t)len, " %zu", done);
+        append(line, sizeof line, &used, " %zu", done);
     duration(t, sizeof t, now - p->t_start);
-    len += snprintf(line + len, sizeof line - (size_t)len, ", %s elapsed", t);
+    append(line, sizeof line, &used, ", %s elapsed", t);
     /* The rate of the phase so far, once it has run long enough to mean something. */
     if (total > 0 && done > 0 && done < total && now - p->t_phase >= 1.0) {
         duration(t, sizeof t, (now - p->t_phase) / (double)done * (double)(total - done));
-        len += snprintf(line + len, sizeof line - (size_t)len, ", ~%s left", t);
+        append(line, sizeof line, &used, ", ~%s left", t);
     }
     if (extra)
-        snprintf(line + len, sizeof line - (size_t)len, ", %s", extra);
-    len = (int)strlen(line);
+        append(line, sizeof line, &used, ", %s", extra);
+    int len = (int)used;
     if (len > p->columns - 1) /* a wrapped line would not be rewritten in place */
         len = p->columns - 1 > 0 ? p->columns - 1 : 0;
     fprintf(p->out, "\r%.*s%*s", len, line, p->shown > len ? p->shown - len : 0, "");

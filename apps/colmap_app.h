@@ -4,7 +4,9 @@
  *   matchnet_colmap.c  options and the top-level flow
  *   colmap_images.c    the image list: listing the folder, loading, the
  *                      working-size copy, keypoints and descriptors
- *   colmap_pairs.c     which pairs to match, and matching one
+ *   colmap_pairs.c     which pairs to match (no engine, no database:
+ *                      the fuzzers call it)
+ *   colmap_match.c     matching one pair
  *   colmap_db.c        the COLMAP database (colmap_db.h)
  *   colmap_convert.c   COLMAP's keypoint and camera conventions
  *                      (colmap_convert.h)
@@ -64,6 +66,12 @@ typedef struct image_list {
     size_t n, cap;
 } image_list;
 
+/** Whether an entry takes part in pairs (neither unreadable nor absent). */
+static inline int image_usable(const image_entry *im)
+{
+    return !im->unreadable && !im->absent;
+}
+
 /* What describing and writing an image or a pair needs. */
 typedef struct context {
     const options *o;
@@ -96,9 +104,6 @@ int image_list_read(const char *root, image_list *list);
 /** Free every entry and the list. */
 void image_list_free(image_list *list);
 
-/** Whether an entry takes part in pairs (neither unreadable nor absent). */
-int image_usable(const image_entry *im);
-
 /** Detect, describe and store a new image, or one in the database without
  *  keypoints (existing_id, existing_camera; 0 for none), in one
  *  transaction. 0 also when it cannot be read (reported, marked
@@ -122,6 +127,8 @@ int pair_list_select(const options *o, const image_list *list, pair_list *out);
 
 /** Write the pairs as 'NAME1 NAME2' lines to path. 0 or -1 (reported). */
 int pair_list_write(const char *path, const image_list *list, const pair_list *pairs);
+
+/* colmap_match.c */
 
 /** Allocate buffers for images of at most n keypoints. 0 or -1 (reported). */
 int match_buffers_alloc(match_buffers *b, size_t n);

@@ -4,6 +4,7 @@
  */
 #include "colmap_convert.h"
 
+#include <float.h>
 #include <math.h>
 #include <string.h>
 
@@ -84,7 +85,9 @@ int colmap_keypoint_to_mn(const float row[6], mn_keypoint *k)
     int finite_xy = isfinite(row[0]) && isfinite(row[1]);
     k->x = finite_xy ? row[0] - 0.5f : 0.0f;
     k->y = finite_xy ? row[1] - 0.5f : 0.0f;
-    if (!finite_xy || !isfinite(scale) || !(scale > 0) || !isfinite(deg)) {
+    /* A scale past FLT_MAX / 2 (floats near FLT_MAX in the row) would
+     * make the size infinite in float. */
+    if (!finite_xy || !(scale > 0 && 2.0 * scale <= FLT_MAX) || !isfinite(deg)) {
         k->size = 1.0f;
         k->angle = 0.0f;
         return -1;

@@ -124,6 +124,13 @@ static int fail_sql(colmap_db *db, char *err, size_t errlen, const char *what)
     return fail_msg(db, err, errlen, what, sqlite3_errmsg(db->sql));
 }
 
+/* An image id COLMAP can pair: 0 is "none" here, and 2147483647 or more
+ * would overflow pair ids. */
+static int image_id_valid(int64_t id)
+{
+    return id >= 1 && id < COLMAP_MAX_NUM_IMAGES;
+}
+
 int64_t colmap_pair_id(int64_t image_id1, int64_t image_id2)
 {
     if (image_id1 > image_id2) {
@@ -354,17 +361,25 @@ int colmap_db_find_image(colmap_db *db, const char *name, int64_t *image_id, int
     if (!st)
         return -1;
     sqlite3_bind_text(st, 1, name, -1, SQLITE_TRANSIENT);
-    int rc = sqlite3_step(st);
+    int rc = sqlite3_step(st), ok = rc == SQLITE_ROW || rc == SQLITE_DONE ? 0 : -1;
     if (rc == SQLITE_ROW) {
-        *image_id = sqlite3_column_int64(st, 0);
-        *camera_id = sqlite3_column_int64(st, 1);
-        if (sqlite3_column_type(st, 2) != SQLITE_NULL)
-            *keypoint_rows = sqlite3_column_int64(st, 2);
+        int64_t id = sqlite3_column_int64(st, 0);
+        if (!image_id_valid(id)) {
+            /* Another tool's table may lack COLMAP's CHECK; pair ids of
+             * such ids would overflow. */
+            ok = fail(err, errlen, "image '%s' has the id %lld, outside COLMAP's 1..%lld", name, (long long)id,
+                      COLMAP_MAX_NUM_IMAGES - 1);
+        } else {
+            *image_id = id;
+            *camera_id = sqlite3_column_int64(st, 1);
+            if (sqlite3_column_type(st, 2) != SQLITE_NULL)
+                *keypoint_rows = sqlite3_column_int64(st, 2);
+        }
     } else if (rc != SQLITE_DONE) {
         fail_sql(db, err, errlen, "cannot read table images");
     }
     sqlite3_finalize(st);
-    return rc == SQLITE_ROW || rc == SQLITE_DONE ? 0 : -1;
+    return ok;
 }
 
 int colmap_db_camera_size(colmap_db *db, int64_t camera_id, int *width, int *height, char *err, size_t errlen)
@@ -450,6 +465,9 @@ int colmap_db_add_image(colmap_db *db, const char *name, int64_t camera_id, int6
     if (step_done(db, st, "cannot add an image", err, errlen) != 0)
         return -1;
     *image_id = sqlite3_last_insert_rowid(db->sql);
+    if (!image_id_valid(*image_id))
+        return fail(err, errlen, "image '%s' was given the id %lld, outside COLMAP's 1..%lld", name,
+                    (long long)*image_id, COLMAP_MAX_NUM_IMAGES - 1);
     return 0;
 }
 
@@ -500,7 +518,10 @@ int colmap_db_read_keypoints(colmap_db *db, int64_t image_id, float **rows6, siz
     int cols = sqlite3_column_int(st, 1);
     const void *data = sqlite3_column_blob(st, 2);
     size_t bytes = (size_t)sqlite3_column_bytes(st, 2);
-    if (rows < 0 || (cols != 2 && cols != 4 && cols != 6) || bytes != (size_t)rows * (size_t)cols * sizeof(float)) {
+    /* Compared by division: rows * cols * 4 can wrap around to the blob's size. */
+    const size_t row_bytes = (size_t)cols * sizeof(float);
+    if ((cols != 2 && cols != 4 && cols != 6) || rows < 0 || bytes % row_bytes != 0 ||
+        (uint64_t)rows != bytes / row_bytes) {
         fail(err, errlen, "image %lld: keypoints blob of %zu bytes for %lld x %d floats", (long long)image_id, bytes,
              (long long)rows, cols);
         goto done;

@@ -61,7 +61,9 @@
 
 typedef struct colmap_db colmap_db;
 
-/** pair_id of two image ids, in either order. */
+/** pair_id of two image ids, in either order; ids in 1 ..
+ *  COLMAP_MAX_NUM_IMAGES - 1, as colmap_db_find_image() and
+ *  colmap_db_add_image() give them. */
 int64_t colmap_pair_id(int64_t image_id1, int64_t image_id2);
 
 /**
@@ -85,7 +87,9 @@ void colmap_db_rollback(colmap_db *db);
 
 /**
  * Look an image up by name: *image_id and *camera_id (0 when absent) and
- * *keypoint_rows (-1 when it has no keypoints row).
+ * *keypoint_rows (-1 when it has no keypoints row). An image whose id is
+ * outside 1 .. COLMAP_MAX_NUM_IMAGES - 1 (a table without COLMAP's CHECK)
+ * is an error.
  */
 int colmap_db_find_image(colmap_db *db, const char *name, int64_t *image_id, int64_t *camera_id,
                          int64_t *keypoint_rows, char *err, size_t errlen);
@@ -105,6 +109,8 @@ int colmap_db_add_camera(colmap_db *db, int model, int width, int height, const 
 /** Number of rows of table images. */
 int colmap_db_count_images(colmap_db *db, int64_t *n, char *err, size_t errlen);
 
+/** A new image; an id the database gives outside 1 ..
+ *  COLMAP_MAX_NUM_IMAGES - 1 is an error (roll the transaction back). */
 int colmap_db_add_image(colmap_db *db, const char *name, int64_t camera_id, int64_t *image_id, char *err,
                         size_t errlen);
 

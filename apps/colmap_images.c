@@ -135,11 +135,6 @@ void image_list_free(image_list *list)
     *list = (image_list){0};
 }
 
-int image_usable(const image_entry *im)
-{
-    return !im->unreadable && !im->absent;
-}
-
 /* ------------------------------------------------------------------------ */
 /* Loading, and the working-size copy                                        */
 /* ------------------------------------------------------------------------ */

@@ -264,6 +264,28 @@ static void test_progress(void)
     fclose(ef);
     fclose(f);
 
+    /* Texts longer than the line itself (fuzz_cli, regress-progress-long-text.bin:
+     * the pieces after one were written past the line's buffer, which the
+     * sanitizer build of this test reports): cut at 511 characters. */
+    f = tmpfile();
+    mn_cli_progress_init(&p, "prog", MN_CLI_PROGRESS_ALWAYS);
+    p.out = f;
+    p.columns = 4000;
+    static char what[3000], extra[3000];
+    memset(what, 'w', sizeof what - 1);
+    memset(extra, 'x', sizeof extra - 1);
+    mn_cli_progress_update(&p, what, 1, 2, extra);
+    w = written(f);
+    CHECK(strncmp(w, "\rprog: www", 10) == 0 && strlen(w) == 512 && strspn(w + 7, "w") == 505,
+          "a text longer than the line: %zu characters '%.20s...'", strlen(w), w);
+    p.shown = 0;
+    mn_cli_progress_update(&p, "pairs", 1, 2, extra);
+    w = written(f);
+    CHECK(strncmp(w, "\rprog: pairs 1/2 (50%), 0 s elapsed, xxx", 40) == 0 && strlen(w) == 512 &&
+              strspn(w + 37, "x") == 475,
+          "a remark longer than the line: %zu characters '%.50s...'", strlen(w), w);
+    fclose(f);
+
     CHECK(mn_cli_progress_when("auto") == MN_CLI_PROGRESS_AUTO &&
               mn_cli_progress_when("never") == MN_CLI_PROGRESS_NEVER &&
               mn_cli_progress_when("always") == MN_CLI_PROGRESS_ALWAYS && mn_cli_progress_when("yes") == -1,

@@ -46,6 +46,7 @@
 #include "matchnet.h"
 #include "matchnet/opencv.h"
 
+#include <float.h>
 #include <stdint.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -165,7 +166,10 @@ static void check_rows(void)
 
     /* Degenerate rows: -1 and a placeholder mn_describe_keypoints() takes. */
     const float degenerate[][6] = {
-        {5, 6, 0, 0, 0, 0}, {5, 6, 1, 2, 2, 4}, {NAN, 6, 1, 0, 0, 1}, {5, INFINITY, 1, 0, 0, 1}, {5, 6, NAN, 0, 0, 1}};
+        {5, 6, 0, 0, 0, 0}, {5, 6, 1, 2, 2, 4}, {NAN, 6, 1, 0, 0, 1}, {5, INFINITY, 1, 0, 0, 1}, {5, 6, NAN, 0, 0, 1},
+        /* Sizes past FLT_MAX (fuzz_colmap_db, regress-keypoint-size-overflow.bin:
+         * the size was infinite and the row accepted). */
+        {5, 6, 3e38f, 0, 0, 3e38f}, {5, 6, -3e38f, 3e38f, -3e38f, -3e38f}, {5, 6, FLT_MAX, 0, 0, FLT_MAX}};
     for (size_t i = 0; i < sizeof degenerate / sizeof *degenerate; i++) {
         int rc = colmap_keypoint_to_mn(degenerate[i], &k);
         CHECK(rc == -1 && isfinite(k.x) && isfinite(k.y) && k.size > 0 && isfinite(k.size) && k.angle >= 0 &&

@@ -5,18 +5,24 @@
 # each for SECONDS (default 30) on its seed corpus (tests/fuzz/corpus/<target>,
 # new finds kept in $FUZZ_OUT/corpus_<target>).
 #   tests/fuzz/run.sh [SECONDS] [TARGET...]
-# TARGET is model, patches, bmp, match or image (default: all). The engine
-# targets (model, patches, match) run once on the best instruction set this
-# CPU has and once more with MN_SIMD=avx2 MN_GEMM=avx2 where that is a
-# different path (an AVX-512 CPU), so both vector builds are fuzzed.
+# TARGET is one of the engine's (model, patches, match), the data-set
+# tools' BMP reader (bmp), the plugin's image decoding (image) or the
+# programs' code (cli: option parser and progress line; colmap_pairs and
+# colmap_db: matchnet-colmap's pair lists and database; json:
+# matchnet-match's JSON writer); default: all. The engine targets run once
+# on the best instruction set this CPU has and once more with MN_SIMD=avx2
+# MN_GEMM=avx2 where that is a different path (an AVX-512 CPU), so both
+# vector builds are fuzzed.
 # With FUZZ_RUNS=N set, each run instead takes N inputs from a fixed seed
-# (reproducible: what CI uses), within SECONDS at most.
+# (reproducible: what CI uses), within SECONDS at most; colmap_db takes
+# N / 10 (it opens SQLite files several times an input: about 150 inputs a
+# second under ASan, where the others do 1000 to 10000).
 # Needs clang and libclang-rt-14-dev (scripts/setup.sh --fuzz installs them).
 set -eu
 cd "$(dirname "$0")/../.."
 secs=${1:-30}
 [ $# -gt 0 ] && shift
-targets=${*:-model patches bmp match image}
+targets=${*:-model patches bmp match image cli colmap_pairs colmap_db json}
 out=${FUZZ_OUT:-build-fuzz}
 CC=${CC:-clang} CXX=${CXX:-clang++} cmake -S . -B "$out" -DCMAKE_BUILD_TYPE=RelWithDebInfo \
     -DMN_BUILD_FUZZ=ON -DMN_SANITIZE=address,undefined -DMN_BUILD_TESTS=OFF -DMN_BUILD_APPS=OFF \
@@ -26,7 +32,7 @@ CC=${CC:-clang} CXX=${CXX:-clang++} cmake -S . -B "$out" -DCMAKE_BUILD_TYPE=RelW
 }
 for t in $targets; do
     case $t in
-    model | patches | bmp | match | image) ;;
+    model | patches | bmp | match | image | cli | colmap_pairs | colmap_db | json) ;;
     *)
         echo "run.sh: unknown target '$t'" >&2
         exit 2 ;;
@@ -42,7 +48,9 @@ run() {
     mkdir -p "$out/corpus_$t"
     echo "== $name for ${secs}s${*:+ ($*)}"
     limits="-max_total_time=$secs"
-    [ -n "${FUZZ_RUNS:-}" ] && limits="$limits -runs=$FUZZ_RUNS -seed=1"
+    runs=${FUZZ_RUNS:-}
+    [ -n "$runs" ] && [ "$t" = colmap_db ] && runs=$((runs / 10))
+    [ -n "$runs" ] && limits="$limits -runs=$runs -seed=1"
     max_len=65536
     [ "$t" = image ] && max_len=200000 # room for real photos' headers and tables
     if ! env "$@" "$out/tests/fuzz/fuzz_$t" $limits -max_len=$max_len -rss_limit_mb=4096 -timeout=30 -print_final_stats=1 \
