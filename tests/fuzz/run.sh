@@ -15,8 +15,8 @@
 # vector builds are fuzzed.
 # With FUZZ_RUNS=N set, each run instead takes N inputs from a fixed seed
 # (reproducible: what CI uses), within SECONDS at most; colmap_db takes
-# N / 10 (it opens SQLite files several times an input: about 150 inputs a
-# second under ASan, where the others do 1000 to 10000).
+# N / 10 (it opens SQLite files several times an input: 150 to 500 inputs a
+# second under ASan, where the others do 1500 to 10000).
 # Needs clang and libclang-rt-14-dev (scripts/setup.sh --fuzz installs them).
 set -eu
 cd "$(dirname "$0")/../.."
