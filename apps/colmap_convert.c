@@ -116,7 +116,7 @@ int colmap_keypoint_to_affine(const float row[6], mn_affine_keypoint *a)
 {
     double det = (double)row[2] * row[5] - (double)row[3] * row[4];
     int ok = isfinite(row[0]) && isfinite(row[1]) && isfinite(row[2]) && isfinite(row[3]) && isfinite(row[4]) &&
-             isfinite(row[5]) && det > 0 && isfinite(det);
+             isfinite(row[5]) && det > 0 && det <= FLT_MAX; /* a float det (what callers compute) must not overflow */
     if (!ok) {
         mn_keypoint k;
         colmap_keypoint_to_mn(row, &k); /* a reflected frame's circle, or the placeholder */
