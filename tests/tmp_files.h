@@ -25,7 +25,9 @@ static void write_bytes(const char *path, const void *data, size_t n)
     CHECK(f != NULL, "cannot create %s", path);
     if (!f)
         return;
-    CHECK(fwrite(data, 1, n, f) == n, "short write to %s", path);
+    /* An empty vector's data() may be NULL, which fwrite must not get. */
+    if (n > 0)
+        CHECK(fwrite(data, 1, n, f) == n, "short write to %s", path);
     fclose(f);
 }
 
