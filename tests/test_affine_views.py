@@ -4,6 +4,9 @@ samples/data/box_in_scene.png under a strong change of viewpoint.
 
     test_affine_views.py MATCHNET_MATCH SOURCE_DIR [COLMAP]
 
+(CTest runs it without COLMAP; MN_TEST_LONG=1, as scripts/test_long.sh
+sets, takes colmap from PATH.)
+
 Each view is the photograph turned by 20 degrees, tilted by t (blurred
 across the tilt as a camera would, sigma 0.8 sqrt(t^2 - 1) as in ASIFT,
 then shrunk by t with INTER_AREA) and turned by 30 degrees (50 in all), or
@@ -24,6 +27,7 @@ must keep 60% of them (measured: about 80%); the table shows where the two
 cross."""
 import json
 import os
+import shutil
 import sqlite3
 import subprocess
 import sys
@@ -34,6 +38,8 @@ import numpy as np
 
 exe, src = sys.argv[1], sys.argv[2]
 colmap = sys.argv[3] if len(sys.argv) > 3 and sys.argv[3] else None
+if colmap is None and os.environ.get("MN_TEST_LONG") == "1":  # scripts/test_long.sh
+    colmap = shutil.which("colmap")
 photo = cv2.imread(os.path.join(src, "samples", "data", "box_in_scene.png"), cv2.IMREAD_GRAYSCALE)
 assert photo is not None
 

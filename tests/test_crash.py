@@ -45,6 +45,10 @@ outputs: matchnet-match (-o and --draw), matchnet-stitch, matchnet-patchset:
 
 Every run gets OMP_NUM_THREADS=1 and at most 2 threads. Figures (kills,
 integrity checks, comparisons) are printed at the end.
+
+CI runs a subset of the exact kill points (one of each kind) and 5 timed
+kills; MN_TEST_LONG=1 (scripts/test_long.sh) runs them all and 8 timed
+kills.
 """
 import argparse
 import json
@@ -68,6 +72,7 @@ COUNT = {"checks": 0, "kills": 0, "exact kills": 0, "timed kills": 0, "runs fini
          "kills inside SQLite's commit": 0, "kills leaving a hot journal or log": 0,
          "integrity checks": 0, "database comparisons": 0, "output comparisons": 0}
 CHILDREN = []
+LONG = os.environ.get("MN_TEST_LONG") == "1"
 
 
 def check(cond, what):
@@ -311,16 +316,19 @@ class Colmap:
         def spread(pts, name, k):
             n = pts.get(name, 0)
             return ["%s:%d" % (name, max(1, round((i + 0.5) * n / k))) for i in range(k)] if n else []
-        names = ["colmap-schema-commit:1", "colmap-image-described:1", "colmap-image-described:9",
-                 "colmap-image-commit:1", "colmap-image-commit:9", "colmap-image-stored:9", "out-file-rename:1",
-                 "colmap-pair-written:1", "colmap-pair-written:36", "colmap-block-commit:1", "colmap-block-commit:3",
-                 "colmap-block-done:1", "colmap-block-done:2"]
+        names = ["colmap-schema-commit:1", "colmap-image-described:1", "colmap-image-commit:9",
+                 "colmap-image-stored:9", "out-file-rename:1", "colmap-pair-written:1", "colmap-block-commit:3",
+                 "colmap-block-done:1"]
+        if LONG:
+            names += ["colmap-image-described:9", "colmap-image-commit:1", "colmap-pair-written:36",
+                      "colmap-block-commit:1", "colmap-block-done:2"]
         # Inside SQLite: writing the journal; inside commits (journal
         # synced, the database written page by page, synced, the journal
         # about to be deleted).
-        names += spread(self.points, "sqlite-write-journal", 3) + spread(self.points, "sqlite-sync-journal", 1) + \
-            spread(self.points, "sqlite-write-db", 4) + spread(self.points, "sqlite-sync-db", 1) + \
-            spread(self.points, "sqlite-delete", 2)
+        k = 2 if LONG else 1
+        names += spread(self.points, "sqlite-write-journal", 3 if LONG else 1) + \
+            spread(self.points, "sqlite-sync-journal", 1) + spread(self.points, "sqlite-write-db", 2 * k) + \
+            spread(self.points, "sqlite-sync-db", 1) + spread(self.points, "sqlite-delete", k)
         for p in names:
             d = self.fresh()
             what = "kill at %s" % p
@@ -331,7 +339,7 @@ class Colmap:
             self.finish(d, what)
         # WAL mode: a block's commit, inside SQLite's writes to the log
         # and the checkpoint into the database.
-        wal_names = ["colmap-block-commit:2"] + spread(self.wal_points, "sqlite-write-wal", 2) + \
+        wal_names = ["colmap-block-commit:2"] + spread(self.wal_points, "sqlite-write-wal", 2 if LONG else 1) + \
             spread(self.wal_points, "sqlite-write-db", 1)
         for p in wal_names:
             d = self.fresh(wal=True)
@@ -503,7 +511,7 @@ def colmap_main(work):
     n = c.exact_points()
     print("exact kill points: %d (%.0f s)" % (n, time.monotonic() - t), flush=True)
     t = time.monotonic()
-    c.timed_kills()
+    c.timed_kills(8 if LONG else 5)
     print("timed kills: %.0f s" % (time.monotonic() - t), flush=True)
     t = time.monotonic()
     c.two_at_once()

@@ -596,20 +596,20 @@ class Replacement(unittest.TestCase):
         shutil.copy(data("box.png"), os.path.join(self.images, "a.png"))
         cli("extract", self.images, self.feats, check=True)
         before, files = digest(self.feats), listing(self.tmp)
-        for i in range(12):
+        for i in range(4):
             shutil.copy(data("box_in_scene.png"), os.path.join(self.images, "b%02d.png" % i))
         p = subprocess.Popen([sys.executable, "-m", "matchnet.hloc", "extract", self.images, self.feats],
                              stderr=subprocess.PIPE, text=True)
         seen = []
         for line in p.stderr:
             seen.append(line)
-            if "[2/12]" in line:
+            if "[2/4]" in line:
                 p.send_signal(sig)
                 break
         rest = p.stderr.read()
         rc = p.wait()
         p.stderr.close()
-        self.assertTrue(any("[2/12]" in s for s in seen), "".join(seen) + rest)
+        self.assertTrue(any("[2/4]" in s for s in seen), "".join(seen) + rest)
         self.assertEqual(rc, -sig if sig == signal.SIGKILL else 128 + sig, rest)
         self.assertNotIn("Traceback", rest)
         self.assertEqual(digest(self.feats), before)
@@ -618,9 +618,9 @@ class Replacement(unittest.TestCase):
             # Without unnamed files a killed run leaves its hidden temporary file.
             left = [n for n in left if not (n.startswith(".matchnet-hloc-") and n.endswith(".partial"))]
         self.assertEqual(left, files)
-        # a rerun adds the 12 images to the one already there
+        # a rerun adds the 4 images to the one already there
         cli("extract", self.images, self.feats, check=True)
-        self.assertEqual(len(hloc_list_h5_names(self.feats)), 13)
+        self.assertEqual(len(hloc_list_h5_names(self.feats)), 5)
 
     def test_killed_run(self):
         self.killed(signal.SIGKILL)

@@ -139,16 +139,19 @@ class DetectAndCompute(unittest.TestCase):
         np.testing.assert_array_equal(kp_array(kc), kp_array(kg))
         np.testing.assert_array_equal(dc, dg)
         # A crop is read in place (row stride); same as its contiguous copy.
+        # 300 keypoints are enough to tell, in a fraction of the time.
+        small = matchnet.MatchNet(model=net().model, max_keypoints=300)
         big = grey("box_in_scene.png")
         crop = big[40:300, 30:420]
         self.assertFalse(crop.flags.c_contiguous)
-        kv, dv = net().detectAndCompute(crop)
-        kcopy, dcopy = net().detectAndCompute(crop.copy())
+        kv, dv = small.detectAndCompute(crop)
+        kcopy, dcopy = small.detectAndCompute(crop.copy())
+        self.assertGreater(len(kv), 100)
         np.testing.assert_array_equal(kp_array(kv), kp_array(kcopy))
         np.testing.assert_array_equal(dv, dcopy)
         # A view with a pixel step (every other column) needs the copy and gets it.
-        kv, dv = net().detectAndCompute(big[:, ::2])
-        kcopy, dcopy = net().detectAndCompute(np.ascontiguousarray(big[:, ::2]))
+        kv, dv = small.detectAndCompute(big[:, ::2])
+        kcopy, dcopy = small.detectAndCompute(np.ascontiguousarray(big[:, ::2]))
         np.testing.assert_array_equal(dv, dcopy)
 
     def test_compute_given_keypoints(self):

@@ -14,9 +14,9 @@
 # MN_GEMM=avx2 where that is a different path (an AVX-512 CPU), so both
 # vector builds are fuzzed.
 # With FUZZ_RUNS=N set, each run instead takes N inputs from a fixed seed
-# (reproducible: what CI uses), within SECONDS at most; colmap_db takes
-# N / 10 (it opens SQLite files several times an input: 150 to 500 inputs a
-# second under ASan, where the others do 1500 to 10000).
+# (reproducible: what CI uses), within SECONDS at most; colmap_db and
+# patches take N / 10 (150 to 500 inputs a second under ASan, where the
+# others do 1000 to 10000).
 # Needs clang and libclang-rt-14-dev (scripts/setup.sh --fuzz installs them).
 set -eu
 cd "$(dirname "$0")/../.."
@@ -49,7 +49,10 @@ run() {
     echo "== $name for ${secs}s${*:+ ($*)}"
     limits="-max_total_time=$secs"
     runs=${FUZZ_RUNS:-}
-    [ -n "$runs" ] && [ "$t" = colmap_db ] && runs=$((runs / 10))
+    # colmap_db opens SQLite files several times an input, patches runs the
+    # network: 130 to 500 inputs a second under ASan, where the others do
+    # 1000 to 10000.
+    [ -n "$runs" ] && { [ "$t" = colmap_db ] || [ "$t" = patches ]; } && runs=$((runs / 10))
     [ -n "$runs" ] && limits="$limits -runs=$runs -seed=1"
     max_len=65536
     [ "$t" = image ] && max_len=200000 # room for real photos' headers and tables
