@@ -137,62 +137,29 @@ static int write_json_stream(FILE *f, const match_json_image *im1, const match_j
     return err ? -1 : 0;
 }
 
-/* Write the JSON to path. A regular file, or a new one, is written through
- * a temporary file beside it (beside the file a symbolic link leads to)
- * and rename(): a failed run leaves no half-written output and keeps what
- * was there; what killed runs left there is removed first. Anything else
- * that exists (/dev/stdout, a pipe, a terminal) is written in place, as
- * rename() would replace the device itself. Returns 0 or -1 (reported). */
+/* Write the JSON to path through mn_out_file_write() (out_file.h): a
+ * failed or killed run leaves no half-written output and keeps what was
+ * there; /dev/stdout, a pipe or a terminal is written in place. The text
+ * is built in memory first (a few MB at most: one line a match). Returns
+ * 0 or -1 (reported). */
 static int write_json_file(const char *path, const match_json_image *im1, const match_json_image *im2,
                            const mn_dmatch *matches, size_t nm, const match_json_timing *timing)
 {
-    struct stat st;
-    if (stat(path, &st) == 0 && !S_ISREG(st.st_mode)) {
-        FILE *f = fopen(path, "w");
-        if (!f || write_json_stream(f, im1, im2, matches, nm, timing) != 0) {
-            error_line("cannot write '%s': %s", path, strerror(errno));
-            return -1;
-        }
-        return 0;
-    }
-    mn_out_file_remove_stale(path);
-    char *real = realpath(path, NULL); /* NULL for a new file: path itself */
-    const char *target = real ? real : path;
-    size_t len = strlen(target);
-    char *tmp = malloc(len + 32);
-    if (!tmp) {
-        error_line("out of memory");
-        free(real);
+    char *text = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&text, &len);
+    if (!f || write_json_stream(f, im1, im2, matches, nm, timing) != 0) {
+        error_line("cannot write '%s': %s", path, strerror(errno ? errno : ENOMEM));
+        free(text);
         return -1;
     }
-    int fd = -1;
-    for (unsigned k = 0; k < 100 && fd < 0; k++) {
-        snprintf(tmp, len + 32, "%s.tmp.%ld.%u", target, (long)getpid(), k);
-        fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL, 0666); /* 0666: the umask decides, as for a plain write */
-        if (fd < 0 && errno != EEXIST)
-            break;
+    int e = mn_out_file_write(path, text, len);
+    free(text);
+    if (e != 0) {
+        error_line("cannot write '%s': %s", path, strerror(e));
+        return -1;
     }
-    int err = 0;
-    if (fd < 0) {
-        error_line("cannot create '%s': %s", path, strerror(errno));
-        err = 1;
-    } else {
-        FILE *f = fdopen(fd, "w");
-        if (!f) {
-            error_line("cannot write '%s': %s", path, strerror(errno));
-            close(fd);
-            err = 1;
-        } else if (write_json_stream(f, im1, im2, matches, nm, timing) != 0 ||
-                   (mn_test_point("out-file-rename"), rename(tmp, target) != 0)) {
-            error_line("cannot write '%s': %s", path, strerror(errno));
-            err = 1;
-        }
-        if (err)
-            unlink(tmp);
-    }
-    free(tmp);
-    free(real);
-    return err ? -1 : 0;
+    return 0;
 }
 
 int main(int argc, char **argv)
