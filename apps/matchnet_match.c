@@ -14,7 +14,7 @@
  * model, failed write), 2 on a usage error. Every error is one line on
  * stderr starting with "matchnet-match:".
  */
-#define _XOPEN_SOURCE 700 /* POSIX.1-2008 with XSI: realpath */
+#define _POSIX_C_SOURCE 200809L /* open_memstream */
 #include "cli.h"
 #include "match_json.h"
 #include "matchnet.h"
@@ -23,15 +23,12 @@
 #include "test_point.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <time.h>
-#include <unistd.h>
 
 #define PROG "matchnet-match"
 #define GEOMETRY_THRESHOLD_PX 3.0
