@@ -54,6 +54,16 @@ if(TARGET matchnet-colmap)
     message(STATUS "matchnet: python3 without cv2/numpy; test_colmap_cameras is not registered")
   endif()
 
+  # At scale (issue 17): the descriptor store, --shard and --merge, each
+  # database compared table by table with a single run's (Debian's
+  # python3: its sqlite3 module).
+  if(MN_SYSTEM_PYTHON)
+    add_test(NAME test_colmap_scale
+             COMMAND ${MN_SYSTEM_PYTHON} ${CMAKE_CURRENT_SOURCE_DIR}/test_colmap_scale.py
+                     $<TARGET_FILE:matchnet-colmap> $<TARGET_FILE:test_colmap>)
+    set_tests_properties(test_colmap_scale PROPERTIES TIMEOUT 300)
+  endif()
+
   if(MN_COLMAP_EXECUTABLE)
     add_test(NAME test_colmap_mapper
              COMMAND sh ${CMAKE_CURRENT_SOURCE_DIR}/test_colmap_mapper.sh $<TARGET_FILE:matchnet-colmap>
