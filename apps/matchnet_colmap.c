@@ -48,6 +48,7 @@
 
 static const char synopsis[] =
     "usage: " PROG " --images DIR --database DB [options]\n"
+    "       " PROG " --merge OUT [--single-camera] PART.db...\n"
     "\n"
     "Detect SIFT keypoints in every image under DIR, describe them with MatchNet,\n"
     "match the chosen pairs and write cameras, images, keypoints and matches into\n"
@@ -62,6 +63,10 @@ static const char synopsis[] =
     "keypoints COLMAP stored (its SIFT, in its pixel convention) are described\n"
     "with MatchNet and matched; cameras, keypoints and COLMAP's descriptors stay as\n"
     "they are, and images are matched by name to the files under DIR.\n"
+    "\n"
+    "Large collections: --store keeps descriptors on disk instead of in memory;\n"
+    "--shard I/N runs part of the pairs into a database of its own, and --merge\n"
+    "joins the parts into the database a single run writes.\n"
     "\n"
     "options:\n";
 
