@@ -103,9 +103,20 @@ typedef struct pair_list {
 /* Room for matching one pair of images of at most n keypoints each. */
 typedef struct match_buffers {
     mn_dmatch *m;
-    uint32_t *i1, *i2;
+    uint32_t *i1, *i2; /* the matches */
+    uint32_t *g1, *g2; /* --verify own: the inliers */
     uint8_t *inl;
 } match_buffers;
+
+/* One pair's outcome, before it is written: nm matches (i1, i2) and with
+ * --verify own ni inliers (g1, g2), config and F (COLMAP's coordinates,
+ * when config is COLMAP_CONFIG_UNCALIBRATED). */
+typedef struct pair_result {
+    size_t nm, ni;
+    int config;
+    double F[9];
+    uint32_t *i1, *i2, *g1, *g2;
+} pair_result;
 
 /* colmap_images.c */
 
@@ -209,6 +220,33 @@ int store_cache_pair(store_cache *c, context *ctx, const image_list *list, size_
  *  renamed over it). 0 or -1 (reported). */
 int merge_databases(const options *o);
 
+/* colmap_mpi.c (MN_WITH_MPI builds) */
+
+/** MPI_Init when started by mpirun (its environment), else nothing: *rank
+ *  0, *size 1. 1 when MPI was started, 0 when not, -1 (reported). */
+int mpi_start(int *argc, char ***argv, int *rank, int *size);
+
+/** MPI_Finalize, or MPI_Abort of the whole job when this rank failed. */
+void mpi_end(int started, int failed);
+
+/** Whether every rank lists as many images as rank 0. 0 or -1 (reported). */
+int mpi_same_list(const image_list *list);
+
+/** Every rank's unreadable marks to all. 0 or -1 (reported). */
+int mpi_merge_unreadable(image_list *list);
+
+/** Rank 0's keypoint counts and *max_kp to all. 0 or -1 (reported). */
+int mpi_share_counts(image_list *list, size_t *max_kp);
+
+/** Rank 0: hand out the first n_todo pairs in blocks and write the
+ *  results; *n_pairs, *n_matches count them. 0 or -1 (reported). */
+int mpi_serve(context *ctx, const image_list *list, const pair_list *pairs, size_t n_todo, size_t max_kp,
+              mn_cli_progress *progress, size_t *n_pairs, size_t *n_matches);
+
+/** The other ranks: match the blocks rank 0 sends until it says stop. 0
+ *  or -1 (reported). */
+int mpi_work(context *ctx, const image_list *list, size_t max_kp);
+
 /* colmap_pairs.c */
 
 /** --pairs SPEC (o->pairs_spec) into o->pairs, o->overlap and
@@ -235,5 +273,11 @@ void match_buffers_free(match_buffers *b);
  *  transaction. *n_matches: the matches written. 0, or -1 with ctx->err
  *  set. */
 int pair_match(context *ctx, const image_entry *a, const image_entry *b, match_buffers *buf, size_t *n_matches);
+
+/** pair_match()'s two halves: match (and verify) a pair into *res, whose
+ *  arrays are buf's, without the database; write a result into it. 0, or
+ *  -1 with ctx->err set. */
+int pair_compute(context *ctx, const image_entry *a, const image_entry *b, match_buffers *buf, pair_result *res);
+int pair_write(context *ctx, const image_entry *a, const image_entry *b, const pair_result *res);
 
 #endif /* MATCHNET_COLMAP_APP_H */

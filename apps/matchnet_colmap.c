@@ -250,6 +250,7 @@ static int parse_options(int argc, char **argv, options *o)
 /* One run's state, and its counts for the summary line. */
 typedef struct run {
     context ctx;
+    int rank, size; /* MPI: this process's rank, and the ranks; 0 and 1 without */
     image_list list;
     pair_list pairs; /* the selected pairs; those left to match first, n_todo of them */
     mn_model *model;
@@ -260,11 +261,12 @@ typedef struct run {
     size_t n_new, n_unreadable, n_absent, n_other, n_todo, max_kp, n_matched, total_matches;
 } run;
 
-/* The database, the model and a session. Returns 0 or -1 (reported). */
+/* The database (unless an MPI worker), the model and a session. Returns 0
+ * or -1 (reported). */
 static int open_all(run *r)
 {
     const options *o = r->ctx.o;
-    if (colmap_db_open(o->database, &r->ctx.db, r->ctx.err, sizeof r->ctx.err) != 0) {
+    if (r->rank == 0 && colmap_db_open(o->database, &r->ctx.db, r->ctx.err, sizeof r->ctx.err) != 0) {
         error_line("%s: %s", o->database, r->ctx.err);
         return -1;
     }
@@ -348,6 +350,10 @@ static int add_images(run *r)
         int64_t id, camera, rows;
         if (!im->in_shard) {
             r->n_other++;
+            continue;
+        }
+        if (im->unreadable) { /* MPI: found by the rank that described it, and reported there */
+            r->n_unreadable++;
             continue;
         }
         if (colmap_db_find_image(ctx->db, im->name, &id, &camera, &rows, ctx->err, sizeof ctx->err) != 0) {
@@ -566,13 +572,48 @@ static int match_pairs(run *r)
     return 0;
 }
 
-/* The whole run after the options: images, pairs, matches, summary.
- * Returns 0 or -1 (reported). */
-static int run_all(run *r)
+#ifdef MN_HAVE_MPI
+/* Under mpirun with several ranks (colmap_mpi.c): the images described
+ * across the ranks into the store; rank 0 writes the database and hands
+ * out the pairs, the others match them. Returns 0 or -1 (reported). */
+static int run_mpi(run *r)
+{
+    context *ctx = &r->ctx;
+    const options *o = ctx->o;
+    if (mpi_same_list(&r->list) != 0)
+        return -1;
+    for (size_t i = (size_t)r->rank; i < r->list.n; i += (size_t)r->size) {
+        if (image_store(ctx, &r->list.v[i], NULL, NULL, NULL) < 0) {
+            error_line("%s", ctx->err);
+            return -1;
+        }
+        if (r->rank == 0)
+            mn_cli_progress_update(&r->progress, "images", i + 1, r->list.n, NULL);
+    }
+    if (mpi_merge_unreadable(&r->list) != 0)
+        return -1;
+    if (r->rank == 0) {
+        for (size_t i = 0; i < r->list.n; i++)
+            r->list.v[i].in_shard = 1;
+        if (add_images(r) != 0 || pair_list_select(o, &r->list, &r->pairs) != 0 ||
+            (o->pair_list && pair_list_write(o->pair_list, &r->list, &r->pairs) != 0) || pairs_to_do(r) != 0 ||
+            store_order(r) != 0)
+            return -1;
+    }
+    if (mpi_share_counts(&r->list, &r->max_kp) != 0)
+        return -1;
+    if (r->rank != 0)
+        return mpi_work(ctx, &r->list, r->max_kp);
+    return mpi_serve(ctx, &r->list, &r->pairs, r->n_todo, r->max_kp, &r->progress, &r->n_matched,
+                     &r->total_matches);
+}
+#endif
+
+/* One process (also each --shard): images, pairs, matches. Returns 0 or
+ * -1 (reported). */
+static int run_local(run *r)
 {
     const options *o = r->ctx.o;
-    if (image_list_read(o->images, &r->list) != 0 || open_all(r) != 0)
-        return -1;
     if (o->shard_spec) {
         if (shard_select(r) != 0 || add_images(r) != 0)
             return -1;
@@ -584,10 +625,28 @@ static int run_all(run *r)
             pair_list_select(o, &r->list, &r->pairs) != 0)
             return -1;
     }
-    if (
-        (o->pair_list && pair_list_write(o->pair_list, &r->list, &r->pairs) != 0) || pairs_to_do(r) != 0 ||
+    if ((o->pair_list && pair_list_write(o->pair_list, &r->list, &r->pairs) != 0) || pairs_to_do(r) != 0 ||
         match_pairs(r) != 0)
         return -1;
+    return 0;
+}
+
+/* The whole run after the options: images, pairs, matches, summary (rank
+ * 0 only). Returns 0 or -1 (reported). */
+static int run_all(run *r)
+{
+    const options *o = r->ctx.o;
+    if (image_list_read(o->images, &r->list) != 0 || open_all(r) != 0)
+        return -1;
+#ifdef MN_HAVE_MPI
+    if (r->size > 1 ? run_mpi(r) != 0 : run_local(r) != 0)
+        return -1;
+    if (r->rank != 0)
+        return 0;
+#else
+    if (run_local(r) != 0)
+        return -1;
+#endif
     char reused[160] = "";
     if (o->shard_spec)
         snprintf(reused, sizeof reused, ", shard %ld/%ld: %zu of other shards", o->shard_index, o->shard_count,
@@ -600,8 +659,8 @@ static int run_all(run *r)
     fprintf(stderr,
             PROG ": %zu images (%zu new, %zu unreadable skipped%s), %zu pairs (%zu matched now, %.0f matches each), "
                  "%.1f s\n",
-            r->list.n - r->n_unreadable - r->n_absent - r->n_other, r->n_new, r->n_unreadable, reused, r->pairs.n, r->n_matched,
-            r->n_matched ? (double)r->total_matches / r->n_matched : 0.0, mn_cli_seconds() - r->t0);
+            r->list.n - r->n_unreadable - r->n_absent - r->n_other, r->n_new, r->n_unreadable, reused, r->pairs.n,
+            r->n_matched, r->n_matched ? (double)r->total_matches / r->n_matched : 0.0, mn_cli_seconds() - r->t0);
     return 0;
 }
 
@@ -618,6 +677,7 @@ int main(int argc, char **argv)
         return parsed == 1 ? 0 : 2;
     if (o.merge)
         return merge_databases(&o) == 0 ? 0 : 1;
+    run r = {.ctx = {.o = &o}, .t0 = mn_cli_seconds(), .size = 1};
     struct stat st;
     if (stat(o.images, &st) != 0 || !S_ISDIR(st.st_mode)) {
         error_line("--images '%s' is not a folder", o.images);
@@ -627,8 +687,24 @@ int main(int argc, char **argv)
         error_line("--reuse-keypoints: database '%s' does not exist (run colmap feature_extractor first)", o.database);
         return 2;
     }
+#ifdef MN_HAVE_MPI
+    int mpi = mpi_start(&argc, &argv, &r.rank, &r.size);
+    if (mpi < 0)
+        return 1;
+    if (r.size > 1 && !o.store) {
+        if (r.rank == 0)
+            error_line("under mpirun with several ranks, --store DIR is needed (on a file system every rank sees)");
+        mpi_end(mpi, 0);
+        return 2;
+    }
+    if (r.size > 1 && (o.shard_spec || o.reuse_keypoints)) {
+        if (r.rank == 0)
+            error_line("under mpirun with several ranks, --shard and --reuse-keypoints are not available");
+        mpi_end(mpi, 0);
+        return 2;
+    }
+#endif
 
-    run r = {.ctx = {.o = &o}, .t0 = mn_cli_seconds()};
     mn_cli_progress_init(&r.progress, PROG, o.progress);
     int rc = run_all(&r) == 0 ? 0 : 1;
     mn_cli_progress_clear(&r.progress);
@@ -639,5 +715,8 @@ int main(int argc, char **argv)
     colmap_db_close(r.ctx.db);
     mn_session_free(r.ctx.session);
     mn_model_free(r.model);
+#ifdef MN_HAVE_MPI
+    mpi_end(mpi, rc != 0);
+#endif
     return rc;
 }
