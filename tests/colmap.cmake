@@ -57,10 +57,17 @@ if(TARGET matchnet-colmap)
   # At scale (issue 17): the descriptor store, --shard and --merge, each
   # database compared table by table with a single run's (Debian's
   # python3: its sqlite3 module).
+  # With MN_WITH_MPI, also 2 and 3 ranks of mpirun on loopback.
   if(MN_SYSTEM_PYTHON)
+    set(mn_mpirun_arg "")
+    if(MN_WITH_MPI AND MPIEXEC_EXECUTABLE)
+      set(mn_mpirun_arg ${MPIEXEC_EXECUTABLE})
+    elseif(MN_WITH_MPI)
+      message(STATUS "matchnet: mpirun not found; test_colmap_scale runs without its MPI part")
+    endif()
     add_test(NAME test_colmap_scale
              COMMAND ${MN_SYSTEM_PYTHON} ${CMAKE_CURRENT_SOURCE_DIR}/test_colmap_scale.py
-                     $<TARGET_FILE:matchnet-colmap> $<TARGET_FILE:test_colmap>)
+                     $<TARGET_FILE:matchnet-colmap> $<TARGET_FILE:test_colmap> ${mn_mpirun_arg})
     set_tests_properties(test_colmap_scale PROPERTIES TIMEOUT 300)
   endif()
 

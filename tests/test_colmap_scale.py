@@ -1,7 +1,7 @@
 #!/usr/bin/python3
 """CTest test of matchnet-colmap at scale: the descriptor store, shards and their merge.
 
-    test_colmap_scale.py PATH/TO/matchnet-colmap PATH/TO/test_colmap
+    test_colmap_scale.py PATH/TO/matchnet-colmap PATH/TO/test_colmap [PATH/TO/mpirun]
 
 test_colmap --render writes the 5 views of its scene (320 x 240); an
 unreadable file is added. Checked, each database against another table by
@@ -18,6 +18,10 @@ two_view_geometries; every column, rows in key order):
   shard resumes (nothing matched again; pairs deleted from a part are
   matched again); --merge refuses parts made with other settings, leaving
   no output; usage errors exit 2 with one line.
+- With mpirun (a build with MN_WITH_MPI): 2 and 3 ranks on loopback
+  (--oversubscribe; as root with OMPI_ALLOW_RUN_AS_ROOT) equal the single
+  run; a rerun resumes (nothing matched again; deleted pairs matched again,
+  equal again); several ranks without --store are refused.
 """
 import array
 import glob
@@ -78,6 +82,38 @@ def same_db(a, b, what):
 
 def store_files(store):
     return {f: os.stat(f).st_mtime_ns for f in glob.glob(os.path.join(store, "*.mnd"))}
+
+
+def mpirun(launcher, ranks, exe, *args):
+    """matchnet-colmap under mpirun on this machine; (status, stderr)."""
+    env = dict(os.environ, OMPI_ALLOW_RUN_AS_ROOT="1", OMPI_ALLOW_RUN_AS_ROOT_CONFIRM="1",
+               OMPI_MCA_btl_vader_single_copy_mechanism="none", OMPI_MCA_rmaps_base_oversubscribe="1")
+    cmd = [launcher, "--oversubscribe", "-n", str(ranks), exe, "--threads", "1", "--max-keypoints", "400"] + list(args)
+    p = subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env, timeout=240)
+    return p.returncode, p.stderr
+
+
+def mpi_checks(launcher, exe, common, store, p):
+    """Open MPI runs of 2 and 3 ranks against the single run (p('single.db'), same store)."""
+    for ranks in (2, 3):
+        db = p(f"mpi{ranks}.db")
+        rc, err = mpirun(launcher, ranks, exe, *common, "--database", db, "--store", store)
+        check(rc == 0 and "10 pairs (10 matched now" in err, f"mpirun -n {ranks}: {rc} {err}")
+        same_db(p("single.db"), db, f"mpirun -n {ranks}")
+    db = p("mpi3.db")
+    rc, err = mpirun(launcher, 3, exe, *common, "--database", db, "--store", store)
+    check(rc == 0 and "(0 new" in err and "(0 matched now" in err, f"mpirun rerun did work: {rc} {err}")
+    con = sqlite3.connect(db)
+    con.execute("DELETE FROM matches WHERE pair_id % 2 = 0")
+    con.execute("DELETE FROM two_view_geometries WHERE pair_id % 2 = 0")
+    con.commit()
+    con.close()
+    rc, err = mpirun(launcher, 2, exe, *common, "--database", db, "--store", store)
+    check(rc == 0 and "(0 new" in err and "(0 matched now" not in err, f"mpirun resume: {rc} {err}")
+    same_db(p("single.db"), db, "mpirun resumed")
+    rc, err = mpirun(launcher, 2, exe, *common, "--database", p("nostore.db"))
+    check(rc != 0 and "--store DIR is needed" in err and not os.path.exists(p("nostore.db")),
+          f"mpirun without --store: {rc} {err}")
 
 
 def main():
@@ -174,6 +210,9 @@ def main():
     rc, err = run(exe, "--merge", p("bad.db"), p("part2.0.db"), p("odd.db"))
     check(rc == 1 and err.count("\n") == 1 and "has other" in err and not os.path.exists(p("bad.db"))
           and not glob.glob(p("bad.db.tmp.*")), f"inconsistent parts: {rc} {err!r}")
+
+    if len(sys.argv) > 3:
+        mpi_checks(sys.argv[3], exe, common, store, p)
 
     if failures == 0:
         shutil.rmtree(tmp)
