@@ -66,7 +66,14 @@ static const char synopsis[] =
     "\n"
     "Large collections: --store keeps descriptors on disk instead of in memory;\n"
     "--shard I/N runs part of the pairs into a database of its own, and --merge\n"
-    "joins the parts into the database a single run writes.\n"
+    "joins the parts into the database a single run writes."
+#ifdef MN_HAVE_MPI
+    " Under mpirun with\n"
+    "several ranks (and --store), the ranks share the images and pairs; rank 0\n"
+    "alone writes DB.\n"
+#else
+    "\n"
+#endif
     "\n"
     "options:\n";
 
