@@ -105,7 +105,7 @@ static uint16_t half_from_float(float f)
         if (a < 0x33000000)
             return sign;
         uint32_t m = (a & 0x7fffff) | 0x800000;
-        int shift = 126 - (int)(a >> 23) + 14; /* 14 .. 24 */
+        int shift = 126 - (int)(a >> 23); /* 14 .. 24: units of 2^-24 */
         uint32_t r = m >> shift, rem = m & ((1u << shift) - 1), halfway = 1u << (shift - 1);
         if (rem > halfway || (rem == halfway && (r & 1)))
             r++;

@@ -34,6 +34,14 @@ if(TARGET matchnet-colmap)
   add_test(NAME test_colmap_keypoints COMMAND test_colmap_keypoints ${mn_colmap_arg})
   set_tests_properties(test_colmap_keypoints PROPERTIES TIMEOUT 300)
 
+  # The descriptor store on its own (float16 against numpy's, files read
+  # back, stale and corrupt ones refused, the cache's budget).
+  add_executable(test_colmap_store test_colmap_store.c ${PROJECT_SOURCE_DIR}/apps/colmap_store.c
+                                   ${PROJECT_SOURCE_DIR}/apps/cli.c)
+  target_include_directories(test_colmap_store PRIVATE ${PROJECT_SOURCE_DIR}/apps)
+  target_link_libraries(test_colmap_store PRIVATE matchnet matchnet_opencv m)
+  add_test(NAME test_colmap_store COMMAND test_colmap_store)
+
   # Cameras: EXIF written into JPEGs by the test (Debian's python3 with
   # OpenCV and numpy encodes them), --camera-model.
   if(MN_SYSTEM_PYTHON)
