@@ -38,6 +38,7 @@
 // stderr counts the pairs (--progress auto|always|never, apps/cli.h).
 #include "cli.h"
 #include "matchnet.h"
+#include "half.h"
 #include "sweep.h"
 
 #include <opencv2/calib3d.hpp>
@@ -68,19 +69,6 @@ struct Variant {
     mn_match_params p = mn_match_params_default();
     bool half = false; // descriptors rounded to float16
 };
-
-// f rounded to the nearest IEEE float16 (ties to even; 11 significant bits,
-// subnormals below 2^-14, saturating at 65504), back as a float.
-float half_round(float f)
-{
-    if (!std::isfinite(f) || f == 0)
-        return f;
-    int e;
-    std::frexp(f, &e);
-    int q = std::max(e - 11, -24);
-    float out = std::ldexp(std::nearbyint(std::ldexp(f, -q)), q);
-    return std::fabs(out) > 65504.0f ? std::copysign(65504.0f, f) : out;
-}
 
 struct PairResult {
     int matches = 0, correct = 0;
@@ -269,7 +257,7 @@ int main(int argc, char **argv)
                                   nullptr, im.mdesc.data()) != MN_OK)
             die(mn_last_error());
         im.mdesc16.resize(im.mdesc.size());
-        std::transform(im.mdesc.begin(), im.mdesc.end(), im.mdesc16.begin(), half_round);
+        std::transform(im.mdesc.begin(), im.mdesc.end(), im.mdesc16.begin(), mn_eval::half_round);
         return im;
     };
 
