@@ -85,9 +85,13 @@ static int list_part(merge *m, int p)
     }
     ok = rc == SQLITE_DONE;
     sqlite3_finalize(st);
-    if (!ok)
-        return rc == SQLITE_ROW ? (error_line("out of memory"), -1) : sql_fail(db, m->o->merge_parts[p], "cannot read its images");
-    return 0;
+    if (ok)
+        return 0;
+    if (rc == SQLITE_ROW) { /* stopped for memory */
+        error_line("out of memory");
+        return -1;
+    }
+    return sql_fail(db, m->o->merge_parts[p], "cannot read its images");
 }
 
 /* One row of a query with a single id parameter, as its columns' values;
@@ -118,7 +122,8 @@ static int same_row(sqlite3_stmt *a, sqlite3_stmt *b)
     return 1;
 }
 
-static const char camera_sql[] = "SELECT model, width, height, params, prior_focal_length FROM cameras WHERE camera_id = ?";
+static const char camera_sql[] =
+    "SELECT model, width, height, params, prior_focal_length FROM cameras WHERE camera_id = ?";
 static const char keypoints_sql[] = "SELECT rows, cols, data FROM keypoints WHERE image_id = ?";
 static const char descriptors_sql[] = "SELECT rows, cols, data FROM descriptors WHERE image_id = ?";
 
@@ -304,8 +309,8 @@ static int merge_pairs(merge *m, int p, const char *table, int geometry)
     sqlite3 *in = colmap_db_sqlite(m->parts[p]), *out = colmap_db_sqlite(m->out);
     const char *path = m->o->merge_parts[p];
     char sql[256];
-    snprintf(sql, sizeof sql, "SELECT pair_id, rows, cols, data%s FROM %s", geometry ? ", config, F, E, H, qvec, tvec" : "",
-             table);
+    snprintf(sql, sizeof sql, "SELECT pair_id, rows, cols, data%s FROM %s",
+             geometry ? ", config, F, E, H, qvec, tvec" : "", table);
     sqlite3_stmt *r, *w = NULL, *old = NULL;
     if (sqlite3_prepare_v2(in, sql, -1, &r, NULL) != SQLITE_OK)
         return sql_fail(in, path, "cannot read its pairs");

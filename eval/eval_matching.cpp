@@ -210,7 +210,8 @@ int main(int argc, char **argv)
                 die("--progress: expected auto, always or never");
         } else if (a == "-h" || a == "--help") {
             std::printf("usage: matchnet-eval-matching --homography-dir DIR [--model PATH] [--max-keypoints N]\n"
-                        "       [--threads N] [--variant NAME:method=metric|l2,k=N,p=P,ratio=R,mutual=0|1,half=0|1]...\n"
+                        "       [--threads N]\n"
+                        "       [--variant NAME:method=metric|l2,k=N,p=P,ratio=R,mutual=0|1,half=0|1]...\n"
                         "       [--progress auto|always|never]\n");
             return 0;
         } else

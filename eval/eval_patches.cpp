@@ -210,8 +210,8 @@ int main(int argc, char **argv)
     size_t npos = 0;
     for (int l : label)
         npos += l;
-    std::printf("%s: %zu pairs (%zu matching), model %s (%zu-D)\n", dataset.c_str(), set.npairs, npos,
-                mn_model_name(model), D);
+    std::printf("%s: %zu pairs (%zu matching), model %s (%zu-D%s)\n", dataset.c_str(), set.npairs, npos,
+                mn_model_name(model), D, half ? ", rounded to float16" : "");
     std::printf("%-22s %10s %10s %10s %10s\n", "error at 95% recall", "metric", "l2", "sift", "rootsift");
     Rates overall[4];
     for (int m = 0; m < 4; m++)
