@@ -215,8 +215,9 @@ static int parse_options(int argc, char **argv, options *o)
         {"shard", 0, MN_CLI_STRING, &o->shard_spec, .placeholder = "I/N",
          .help = "match only part I (0 .. N-1) of the selected pairs\n"
                  "(contiguous blocks of the pair list) and describe the\n"
-                 "images they need, into DB (this part's own database);\n"
-                 "needs --store; --merge joins the parts"},
+                 "images they need, into DB (this part's own database;\n"
+                 "--pair-list: this part's pairs); needs --store; --merge\n"
+                 "joins the parts"},
         {"merge", 0, MN_CLI_STRING, &o->merge, .placeholder = "OUT",
          .help = "merge the databases given as arguments (the parts of a\n"
                  "--shard run) into OUT, replacing it: the database a\n"

@@ -14,7 +14,8 @@ two_view_geometries; every column, rows in key order):
   descriptors give the same matches as float32 (no --store) on this scene
   or at most 2% fewer.
 - --shard I/N + --merge equals a single run with the same --store, for
-  N = 2 and 3, with --verify own, and with --single-camera; a rerun of a
+  N = 2 and 3, with --verify own, and with --single-camera; the shards'
+  --pair-list files together are the single run's list; a rerun of a
   shard resumes (nothing matched again; pairs deleted from a part are
   matched again); --merge refuses parts made with other settings, leaving
   no output; usage errors exit 2 with one line.
@@ -139,7 +140,7 @@ def main():
     check(not os.path.exists(p("x.db")) and not os.path.exists(store), "a usage error left files")
 
     # The store: written once, read back, remade when stale or corrupt.
-    rc, err = run(exe, *common, "--database", p("single.db"), "--store", store)
+    rc, err = run(exe, *common, "--database", p("single.db"), "--store", store, "--pair-list", p("pairs.txt"))
     check(rc == 0, f"single run: {rc} {err}")
     files = store_files(store)
     check(len(files) == 5, f"{len(files)} store files, want 5 (one per readable image)")
@@ -175,9 +176,14 @@ def main():
     # --max-keypoints 300 run above: remade again here, the same files).
     for n in (2, 3):
         parts = [p(f"part{n}.{i}.db") for i in range(n)]
+        lists = []
         for i in range(n):
-            rc, err = run(exe, *common, "--database", parts[i], "--store", store, "--shard", f"{i}/{n}")
+            lists.append(p(f"pairs{n}.{i}.txt"))
+            rc, err = run(exe, *common, "--database", parts[i], "--store", store, "--shard", f"{i}/{n}",
+                          "--pair-list", lists[-1])
             check(rc == 0 and f"shard {i}/{n}" in err, f"shard {i}/{n}: {rc} {err}")
+        joined = sorted(line for path in lists for line in open(path))
+        check(joined == sorted(open(p("pairs.txt"))), f"{n} shards' pair lists are not the single run's")
         rc, err = run(exe, "--merge", p(f"merged{n}.db"), *parts)
         check(rc == 0 and "merged" in err, f"--merge of {n}: {rc} {err}")
         same_db(p("single.db"), p(f"merged{n}.db"), f"{n} shards merged")
