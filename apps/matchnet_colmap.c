@@ -17,6 +17,13 @@
  * are made as colmap feature_extractor makes them
  * (--camera-model, focal length from EXIF as a prior).
  *
+ * --store DIR keeps the keypoints and descriptors in a file per image
+ * instead (colmap_store.c), read per pair through a bounded cache, so that
+ * memory does not grow with the images. --shard I/N runs a contiguous
+ * block of the pairs into a database of its own, --merge joins such parts
+ * (colmap_merge.c), and under mpirun the ranks share the work
+ * (colmap_mpi.c); each ends with the database a single run writes.
+ *
  * --reuse-keypoints instead describes the keypoints that colmap
  * feature_extractor stored (every row, so that the matches index them),
  * and adds no camera, image, keypoint or descriptor.
