@@ -292,6 +292,11 @@ int colmap_db_open(const char *path, colmap_db **out, char *err, size_t errlen)
     return 0;
 }
 
+sqlite3 *colmap_db_sqlite(colmap_db *db)
+{
+    return db->sql;
+}
+
 void colmap_db_close(colmap_db *db)
 {
     if (!db)

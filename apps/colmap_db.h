@@ -77,6 +77,10 @@ int64_t colmap_pair_id(int64_t image_id1, int64_t image_id2);
  */
 int colmap_db_open(const char *path, colmap_db **out, char *err, size_t errlen);
 
+/** The SQLite connection, for reading and copying whole rows (--merge);
+ *  owned by db. */
+struct sqlite3 *colmap_db_sqlite(colmap_db *db);
+
 /** Close. NULL is accepted. An open transaction is rolled back. */
 void colmap_db_close(colmap_db *db);
 

@@ -294,47 +294,153 @@ static int store_image(context *ctx, image_entry *im, int width, int height, con
     return 0;
 }
 
-int image_add(context *ctx, image_entry *im, int64_t existing_id, int64_t existing_camera)
+/* Detect and describe an image: *e gets its full-resolution keypoints,
+ * descriptors and size. 1, 0 when it cannot be read (reported, marked
+ * unreadable), -1 with ctx->err set. */
+static int detect_and_describe(context *ctx, image_entry *im, store_entry *e)
 {
     mn_image full = {0}, work = {0};
-    mn_keypoint *kw = NULL;
-    float *rows = NULL;
     double sx, sy;
-    int rc = -1;
+    *e = (store_entry){0};
     int opened = open_image(ctx, im, &full, &work, &sx, &sy);
     if (opened <= 0)
         return opened;
-    kw = malloc((size_t)ctx->o->max_keypoints * sizeof *kw);
+    int rc = -1;
+    mn_keypoint *kw = malloc((size_t)ctx->o->max_keypoints * sizeof *kw);
     if (!kw) {
         snprintf(ctx->err, sizeof ctx->err, "out of memory");
         goto done;
     }
-    if (mn_keypoints_detect(&work, MN_DETECTOR_SIFT, (size_t)ctx->o->max_keypoints, kw, &im->nkp) != MN_OK) {
+    if (mn_keypoints_detect(&work, MN_DETECTOR_SIFT, (size_t)ctx->o->max_keypoints, kw, &e->nkp) != MN_OK) {
         snprintf(ctx->err, sizeof ctx->err, "%s: %s", im->name, mn_last_error());
         goto done;
     }
-    if (describe(ctx, im, &work, kw) != 0)
-        goto done;
-    im->kp = malloc((im->nkp ? im->nkp : 1) * sizeof *im->kp);
-    rows = malloc((im->nkp ? im->nkp : 1) * 6 * sizeof *rows);
-    if (!im->kp || !rows) {
-        snprintf(ctx->err, sizeof ctx->err, "out of memory");
+    e->desc = malloc((e->nkp ? e->nkp : 1) * ctx->dim * sizeof *e->desc);
+    e->kp = malloc((e->nkp ? e->nkp : 1) * sizeof *e->kp);
+    if (!e->desc || !e->kp) {
+        snprintf(ctx->err, sizeof ctx->err, "out of memory for %zu descriptors", e->nkp);
         goto done;
     }
-    for (size_t k = 0; k < im->nkp; k++) {
-        im->kp[k] = scale_keypoint(kw[k], sx, sy, 1);
-        colmap_keypoint_from_mn(&im->kp[k], rows + 6 * k);
+    if (mn_describe_keypoints(ctx->session, work.pixels, work.width, work.height, work.stride, kw, e->nkp, &ctx->ep,
+                              e->desc) != MN_OK) {
+        snprintf(ctx->err, sizeof ctx->err, "%s", mn_last_error());
+        goto done;
+    }
+    for (size_t k = 0; k < e->nkp; k++)
+        e->kp[k] = scale_keypoint(kw[k], sx, sy, 1);
+    e->width = full.width;
+    e->height = full.height;
+    rc = 1;
+done:
+    if (rc != 1)
+        store_entry_free(e);
+    free(kw);
+    free_working_image(&full, &work);
+    return rc;
+}
+
+/* COLMAP's rows of n keypoints (malloc'ed), or NULL when out of memory. */
+static float *keypoint_rows(const mn_keypoint *kp, size_t n)
+{
+    float *rows = malloc((n ? n : 1) * 6 * sizeof *rows);
+    if (rows)
+        for (size_t k = 0; k < n; k++)
+            colmap_keypoint_from_mn(&kp[k], rows + 6 * k);
+    return rows;
+}
+
+int image_store(context *ctx, image_entry *im, float **rows, int *width, int *height)
+{
+    store_entry e;
+    int rc = store_read(ctx, im->name, rows == NULL, &e);
+    if (rc == 0) {
+        rc = detect_and_describe(ctx, im, &e);
+        if (rc == 1 && store_write(ctx, im->name, &e) != 0)
+            rc = -1;
+    }
+    if (rc == 1) {
+        im->nkp = e.nkp;
+        if (rows) {
+            *width = e.width;
+            *height = e.height;
+            if (!(*rows = keypoint_rows(e.kp, e.nkp))) {
+                snprintf(ctx->err, sizeof ctx->err, "out of memory");
+                rc = -1;
+            }
+        }
+    }
+    store_entry_free(&e);
+    return rc;
+}
+
+int image_add(context *ctx, image_entry *im, int64_t existing_id, int64_t existing_camera)
+{
+    float *rows = NULL;
+    int width = 0, height = 0, rc;
+    if (ctx->o->store) {
+        /* The keypoints and descriptors stay in the store, not in memory. */
+        rc = image_store(ctx, im, &rows, &width, &height);
+    } else {
+        store_entry e;
+        rc = detect_and_describe(ctx, im, &e);
+        if (rc == 1) {
+            im->kp = e.kp;
+            im->desc = e.desc;
+            im->nkp = e.nkp;
+            width = e.width;
+            height = e.height;
+            if (!(rows = keypoint_rows(im->kp, im->nkp))) {
+                snprintf(ctx->err, sizeof ctx->err, "out of memory");
+                rc = -1;
+            }
+        }
+    }
+    if (rc <= 0) {
+        free(rows);
+        return rc;
     }
     mn_test_point("colmap-image-described");
-    rc = store_image(ctx, im, full.width, full.height, rows, existing_id, existing_camera);
-done:
+    rc = store_image(ctx, im, width, height, rows, existing_id, existing_camera);
     if (rc != 0) {
         colmap_db_rollback(ctx->db);
         im->image_id = existing_id;
     }
     free(rows);
-    free(kw);
-    free_working_image(&full, &work);
+    return rc;
+}
+
+int image_check_stored(context *ctx, image_entry *im, int64_t db_rows)
+{
+    store_entry e;
+    int rc = store_read(ctx, im->name, 1, &e);
+    if (rc < 0)
+        return -1;
+    if (rc == 1) {
+        im->nkp = e.nkp;
+        if ((int64_t)e.nkp != db_rows) {
+            snprintf(ctx->err, sizeof ctx->err,
+                     "'%s' has %lld keypoints in the database but %zu in the store: the database was made with "
+                     "other settings (--max-keypoints, --max-size, the model); use another --store",
+                     im->name, (long long)db_rows, e.nkp);
+            return -1;
+        }
+        return 1;
+    }
+    float *rows = NULL, *db = NULL;
+    int width, height;
+    size_t n_db = 0;
+    rc = image_store(ctx, im, &rows, &width, &height);
+    if (rc == 1 && colmap_db_read_keypoints(ctx->db, im->image_id, &db, &n_db, ctx->err, sizeof ctx->err) != 0)
+        rc = -1;
+    if (rc == 1 && (n_db != im->nkp || memcmp(db, rows, n_db * 6 * sizeof *db) != 0)) {
+        snprintf(ctx->err, sizeof ctx->err,
+                 "'%s': its keypoints in the database differ from a detection with these settings "
+                 "(--max-keypoints, --max-size, another program?); use it without --store",
+                 im->name);
+        rc = -1;
+    }
+    free(rows);
+    free(db);
     return rc;
 }
 

@@ -35,8 +35,10 @@ int match_buffers_alloc(match_buffers *b, size_t n)
     b->m = malloc(n * sizeof *b->m);
     b->i1 = malloc(n * sizeof *b->i1);
     b->i2 = malloc(n * sizeof *b->i2);
+    b->g1 = malloc(n * sizeof *b->g1);
+    b->g2 = malloc(n * sizeof *b->g2);
     b->inl = malloc(n);
-    if (!b->m || !b->i1 || !b->i2 || !b->inl) {
+    if (!b->m || !b->i1 || !b->i2 || !b->g1 || !b->g2 || !b->inl) {
         error_line("out of memory");
         return -1;
     }
@@ -48,52 +50,69 @@ void match_buffers_free(match_buffers *b)
     free(b->m);
     free(b->i1);
     free(b->i2);
+    free(b->g1);
+    free(b->g2);
     free(b->inl);
     *b = (match_buffers){0};
 }
 
-int pair_match(context *ctx, const image_entry *a, const image_entry *b, match_buffers *buf, size_t *n_matches)
+int pair_compute(context *ctx, const image_entry *a, const image_entry *b, match_buffers *buf, pair_result *res)
 {
     mn_dmatch *m = buf->m;
-    uint32_t *i1 = buf->i1, *i2 = buf->i2;
-    uint8_t *inl = buf->inl;
     mn_match_params mp = mn_match_params_default();
     size_t nm = 0;
+    *res = (pair_result){.i1 = buf->i1, .i2 = buf->i2, .g1 = buf->g1, .g2 = buf->g2,
+                         .config = COLMAP_CONFIG_DEGENERATE};
     if (mn_match(ctx->session, a->desc, a->nkp, b->desc, b->nkp, &mp, m, a->nkp, &nm) != MN_OK) {
         snprintf(ctx->err, sizeof ctx->err, "%s / %s: %s", a->name, b->name, mn_last_error());
         return -1;
     }
     for (size_t k = 0; k < nm; k++) {
-        i1[k] = m[k].query;
-        i2[k] = m[k].train;
+        buf->i1[k] = m[k].query;
+        buf->i2[k] = m[k].train;
     }
-    *n_matches = nm;
-    if (colmap_db_write_matches(ctx->db, a->image_id, b->image_id, i1, i2, nm, ctx->err, sizeof ctx->err) != 0)
-        return -1;
+    res->nm = nm;
     if (ctx->o->verify != VERIFY_OWN)
-        return colmap_db_delete_geometry(ctx->db, a->image_id, b->image_id, ctx->err, sizeof ctx->err);
-    double F[9], Fc[9];
+        return 0;
+    double F[9];
     size_t ni = 0;
-    if (mn_matches_filter(MN_GEOMETRY_FUNDAMENTAL, a->kp, a->nkp, b->kp, b->nkp, m, nm, OWN_MAX_ERROR_PX, F, inl,
-                          &ni) != MN_OK) {
+    if (mn_matches_filter(MN_GEOMETRY_FUNDAMENTAL, a->kp, a->nkp, b->kp, b->nkp, m, nm, OWN_MAX_ERROR_PX, F,
+                          buf->inl, &ni) != MN_OK) {
         snprintf(ctx->err, sizeof ctx->err, "%s / %s: %s", a->name, b->name, mn_last_error());
         return -1;
     }
-    int config = COLMAP_CONFIG_DEGENERATE;
     if (ni >= OWN_MIN_INLIERS) {
         size_t w = 0;
         for (size_t k = 0; k < nm; k++)
-            if (inl[k]) {
-                i1[w] = m[k].query;
-                i2[w] = m[k].train;
+            if (buf->inl[k]) {
+                buf->g1[w] = m[k].query;
+                buf->g2[w] = m[k].train;
                 w++;
             }
-        ni = w;
-        config = COLMAP_CONFIG_UNCALIBRATED;
-        fundamental_to_colmap(F, Fc);
-    } else {
-        ni = 0;
+        res->ni = w;
+        res->config = COLMAP_CONFIG_UNCALIBRATED;
+        fundamental_to_colmap(F, res->F);
     }
-    return colmap_db_write_geometry(ctx->db, a->image_id, b->image_id, i1, i2, ni, config,
-                                    config == COLMAP_CONFIG_UNCALIBRATED ? Fc : NULL, ctx->err, sizeof ctx->err);
+    return 0;
+}
+
+int pair_write(context *ctx, const image_entry *a, const image_entry *b, const pair_result *res)
+{
+    if (colmap_db_write_matches(ctx->db, a->image_id, b->image_id, res->i1, res->i2, res->nm, ctx->err,
+                                sizeof ctx->err) != 0)
+        return -1;
+    if (ctx->o->verify != VERIFY_OWN)
+        return colmap_db_delete_geometry(ctx->db, a->image_id, b->image_id, ctx->err, sizeof ctx->err);
+    return colmap_db_write_geometry(ctx->db, a->image_id, b->image_id, res->g1, res->g2, res->ni, res->config,
+                                    res->config == COLMAP_CONFIG_UNCALIBRATED ? res->F : NULL, ctx->err,
+                                    sizeof ctx->err);
+}
+
+int pair_match(context *ctx, const image_entry *a, const image_entry *b, match_buffers *buf, size_t *n_matches)
+{
+    pair_result res;
+    if (pair_compute(ctx, a, b, buf, &res) != 0)
+        return -1;
+    *n_matches = res.nm;
+    return pair_write(ctx, a, b, &res);
 }

@@ -17,6 +17,13 @@
  * are made as colmap feature_extractor makes them
  * (--camera-model, focal length from EXIF as a prior).
  *
+ * --store DIR keeps the keypoints and descriptors in a file per image
+ * instead (colmap_store.c), read per pair through a bounded cache, so that
+ * memory does not grow with the images. --shard I/N runs a contiguous
+ * block of the pairs into a database of its own, --merge joins such parts
+ * (colmap_merge.c), and under mpirun the ranks share the work
+ * (colmap_mpi.c); each ends with the database a single run writes.
+ *
  * --reuse-keypoints instead describes the keypoints that colmap
  * feature_extractor stored (every row, so that the matches index them),
  * and adds no camera, image, keypoint or descriptor.
@@ -34,6 +41,7 @@
 #include "colmap_exif.h"
 #include "test_point.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -42,9 +50,12 @@
 #define MAX_KEYPOINTS_LIMIT 1000000L
 /* Pairs written per transaction. */
 #define PAIR_BLOCK 16
+/* Most databases --merge takes. */
+#define MAX_MERGE_PARTS 4096
 
 static const char synopsis[] =
     "usage: " PROG " --images DIR --database DB [options]\n"
+    "       " PROG " --merge OUT [--single-camera] PART.db...\n"
     "\n"
     "Detect SIFT keypoints in every image under DIR, describe them with MatchNet,\n"
     "match the chosen pairs and write cameras, images, keypoints and matches into\n"
@@ -60,6 +71,17 @@ static const char synopsis[] =
     "with MatchNet and matched; cameras, keypoints and COLMAP's descriptors stay as\n"
     "they are, and images are matched by name to the files under DIR.\n"
     "\n"
+    "Large collections: --store keeps descriptors on disk instead of in memory;\n"
+    "--shard I/N runs part of the pairs into a database of its own, and --merge\n"
+    "joins the parts into the database a single run writes."
+#ifdef MN_HAVE_MPI
+    " Under mpirun with\n"
+    "several ranks (and --store), the ranks share the images and pairs; rank 0\n"
+    "alone writes DB.\n"
+#else
+    "\n"
+#endif
+    "\n"
     "options:\n";
 
 /* --camera-model's names: COLMAP's, with their model ids. */
@@ -71,6 +93,64 @@ static void make_camera_choices(void)
     for (const colmap_camera_model *m = colmap_camera_models; m->name; m++, k++)
         camera_choices[k] = (mn_cli_choice){m->name, m->id};
     camera_choices[k] = (mn_cli_choice){NULL, 0};
+}
+
+/* --merge's checks; the parts are kept in o (pos lives in
+ * parse_options' frame, copied). 0 or 2 (reported). */
+static int merge_options(options *o, const char **pos, int npos)
+{
+    if (npos == 0) {
+        error_line("--merge OUT needs the part databases as arguments");
+        return 2;
+    }
+    if (o->images || o->database || o->store || o->shard_spec || o->reuse_keypoints || o->pairs_spec) {
+        error_line("--merge takes only --single-camera and the part databases (not --images, --database, --store, "
+                   "--shard, --pairs or --reuse-keypoints)");
+        return 2;
+    }
+    static const char *parts[MAX_MERGE_PARTS];
+    for (int k = 0; k < npos; k++) {
+        parts[k] = pos[k];
+        if (strcmp(pos[k], o->merge) == 0) {
+            error_line("--merge: the output '%s' is also a part", o->merge);
+            return 2;
+        }
+    }
+    o->merge_parts = parts;
+    o->n_merge_parts = npos;
+    return 0;
+}
+
+/* --shard I/N, and what --store and --shard allow. 0 or 2 (reported). */
+static int scale_options(options *o)
+{
+    if (o->shard_spec) {
+        const char *slash = strchr(o->shard_spec, '/');
+        char idx[32];
+        if (slash && (size_t)(slash - o->shard_spec) < sizeof idx) {
+            memcpy(idx, o->shard_spec, (size_t)(slash - o->shard_spec));
+            idx[slash - o->shard_spec] = '\0';
+            o->shard_count = mn_cli_parse_count(slash + 1, 1, 1L << 20);
+            o->shard_index = o->shard_count > 0 ? mn_cli_parse_count(idx, 0, o->shard_count - 1) : -1;
+        }
+        if (!slash || o->shard_count < 1 || o->shard_index < 0) {
+            error_line("--shard: expected I/N with 0 <= I < N, got '%s'", o->shard_spec);
+            return 2;
+        }
+        if (!o->store) {
+            error_line("--shard needs --store DIR (on a file system every shard sees)");
+            return 2;
+        }
+        if (o->single_camera) {
+            error_line("--shard: give --single-camera to --merge instead (the parts keep a camera per image)");
+            return 2;
+        }
+    }
+    if (o->store && o->reuse_keypoints) {
+        error_line("--store describes its own keypoints; --reuse-keypoints runs without it");
+        return 2;
+    }
+    return 0;
 }
 
 /* Fill o from argv. Returns 0, 1 after --help, or 2 after a usage error. */
@@ -129,11 +209,41 @@ static int parse_options(int argc, char **argv, options *o)
          .help = "model file (default: $MATCHNET_MODEL, else the\ninstalled model)"},
         {"progress", 0, MN_CLI_CHOICE, &o->progress, .choices = mn_cli_progress_choices, .placeholder = "WHEN",
          .help = MN_CLI_PROGRESS_HELP},
+        /* Scale: the descriptor store, shards and their merge. */
+        {"store", 0, MN_CLI_STRING, &o->store, .placeholder = "DIR",
+         .help = "keep each image's keypoints and descriptors (float16)\n"
+                 "in a file of its own under DIR (created if absent) and\n"
+                 "read them per pair through a cache, so memory does not\n"
+                 "grow with the number of images; files made by another\n"
+                 "model or settings are made again. DIR must be on a file\n"
+                 "system every shard sees. Default: in memory (float32)"},
+        {"cache-mb", 0, MN_CLI_INT, &o->cache_mb, 0, 1 << 20, .placeholder = "MB",
+         .help = "--store: the read cache's size (default 1024; 0:\nonly the pair at hand)"},
+        {"shard", 0, MN_CLI_STRING, &o->shard_spec, .placeholder = "I/N",
+         .help = "match only part I (0 .. N-1) of the selected pairs\n"
+                 "(contiguous blocks of the pair list) and describe the\n"
+                 "images they need, into DB (this part's own database;\n"
+                 "--pair-list: this part's pairs); needs --store; --merge\n"
+                 "joins the parts"},
+        {"merge", 0, MN_CLI_STRING, &o->merge, .placeholder = "OUT",
+         .help = "merge the databases given as arguments (the parts of a\n"
+                 "--shard run) into OUT, replacing it: the database a\n"
+                 "single run would write (give --single-camera if the\n"
+                 "runs had it); no --images or --database"},
     };
-    const mn_cli_program prog = {PROG, synopsis, table, sizeof table / sizeof *table, 0};
-    int npos, rc = mn_cli_parse(&prog, argc, argv, NULL, &npos);
+    const char *pos[MAX_MERGE_PARTS];
+    const mn_cli_program prog = {PROG, synopsis, table, sizeof table / sizeof *table, MAX_MERGE_PARTS};
+    int npos, rc = mn_cli_parse(&prog, argc, argv, pos, &npos);
+    if (rc == 0 && o->merge)
+        return merge_options(o, pos, npos);
+    if (rc == 0 && npos > 0) {
+        error_line("unexpected argument '%s' (only --merge takes databases as arguments)", pos[0]);
+        rc = 2;
+    }
     if (rc == 0)
         rc = pair_spec_parse(o);
+    if (rc == 0)
+        rc = scale_options(o);
     if (rc == 0 && (!o->images || !o->database)) {
         error_line("--images and --database are required (try --help)");
         rc = 2;
@@ -155,20 +265,23 @@ static int parse_options(int argc, char **argv, options *o)
 /* One run's state, and its counts for the summary line. */
 typedef struct run {
     context ctx;
+    int rank, size; /* MPI: this process's rank, and the ranks; 0 and 1 without */
     image_list list;
     pair_list pairs; /* the selected pairs; those left to match first, n_todo of them */
     mn_model *model;
     match_buffers buf;
+    store_cache cache; /* --store */
     mn_cli_progress progress;
     double t0;
-    size_t n_new, n_unreadable, n_absent, n_todo, max_kp, n_matched, total_matches;
+    size_t n_new, n_unreadable, n_absent, n_other, n_todo, max_kp, n_matched, total_matches;
 } run;
 
-/* The database, the model and a session. Returns 0 or -1 (reported). */
+/* The database (unless an MPI worker), the model and a session. Returns 0
+ * or -1 (reported). */
 static int open_all(run *r)
 {
     const options *o = r->ctx.o;
-    if (colmap_db_open(o->database, &r->ctx.db, r->ctx.err, sizeof r->ctx.err) != 0) {
+    if (r->rank == 0 && colmap_db_open(o->database, &r->ctx.db, r->ctx.err, sizeof r->ctx.err) != 0) {
         error_line("%s: %s", o->database, r->ctx.err);
         return -1;
     }
@@ -185,7 +298,61 @@ static int open_all(run *r)
     r->ctx.dim = mn_model_descriptor_dim(r->model);
     r->ctx.ep = mn_extract_params_default();
     r->ctx.ep.scale_factor = mn_detector_scale_factor(MN_DETECTOR_SIFT);
+    if (o->store) {
+        struct stat st;
+        if (mkdir(o->store, 0777) != 0 && errno != EEXIST) {
+            error_line("cannot make the store folder '%s': %s", o->store, strerror(errno));
+            return -1;
+        }
+        if (stat(o->store, &st) != 0 || !S_ISDIR(st.st_mode)) {
+            error_line("--store '%s' is not a folder", o->store);
+            return -1;
+        }
+        if (store_model_fingerprint(&r->ctx, r->model, &r->ctx.model_id) != 0) {
+            error_line("%s", r->ctx.err);
+            return -1;
+        }
+    }
     return 0;
+}
+
+/* --shard: select the pairs over every listed image, keep this shard's
+ * contiguous block of them, and mark the images it handles: those its
+ * pairs need and its contiguous block of the image list (so that an image
+ * no pair needs is still in some part). Every shard computes the same list,
+ * so the blocks cover it exactly once. Returns 0 or -1 (reported). */
+static int shard_select(run *r)
+{
+    const options *o = r->ctx.o;
+    if (pair_list_select(o, &r->list, &r->pairs) != 0)
+        return -1;
+    size_t n = r->pairs.n, lo = (size_t)((unsigned long long)n * (unsigned long long)o->shard_index /
+                                         (unsigned long long)o->shard_count),
+           hi = (size_t)((unsigned long long)n * (unsigned long long)(o->shard_index + 1) /
+                         (unsigned long long)o->shard_count);
+    memmove(r->pairs.v, r->pairs.v + lo, (hi - lo) * sizeof *r->pairs.v);
+    r->pairs.n = hi - lo;
+    size_t ni = r->list.n;
+    for (size_t i = ni * (size_t)o->shard_index / (size_t)o->shard_count;
+         i < ni * (size_t)(o->shard_index + 1) / (size_t)o->shard_count; i++)
+        r->list.v[i].in_shard = 1;
+    for (size_t k = 0; k < r->pairs.n; k++)
+        r->list.v[r->pairs.v[k][0]].in_shard = r->list.v[r->pairs.v[k][1]].in_shard = 1;
+    return 0;
+}
+
+/* --shard: drop this shard's pairs with an image that turned out
+ * unreadable (the single run never selects them). */
+static void shard_drop_unreadable(run *r)
+{
+    size_t w = 0;
+    for (size_t k = 0; k < r->pairs.n; k++)
+        if (image_usable(&r->list.v[r->pairs.v[k][0]]) && image_usable(&r->list.v[r->pairs.v[k][1]])) {
+            r->pairs.v[w][0] = r->pairs.v[k][0];
+            r->pairs.v[w][1] = r->pairs.v[k][1];
+            w++;
+        }
+    r->pairs.n = w;
 }
 
 /* Images: detect, describe and store those not yet in the database.
@@ -196,12 +363,21 @@ static int add_images(run *r)
     for (size_t i = 0; i < r->list.n; i++) {
         image_entry *im = &r->list.v[i];
         int64_t id, camera, rows;
+        if (!im->in_shard) {
+            r->n_other++;
+            continue;
+        }
+        if (im->unreadable) { /* MPI: found by the rank that described it, and reported there */
+            r->n_unreadable++;
+            continue;
+        }
         if (colmap_db_find_image(ctx->db, im->name, &id, &camera, &rows, ctx->err, sizeof ctx->err) != 0) {
             error_line("%s: %s", ctx->o->database, ctx->err);
             return -1;
         }
         if (id && rows >= 0) {
             im->image_id = id;
+            im->nkp = (size_t)rows; /* --store: image_check_stored() compares them */
         } else {
             if (image_add(ctx, im, id, camera) != 0) {
                 error_line("%s", ctx->err);
@@ -277,16 +453,79 @@ static int pairs_to_do(run *r)
         n_todo++;
     }
     r->n_todo = n_todo;
+    uint8_t *checked = ctx->o->store ? calloc(r->list.n, 1) : NULL;
+    if (ctx->o->store && !checked) {
+        error_line("out of memory");
+        return -1;
+    }
     for (size_t k = 0; k < n_todo; k++)
         for (int s = 0; s < 2; s++) {
             image_entry *im = &r->list.v[pairs->v[k][s]];
-            if (!im->desc && !im->unreadable && image_describe_stored(ctx, im) != 0) {
+            if (ctx->o->store) {
+                /* Those added now are in the store; those of an earlier
+                 * run may not be (another --store, or none). */
+                if (!checked[pairs->v[k][s]] && !im->unreadable && image_check_stored(ctx, im, (int64_t)im->nkp) < 0) {
+                    error_line("%s", ctx->err);
+                    free(checked);
+                    return -1;
+                }
+                checked[pairs->v[k][s]] = 1;
+            } else if (!im->desc && !im->unreadable && image_describe_stored(ctx, im) != 0) {
                 error_line("%s: %s", im->name, ctx->err);
                 return -1;
             }
             if (im->nkp > r->max_kp)
                 r->max_kp = im->nkp;
         }
+    free(checked);
+    return 0;
+}
+
+/* A pair and its key for store_order(): tiles of the (i, j) plane. */
+typedef struct tiled_pair {
+    size_t ti, tj, i, j;
+} tiled_pair;
+
+static int compare_tiled(const void *pa, const void *pb)
+{
+    const tiled_pair *a = pa, *b = pb;
+    if (a->ti != b->ti)
+        return a->ti < b->ti ? -1 : 1;
+    if (a->tj != b->tj)
+        return a->tj < b->tj ? -1 : 1;
+    if (a->i != b->i)
+        return a->i < b->i ? -1 : 1;
+    return a->j < b->j ? -1 : a->j > b->j;
+}
+
+/* --store: order the pairs to do by tiles of T x T image indices, T so that
+ * a tile's 2 T images fit in the cache: each image is then read about
+ * N / T times in all instead of once per pair. The database gets the same
+ * rows in any order. Returns 0 or -1 (reported). */
+static int store_order(run *r)
+{
+    const options *o = r->ctx.o;
+    size_t per_image = r->max_kp * (sizeof(mn_keypoint) + r->ctx.dim * sizeof(float));
+    size_t budget = (size_t)o->cache_mb << 20;
+    size_t t = per_image ? budget / (2 * per_image) : r->list.n;
+    if (t < 1)
+        t = 1;
+    tiled_pair *v = malloc((r->n_todo ? r->n_todo : 1) * sizeof *v);
+    if (!v || store_cache_init(&r->cache, r->list.n, budget) != 0) {
+        free(v);
+        error_line("out of memory");
+        return -1;
+    }
+    for (size_t k = 0; k < r->n_todo; k++) {
+        size_t i = r->pairs.v[k][0], j = r->pairs.v[k][1];
+        v[k] = (tiled_pair){i / t, j / t, i, j};
+    }
+    qsort(v, r->n_todo, sizeof *v, compare_tiled);
+    for (size_t k = 0; k < r->n_todo; k++) {
+        r->pairs.v[k][0] = v[k].i;
+        r->pairs.v[k][1] = v[k].j;
+    }
+    free(v);
     return 0;
 }
 
@@ -295,13 +534,29 @@ static int pairs_to_do(run *r)
 static int match_pairs(run *r)
 {
     context *ctx = &r->ctx;
-    if (match_buffers_alloc(&r->buf, r->max_kp) != 0)
+    if (match_buffers_alloc(&r->buf, r->max_kp) != 0 || (ctx->o->store && store_order(r) != 0))
         return -1;
     size_t in_block = 0;
     for (size_t k = 0; k < r->n_todo; k++) {
         const image_entry *a = &r->list.v[r->pairs.v[k][0]], *b = &r->list.v[r->pairs.v[k][1]];
         if (a->unreadable || b->unreadable)
             continue; /* became unreadable while resuming */
+        image_entry sa, sb; /* --store: the entries with the cache's arrays */
+        if (ctx->o->store) {
+            const store_entry *ea, *eb;
+            if (store_cache_pair(&r->cache, ctx, &r->list, r->pairs.v[k][0], r->pairs.v[k][1], &ea, &eb) != 0) {
+                error_line("%s", ctx->err);
+                return -1;
+            }
+            sa = *a;
+            sb = *b;
+            sa.kp = ea->kp;
+            sa.desc = ea->desc;
+            sb.kp = eb->kp;
+            sb.desc = eb->desc;
+            a = &sa;
+            b = &sb;
+        }
         if (in_block == 0 && colmap_db_begin(ctx->db, ctx->err, sizeof ctx->err) != 0) {
             error_line("%s: %s", ctx->o->database, ctx->err);
             return -1;
@@ -332,19 +587,86 @@ static int match_pairs(run *r)
     return 0;
 }
 
-/* The whole run after the options: images, pairs, matches, summary.
- * Returns 0 or -1 (reported). */
+#ifdef MN_HAVE_MPI
+/* Under mpirun with several ranks (colmap_mpi.c): the images described
+ * across the ranks into the store; rank 0 writes the database and hands
+ * out the pairs, the others match them. Returns 0 or -1 (reported). */
+static int run_mpi(run *r)
+{
+    context *ctx = &r->ctx;
+    const options *o = ctx->o;
+    if (mpi_same_list(&r->list) != 0)
+        return -1;
+    for (size_t i = (size_t)r->rank; i < r->list.n; i += (size_t)r->size) {
+        if (image_store(ctx, &r->list.v[i], NULL, NULL, NULL) < 0) {
+            error_line("%s", ctx->err);
+            return -1;
+        }
+        if (r->rank == 0)
+            mn_cli_progress_update(&r->progress, "images", i + 1, r->list.n, NULL);
+    }
+    if (mpi_merge_unreadable(&r->list) != 0)
+        return -1;
+    if (r->rank == 0) {
+        for (size_t i = 0; i < r->list.n; i++)
+            r->list.v[i].in_shard = 1;
+        if (add_images(r) != 0 || pair_list_select(o, &r->list, &r->pairs) != 0 ||
+            (o->pair_list && pair_list_write(o->pair_list, &r->list, &r->pairs) != 0) || pairs_to_do(r) != 0 ||
+            store_order(r) != 0)
+            return -1;
+    }
+    if (mpi_share_counts(&r->list, &r->max_kp) != 0)
+        return -1;
+    if (r->rank != 0)
+        return mpi_work(ctx, &r->list, r->max_kp);
+    return mpi_serve(ctx, &r->list, &r->pairs, r->n_todo, r->max_kp, &r->progress, &r->n_matched,
+                     &r->total_matches);
+}
+#endif
+
+/* One process (also each --shard): images, pairs, matches. Returns 0 or
+ * -1 (reported). */
+static int run_local(run *r)
+{
+    const options *o = r->ctx.o;
+    if (o->shard_spec) {
+        if (shard_select(r) != 0 || add_images(r) != 0)
+            return -1;
+        shard_drop_unreadable(r);
+    } else {
+        for (size_t i = 0; i < r->list.n; i++)
+            r->list.v[i].in_shard = 1;
+        if ((o->reuse_keypoints ? find_images(r) : add_images(r)) != 0 ||
+            pair_list_select(o, &r->list, &r->pairs) != 0)
+            return -1;
+    }
+    if ((o->pair_list && pair_list_write(o->pair_list, &r->list, &r->pairs) != 0) || pairs_to_do(r) != 0 ||
+        match_pairs(r) != 0)
+        return -1;
+    return 0;
+}
+
+/* The whole run after the options: images, pairs, matches, summary (rank
+ * 0 only). Returns 0 or -1 (reported). */
 static int run_all(run *r)
 {
     const options *o = r->ctx.o;
-    if (image_list_read(o->images, &r->list) != 0 || open_all(r) != 0 ||
-        (o->reuse_keypoints ? find_images(r) : add_images(r)) != 0 ||
-        pair_list_select(o, &r->list, &r->pairs) != 0 ||
-        (o->pair_list && pair_list_write(o->pair_list, &r->list, &r->pairs) != 0) || pairs_to_do(r) != 0 ||
-        match_pairs(r) != 0)
+    if (image_list_read(o->images, &r->list) != 0 || open_all(r) != 0)
         return -1;
-    char reused[96] = "";
-    if (o->reuse_keypoints)
+#ifdef MN_HAVE_MPI
+    if (r->size > 1 ? run_mpi(r) != 0 : run_local(r) != 0)
+        return -1;
+    if (r->rank != 0)
+        return 0;
+#else
+    if (run_local(r) != 0)
+        return -1;
+#endif
+    char reused[160] = "";
+    if (o->shard_spec)
+        snprintf(reused, sizeof reused, ", shard %ld/%ld: %zu of other shards", o->shard_index, o->shard_count,
+                 r->n_other);
+    else if (o->reuse_keypoints)
         snprintf(reused, sizeof reused, ", COLMAP's keypoints, %zu not in the database skipped", r->n_absent);
     else if (r->n_new && !colmap_exif_available())
         snprintf(reused, sizeof reused, ", no EXIF focal lengths: built without libexif");
@@ -352,8 +674,8 @@ static int run_all(run *r)
     fprintf(stderr,
             PROG ": %zu images (%zu new, %zu unreadable skipped%s), %zu pairs (%zu matched now, %.0f matches each), "
                  "%.1f s\n",
-            r->list.n - r->n_unreadable - r->n_absent, r->n_new, r->n_unreadable, reused, r->pairs.n, r->n_matched,
-            r->n_matched ? (double)r->total_matches / r->n_matched : 0.0, mn_cli_seconds() - r->t0);
+            r->list.n - r->n_unreadable - r->n_absent - r->n_other, r->n_new, r->n_unreadable, reused, r->pairs.n,
+            r->n_matched, r->n_matched ? (double)r->total_matches / r->n_matched : 0.0, mn_cli_seconds() - r->t0);
     return 0;
 }
 
@@ -363,9 +685,14 @@ int main(int argc, char **argv)
     o.pairs = PAIRS_EXHAUSTIVE;
     o.verify = VERIFY_COLMAP;
     o.max_keypoints = 8000;
+    o.cache_mb = 1024;
+    o.shard_count = 1;
     int parsed = parse_options(argc, argv, &o);
     if (parsed)
         return parsed == 1 ? 0 : 2;
+    if (o.merge)
+        return merge_databases(&o) == 0 ? 0 : 1;
+    run r = {.ctx = {.o = &o}, .t0 = mn_cli_seconds(), .size = 1};
     struct stat st;
     if (stat(o.images, &st) != 0 || !S_ISDIR(st.st_mode)) {
         error_line("--images '%s' is not a folder", o.images);
@@ -375,16 +702,36 @@ int main(int argc, char **argv)
         error_line("--reuse-keypoints: database '%s' does not exist (run colmap feature_extractor first)", o.database);
         return 2;
     }
+#ifdef MN_HAVE_MPI
+    int mpi = mpi_start(&argc, &argv, &r.rank, &r.size);
+    if (mpi < 0)
+        return 1;
+    if (r.size > 1 && !o.store) {
+        if (r.rank == 0)
+            error_line("under mpirun with several ranks, --store DIR is needed (on a file system every rank sees)");
+        mpi_end(mpi, 0);
+        return 2;
+    }
+    if (r.size > 1 && (o.shard_spec || o.reuse_keypoints)) {
+        if (r.rank == 0)
+            error_line("under mpirun with several ranks, --shard and --reuse-keypoints are not available");
+        mpi_end(mpi, 0);
+        return 2;
+    }
+#endif
 
-    run r = {.ctx = {.o = &o}, .t0 = mn_cli_seconds()};
     mn_cli_progress_init(&r.progress, PROG, o.progress);
     int rc = run_all(&r) == 0 ? 0 : 1;
     mn_cli_progress_clear(&r.progress);
     match_buffers_free(&r.buf);
+    store_cache_free(&r.cache);
     image_list_free(&r.list);
     free(r.pairs.v);
     colmap_db_close(r.ctx.db);
     mn_session_free(r.ctx.session);
     mn_model_free(r.model);
+#ifdef MN_HAVE_MPI
+    mpi_end(mpi, rc != 0);
+#endif
     return rc;
 }

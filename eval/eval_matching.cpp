@@ -12,7 +12,9 @@
 // 0.8; MatchNet by mn_match() with each variant's parameters (default
 // variants: "default" = mn_match_params_default(), "metric" =
 // mn_match_params_preset(MN_MATCH_METRIC)). Keys: method=metric|l2 (that
-// method's preset; put it first), k=N, p=MIN_PROBABILITY, ratio=R, mutual=0|1.
+// method's preset; put it first), k=N, p=MIN_PROBABILITY, ratio=R, mutual=0|1,
+// half=1 (the descriptors rounded to float16 first, as matchnet-colmap
+// --store keeps them).
 //
 // Per pair and method: matches, correct matches (the ground-truth homography
 // maps the first keypoint within 3 px of the second), precision, and the
@@ -36,6 +38,7 @@
 // stderr counts the pairs (--progress auto|always|never, apps/cli.h).
 #include "cli.h"
 #include "matchnet.h"
+#include "half.h"
 #include "sweep.h"
 
 #include <opencv2/calib3d.hpp>
@@ -64,6 +67,7 @@ struct Variant {
     std::string name;
     bool sift = false; // SIFT descriptors + ratio test (the peer)
     mn_match_params p = mn_match_params_default();
+    bool half = false; // descriptors rounded to float16
 };
 
 struct PairResult {
@@ -161,6 +165,8 @@ Variant parse_variant(const std::string &spec)
             v.p.ratio = (float)std::atof(val.c_str());
         else if (k == "mutual")
             v.p.mutual = std::atoi(val.c_str());
+        else if (k == "half")
+            v.half = std::atoi(val.c_str()) != 0;
         else
             die("variant " + spec + ": unknown key " + k);
     }
@@ -171,7 +177,8 @@ struct Image {
     cv::Mat gray;
     std::vector<cv::KeyPoint> kps;
     cv::Mat sift;             // SIFT descriptors
-    std::vector<float> mdesc; // MatchNet descriptors
+    std::vector<float> mdesc;   // MatchNet descriptors
+    std::vector<float> mdesc16; // the same rounded to float16 (half=1)
 };
 
 } // namespace
@@ -203,7 +210,8 @@ int main(int argc, char **argv)
                 die("--progress: expected auto, always or never");
         } else if (a == "-h" || a == "--help") {
             std::printf("usage: matchnet-eval-matching --homography-dir DIR [--model PATH] [--max-keypoints N]\n"
-                        "       [--threads N] [--variant NAME:method=metric|l2,k=N,p=P,ratio=R,mutual=0|1]...\n"
+                        "       [--threads N]\n"
+                        "       [--variant NAME:method=metric|l2,k=N,p=P,ratio=R,mutual=0|1,half=0|1]...\n"
                         "       [--progress auto|always|never]\n");
             return 0;
         } else
@@ -249,6 +257,8 @@ int main(int argc, char **argv)
         if (mn_describe_keypoints(session, im.gray.data, im.gray.cols, im.gray.rows, im.gray.step, k.data(), k.size(),
                                   nullptr, im.mdesc.data()) != MN_OK)
             die(mn_last_error());
+        im.mdesc16.resize(im.mdesc.size());
+        std::transform(im.mdesc.begin(), im.mdesc.end(), im.mdesc16.begin(), mn_eval::half_round);
         return im;
     };
 
@@ -306,6 +316,8 @@ int main(int argc, char **argv)
             std::snprintf(cell, sizeof cell, "%-8s 1-%-2d", name.c_str(), k);
             std::string row = cell;
             for (const Variant &v : variants) {
+                const float *da = v.half ? a.mdesc16.data() : a.mdesc.data();
+                const float *db = v.half ? b.mdesc16.data() : b.mdesc.data();
                 auto t0 = std::chrono::steady_clock::now();
                 std::vector<std::pair<int, int>> m;
                 std::vector<std::pair<std::pair<int, int>, double>> relaxed; // (match, score) for the sweep
@@ -323,7 +335,7 @@ int main(int argc, char **argv)
                 } else {
                     std::vector<mn_dmatch> out(a.kps.size());
                     size_t n = 0;
-                    if (mn_match(session, a.mdesc.data(), a.kps.size(), b.mdesc.data(), b.kps.size(), &v.p, out.data(),
+                    if (mn_match(session, da, a.kps.size(), db, b.kps.size(), &v.p, out.data(),
                                  out.size(), &n) != MN_OK)
                         die(mn_last_error());
                     for (size_t r = 0; r < n; r++)
@@ -340,13 +352,13 @@ int main(int argc, char **argv)
                         rp.min_probability = 0.0f;
                     std::vector<mn_dmatch> out(a.kps.size());
                     size_t n = 0;
-                    if (mn_match(session, a.mdesc.data(), a.kps.size(), b.mdesc.data(), b.kps.size(), &rp, out.data(),
+                    if (mn_match(session, da, a.kps.size(), db, b.kps.size(), &rp, out.data(),
                                  out.size(), &n) != MN_OK)
                         die(mn_last_error());
                     std::vector<uint32_t> idx(a.kps.size() * 2);
                     std::vector<float> dist(a.kps.size() * 2);
                     if (rp.method != MN_MATCH_METRIC &&
-                        mn_match_knn(session, a.mdesc.data(), a.kps.size(), b.mdesc.data(), b.kps.size(), nullptr, 2,
+                        mn_match_knn(session, da, a.kps.size(), db, b.kps.size(), nullptr, 2,
                                      idx.data(), dist.data()) != MN_OK)
                         die(mn_last_error());
                     for (size_t r = 0; r < n; r++) {

@@ -3,8 +3,10 @@
 // network's score, L2 distance between MatchNet descriptors, and OpenCV SIFT
 // and RootSIFT descriptors computed on the same patches.
 //
-//   matchnet-eval-patches --dataset DIR [--pairs FILE] [--model PATH] [--progress WHEN]
+//   matchnet-eval-patches --dataset DIR [--pairs FILE] [--model PATH] [--half] [--progress WHEN]
 //
+// --half rounds the MatchNet descriptors to float16 before scoring (what
+// matchnet-colmap --store keeps).
 // Without --model: the library's default model (mn_model_load_default).
 // FPR95: false positive rate at the threshold that accepts 95% of the
 // matching pairs. FDR95: FP / (TP + FP) there (the variant the original
@@ -19,6 +21,7 @@
 // original keypoint (its 4x4 grid of 3-sigma bins spans 6 x size).
 #include "brown.h"
 #include "cli.h"
+#include "half.h"
 #include "matchnet.h"
 
 #include <opencv2/core.hpp>
@@ -96,9 +99,12 @@ int main(int argc, char **argv)
 {
     std::string dataset, pairs_file, model_path;
     int when = MN_CLI_PROGRESS_AUTO;
+    bool half = false;
     for (int i = 1; i < argc; i++) {
         std::string a = argv[i];
-        if (i + 1 < argc && a == "--dataset")
+        if (a == "--half")
+            half = true;
+        else if (i + 1 < argc && a == "--dataset")
             dataset = argv[++i];
         else if (i + 1 < argc && a == "--pairs")
             pairs_file = argv[++i];
@@ -112,7 +118,7 @@ int main(int argc, char **argv)
         }
     }
     if (dataset.empty()) {
-        std::fprintf(stderr, "usage: " PROG " --dataset DIR [--pairs FILE] [--model PATH]\n"
+        std::fprintf(stderr, "usage: " PROG " --dataset DIR [--pairs FILE] [--model PATH] [--half]\n"
                              "       [--progress auto|always|never]\n");
         return 2;
     }
@@ -161,6 +167,8 @@ int main(int argc, char **argv)
         mn_cli_progress_update(&progress, "patches described", k0, ids.size(), nullptr);
         st = mn_describe_u8(sess, px.data() + k0 * PP, std::min(kDescribeBlock, ids.size() - k0), desc.data() + k0 * D);
     }
+    if (half)
+        std::transform(desc.begin(), desc.end(), desc.begin(), mn_eval::half_round);
     mn_cli_progress_update(&progress, "scoring pairs", 0, 0, nullptr);
     if (st != MN_OK || mn_metric_score_pairs(sess, desc.data(), ids.size(), desc.data(), ids.size(), pairs.data(),
                                              pairs.size(), prob.data()) != MN_OK) {
@@ -202,8 +210,8 @@ int main(int argc, char **argv)
     size_t npos = 0;
     for (int l : label)
         npos += l;
-    std::printf("%s: %zu pairs (%zu matching), model %s (%zu-D)\n", dataset.c_str(), set.npairs, npos,
-                mn_model_name(model), D);
+    std::printf("%s: %zu pairs (%zu matching), model %s (%zu-D%s)\n", dataset.c_str(), set.npairs, npos,
+                mn_model_name(model), D, half ? ", rounded to float16" : "");
     std::printf("%-22s %10s %10s %10s %10s\n", "error at 95% recall", "metric", "l2", "sift", "rootsift");
     Rates overall[4];
     for (int m = 0; m < 4; m++)

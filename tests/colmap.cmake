@@ -34,6 +34,14 @@ if(TARGET matchnet-colmap)
   add_test(NAME test_colmap_keypoints COMMAND test_colmap_keypoints ${mn_colmap_arg})
   set_tests_properties(test_colmap_keypoints PROPERTIES TIMEOUT 300)
 
+  # The descriptor store on its own (float16 against numpy's, files read
+  # back, stale and corrupt ones refused, the cache's budget).
+  add_executable(test_colmap_store test_colmap_store.c ${PROJECT_SOURCE_DIR}/apps/colmap_store.c
+                                   ${PROJECT_SOURCE_DIR}/apps/cli.c)
+  target_include_directories(test_colmap_store PRIVATE ${PROJECT_SOURCE_DIR}/apps)
+  target_link_libraries(test_colmap_store PRIVATE matchnet matchnet_opencv m)
+  add_test(NAME test_colmap_store COMMAND test_colmap_store)
+
   # Cameras: EXIF written into JPEGs by the test (Debian's python3 with
   # OpenCV and numpy encodes them), --camera-model.
   if(MN_SYSTEM_PYTHON)
@@ -52,6 +60,23 @@ if(TARGET matchnet-colmap)
     set_tests_properties(test_colmap_cameras PROPERTIES TIMEOUT 300)
   else()
     message(STATUS "matchnet: python3 without cv2/numpy; test_colmap_cameras is not registered")
+  endif()
+
+  # At scale (issue 17): the descriptor store, --shard and --merge, each
+  # database compared table by table with a single run's (Debian's
+  # python3: its sqlite3 module).
+  # With MN_WITH_MPI, also 2 and 3 ranks of mpirun on loopback.
+  if(MN_SYSTEM_PYTHON)
+    set(mn_mpirun_arg "")
+    if(MN_WITH_MPI AND MPIEXEC_EXECUTABLE)
+      set(mn_mpirun_arg ${MPIEXEC_EXECUTABLE})
+    elseif(MN_WITH_MPI)
+      message(STATUS "matchnet: mpirun not found; test_colmap_scale runs without its MPI part")
+    endif()
+    add_test(NAME test_colmap_scale
+             COMMAND ${MN_SYSTEM_PYTHON} ${CMAKE_CURRENT_SOURCE_DIR}/test_colmap_scale.py
+                     $<TARGET_FILE:matchnet-colmap> $<TARGET_FILE:test_colmap> ${mn_mpirun_arg})
+    set_tests_properties(test_colmap_scale PROPERTIES TIMEOUT 300)
   endif()
 
   if(MN_COLMAP_EXECUTABLE)
