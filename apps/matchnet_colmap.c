@@ -32,6 +32,7 @@
 #include "colmap_app.h"
 #include "colmap_convert.h"
 #include "colmap_exif.h"
+#include "colmap_retrieval.h"
 #include "test_point.h"
 
 #include <stdio.h>
@@ -86,9 +87,22 @@ static int parse_options(int argc, char **argv, options *o)
         {"database", 0, MN_CLI_STRING, &o->database, .placeholder = "DB",
          .help = "COLMAP database to create or add to"},
         {"pairs", 0, MN_CLI_STRING, &o->pairs_spec, .placeholder = "SPEC",
-         .help = "exhaustive (default), sequential:N (each image with\n"
-                 "the N next in name order) or a file of 'NAME1 NAME2'\n"
-                 "lines (COLMAP's pair list)"},
+         .help = "exhaustive (default); sequential:N (each image with\n"
+                 "the N next in name order); retrieval:K (each image with\n"
+                 "the K most similar by a VLAD global descriptor of its\n"
+                 "MatchNet descriptors); spatial:K (each image with the K\n"
+                 "nearest by EXIF GPS position; images without one get no\n"
+                 "spatial pairs); a file of 'NAME1 NAME2' lines (COLMAP's\n"
+                 "pair list); or several joined by '+', e.g.\n"
+                 "retrieval:20+sequential:5, for the union of their pairs"},
+        {"codebook", 0, MN_CLI_STRING, &o->codebook, .placeholder = "PATH",
+         .help = "retrieval:K's codebook, saved by --codebook-out (e.g.\n"
+                 "learned on other photos; default: learn one of 64 words\n"
+                 "by k-means on 32768 descriptors sampled from the images,\n"
+                 "with a fixed seed)"},
+        {"codebook-out", 0, MN_CLI_STRING, &o->codebook_out, .placeholder = "PATH",
+         .help = "learn a codebook from the images, as retrieval:K does\n"
+                 "without --codebook, and save it to PATH"},
         {"verify", 0, MN_CLI_CHOICE, &o->verify, .choices = verify_modes, .placeholder = "WHAT",
          .help = "colmap (default): write the matches only, for\n"
                  "'colmap matches_importer --match_type pairs' to verify;\n"
@@ -143,6 +157,18 @@ static int parse_options(int argc, char **argv, options *o)
                    "feature_extractor (--ImageReader.camera_model, --ImageReader.single_camera)");
         rc = 2;
     }
+    if (rc == 0 && o->codebook && o->codebook_out) {
+        error_line("--codebook and --codebook-out: a loaded codebook is not learned again");
+        rc = 2;
+    }
+    if (rc == 0 && o->codebook && !pair_spec_uses(o, PAIRS_RETRIEVAL)) {
+        error_line("--codebook is for --pairs retrieval:K");
+        rc = 2;
+    }
+    if (rc == 0 && pair_spec_uses(o, PAIRS_SPATIAL) && !colmap_exif_available()) {
+        error_line("--pairs spatial:K needs EXIF GPS positions: built without libexif");
+        rc = 2;
+    }
     if (o->camera_model < 0)
         o->camera_model = colmap_camera_model_by_name(COLMAP_DEFAULT_CAMERA_MODEL)->id;
     return rc;
@@ -161,17 +187,16 @@ typedef struct run {
     match_buffers buf;
     mn_cli_progress progress;
     double t0;
-    size_t n_new, n_unreadable, n_absent, n_todo, max_kp, n_matched, total_matches;
+    retrieval_codebook cb; /* --codebook, or learned */
+    size_t n_new, n_unreadable, n_absent, n_todo, max_kp, n_matched, total_matches, n_no_gps;
 } run;
 
-/* The database, the model and a session. Returns 0 or -1 (reported). */
+/* The model, a session, --codebook and the database: the database is
+ * opened (made) last, so that a bad model or codebook leaves none.
+ * Returns 0 or -1 (reported). */
 static int open_all(run *r)
 {
     const options *o = r->ctx.o;
-    if (colmap_db_open(o->database, &r->ctx.db, r->ctx.err, sizeof r->ctx.err) != 0) {
-        error_line("%s: %s", o->database, r->ctx.err);
-        return -1;
-    }
     if ((o->model ? mn_model_load_file(o->model, &r->model) : mn_model_load_default(&r->model)) != MN_OK) {
         error_line("%s", mn_last_error());
         return -1;
@@ -185,6 +210,21 @@ static int open_all(run *r)
     r->ctx.dim = mn_model_descriptor_dim(r->model);
     r->ctx.ep = mn_extract_params_default();
     r->ctx.ep.scale_factor = mn_detector_scale_factor(MN_DETECTOR_SIFT);
+    if (o->codebook) {
+        if (retrieval_codebook_load(o->codebook, &r->cb, r->ctx.err, sizeof r->ctx.err) != 0) {
+            error_line("%s", r->ctx.err);
+            return -1;
+        }
+        if (r->cb.dim != r->ctx.dim) {
+            error_line("codebook '%s': words of %zu floats, the model's descriptors have %zu", o->codebook,
+                       r->cb.dim, r->ctx.dim);
+            return -1;
+        }
+    }
+    if (colmap_db_open(o->database, &r->ctx.db, r->ctx.err, sizeof r->ctx.err) != 0) {
+        error_line("%s: %s", o->database, r->ctx.err);
+        return -1;
+    }
     return 0;
 }
 
@@ -332,6 +372,83 @@ static int match_pairs(run *r)
     return 0;
 }
 
+/* Describe the usable images that an earlier run stored. Returns 0 or -1
+ * (reported). */
+static int describe_all(run *r)
+{
+    for (size_t i = 0; i < r->list.n; i++) {
+        image_entry *im = &r->list.v[i];
+        if (!im->desc && image_usable(im) && image_describe_stored(&r->ctx, im) != 0) {
+            error_line("%s: %s", im->name, r->ctx.err);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+/* Learn the codebook (unless --codebook gave one) on a sample of the
+ * images' descriptors, and save it to --codebook-out. Returns 0 or -1
+ * (reported). */
+static int learn_codebook(run *r)
+{
+    const options *o = r->ctx.o;
+    char *err = r->ctx.err;
+    size_t errlen = sizeof r->ctx.err;
+    if (r->cb.centres)
+        return 0;
+    retrieval_sample s;
+    if (retrieval_sample_init(&s, r->ctx.dim, RETRIEVAL_SAMPLE_SIZE, RETRIEVAL_SEED, err, errlen) != 0) {
+        error_line("%s", err);
+        return -1;
+    }
+    for (size_t i = 0; i < r->list.n; i++)
+        if (image_usable(&r->list.v[i]) && r->list.v[i].desc)
+            retrieval_sample_add(&s, r->list.v[i].desc, r->list.v[i].nkp);
+    int rc = retrieval_codebook_learn(s.v, s.n, s.dim, RETRIEVAL_WORDS, RETRIEVAL_SEED, &r->cb, err, errlen);
+    retrieval_sample_free(&s);
+    if (rc == 0 && o->codebook_out)
+        rc = retrieval_codebook_save(&r->cb, o->codebook_out, err, errlen);
+    if (rc != 0)
+        error_line("%s", err);
+    return rc;
+}
+
+/* What retrieval:K and spatial:K need before the pairs are chosen: each
+ * usable image's global descriptor and GPS position. Returns 0 or -1
+ * (reported). */
+static int pair_keys(run *r)
+{
+    const options *o = r->ctx.o;
+    if (pair_spec_uses(o, PAIRS_SPATIAL))
+        for (size_t i = 0; i < r->list.n; i++) {
+            image_entry *im = &r->list.v[i];
+            if (!image_usable(im))
+                continue;
+            if (image_read_gps(&r->ctx, im) != 0) {
+                error_line("%s", r->ctx.err);
+                return -1;
+            }
+            r->n_no_gps += !im->has_gps;
+        }
+    if (!pair_spec_uses(o, PAIRS_RETRIEVAL) && !o->codebook_out)
+        return 0;
+    if (describe_all(r) != 0 || learn_codebook(r) != 0)
+        return -1;
+    size_t gdim = retrieval_global_dim(&r->cb);
+    r->list.global_dim = gdim;
+    for (size_t i = 0; i < r->list.n && pair_spec_uses(o, PAIRS_RETRIEVAL); i++) {
+        image_entry *im = &r->list.v[i];
+        if (!image_usable(im) || !im->desc)
+            continue;
+        if (!(im->global = malloc(gdim * sizeof *im->global))) {
+            error_line("out of memory for global descriptors");
+            return -1;
+        }
+        retrieval_vlad(&r->cb, im->desc, im->nkp, im->global);
+    }
+    return 0;
+}
+
 /* The whole run after the options: images, pairs, matches, summary.
  * Returns 0 or -1 (reported). */
 static int run_all(run *r)
@@ -339,20 +456,22 @@ static int run_all(run *r)
     const options *o = r->ctx.o;
     if (image_list_read(o->images, &r->list) != 0 || open_all(r) != 0 ||
         (o->reuse_keypoints ? find_images(r) : add_images(r)) != 0 ||
-        pair_list_select(o, &r->list, &r->pairs) != 0 ||
+        pair_keys(r) != 0 || pair_list_select(o, &r->list, &r->pairs) != 0 ||
         (o->pair_list && pair_list_write(o->pair_list, &r->list, &r->pairs) != 0) || pairs_to_do(r) != 0 ||
         match_pairs(r) != 0)
         return -1;
-    char reused[96] = "";
+    char reused[96] = "", gps[64] = "";
+    if (pair_spec_uses(o, PAIRS_SPATIAL))
+        snprintf(gps, sizeof gps, ", %zu without GPS position (no spatial pairs)", r->n_no_gps);
     if (o->reuse_keypoints)
         snprintf(reused, sizeof reused, ", COLMAP's keypoints, %zu not in the database skipped", r->n_absent);
     else if (r->n_new && !colmap_exif_available())
         snprintf(reused, sizeof reused, ", no EXIF focal lengths: built without libexif");
     mn_cli_progress_clear(&r->progress);
     fprintf(stderr,
-            PROG ": %zu images (%zu new, %zu unreadable skipped%s), %zu pairs (%zu matched now, %.0f matches each), "
+            PROG ": %zu images (%zu new, %zu unreadable skipped%s%s), %zu pairs (%zu matched now, %.0f matches each), "
                  "%.1f s\n",
-            r->list.n - r->n_unreadable - r->n_absent, r->n_new, r->n_unreadable, reused, r->pairs.n, r->n_matched,
+            r->list.n - r->n_unreadable - r->n_absent, r->n_new, r->n_unreadable, reused, gps, r->pairs.n, r->n_matched,
             r->n_matched ? (double)r->total_matches / r->n_matched : 0.0, mn_cli_seconds() - r->t0);
     return 0;
 }
@@ -360,7 +479,6 @@ static int run_all(run *r)
 int main(int argc, char **argv)
 {
     options o = {0};
-    o.pairs = PAIRS_EXHAUSTIVE;
     o.verify = VERIFY_COLMAP;
     o.max_keypoints = 8000;
     int parsed = parse_options(argc, argv, &o);
@@ -386,5 +504,6 @@ int main(int argc, char **argv)
     colmap_db_close(r.ctx.db);
     mn_session_free(r.ctx.session);
     mn_model_free(r.model);
+    retrieval_codebook_free(&r.cb);
     return rc;
 }
