@@ -45,7 +45,7 @@ if [ ! -s "$work/codebook.bin" ]; then
     nice -n 10 "$exe" --images "$data/train" --database "$work/train.db" --pairs sequential:1 \
         --codebook-out "$work/codebook.bin" $common
 fi
-if [ ! -s "$work/eval.done" ]; then
+if [ ! -e "$work/eval.done" ]; then
     nice -n 10 "$exe" --images "$work/mixed" --database "$work/eval.db" --pairs exhaustive $common
     touch "$work/eval.done"
 fi

@@ -9,8 +9,8 @@ Retrieval: eight views of two made-up scenes (a fine noise texture and a
 texture of blocks and discs, each seen through four different perspective
 warps), their names interleaving the scenes. retrieval:3 must pair each
 view with exactly the three other views of its scene, the same pairs on a
-second run and with the codebook saved by --codebook-out and loaded by
---codebook; retrieval:1+sequential:1 is the union of the two.
+second run and, resumed on the first run's database, with the codebook
+saved by --codebook-out and loaded by --codebook; retrieval:1+sequential:1 is the union of the two.
 
 Spatial: JPEGs whose EXIF GPS tags are written here byte by byte (an APP1
 segment with IFD0 holding only the GPS IFD pointer; north/south,
@@ -99,8 +99,8 @@ def retrieval(exe, tmp):
         scene_of[name] = s
         cv2.imwrite(os.path.join(images, name), view(tex[s], k))
 
-    def pairs(tag, spec, *more, want=0):
-        db, out = os.path.join(tmp, tag + ".db"), os.path.join(tmp, tag + ".txt")
+    def pairs(tag, spec, *more, want=0, db=None):
+        db, out = db or os.path.join(tmp, tag + ".db"), os.path.join(tmp, tag + ".txt")
         p = run([exe, "--images", images, "--database", db, "--pairs", spec, "--pair-list", out] + COMMON + list(more),
                 want)
         return (read_pairs(out) if want == 0 else None), p, db
@@ -111,8 +111,12 @@ def retrieval(exe, tmp):
     check(got == want, "retrieval:3: pairs %s, want each view with the 3 others of its scene %s" % (got, want))
     again, _, _ = pairs("r3b", "retrieval:3")
     check(again == got, "retrieval:3 twice: %s, then %s" % (got, again))
-    loaded, _, _ = pairs("r3c", "retrieval:3", "--codebook", os.path.join(tmp, "cb.bin"))
-    check(loaded == got, "retrieval:3 with the saved codebook: %s, learned %s" % (loaded, got))
+    # Resumed on the first run's database: its images are described again
+    # from their stored keypoints; nothing is left to match.
+    loaded, p, _ = pairs("r3c", "retrieval:3", "--codebook", os.path.join(tmp, "cb.bin"),
+                         db=os.path.join(tmp, "r3.db"))
+    check(loaded == got, "retrieval:3 resumed, with the saved codebook: %s, learned %s" % (loaded, got))
+    check("(0 new," in p.stderr and "(0 matched now" in p.stderr, "resumed run's summary: %r" % p.stderr)
     with open(os.path.join(tmp, "cb.bin"), "rb") as f:
         head = f.read(24)
     check(head[:8] == b"MNCODEBK" and struct.unpack("<4I", head[8:]) [:2] == (1, 64),
