@@ -17,6 +17,12 @@
  * are made as colmap feature_extractor makes them
  * (--camera-model, focal length from EXIF as a prior).
  *
+ * The pairs (colmap_pairs.c) are chosen after every image is described:
+ * --pairs retrieval:K first gives each image a VLAD global descriptor
+ * (colmap_retrieval.h) over --codebook or a codebook learned on a sample
+ * of the images' descriptors (images an earlier run stored are described
+ * again for it), spatial:K reads each image's EXIF GPS position.
+ *
  * --reuse-keypoints instead describes the keypoints that colmap
  * feature_extractor stored (every row, so that the matches index them),
  * and adds no camera, image, keypoint or descriptor.
