@@ -274,7 +274,8 @@ static int select_nearest(enum pair_mode mode, long k, const image_list *list, p
         }
     }
     free(c), free(score);
-    qsort(out->v + first, out->n - first, sizeof *out->v, compare_pairs);
+    if (out->n > first) /* out->v may still be NULL */
+        qsort(out->v + first, out->n - first, sizeof *out->v, compare_pairs);
     return 0;
 }
 
