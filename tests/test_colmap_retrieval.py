@@ -22,7 +22,6 @@ here. Usage and runtime errors: one line, the right status, no database.
 import math
 import os
 import shutil
-import sqlite3
 import struct
 import subprocess
 import sys
@@ -120,7 +119,7 @@ def retrieval(exe, tmp):
     check("(0 new," in p.stderr and "(0 matched now" in p.stderr, "resumed run's summary: %r" % p.stderr)
     with open(os.path.join(tmp, "cb.bin"), "rb") as f:
         head = f.read(24)
-    check(head[:8] == b"MNCODEBK" and struct.unpack("<4I", head[8:]) [:2] == (1, 64),
+    check(head[:8] == b"MNCODEBK" and struct.unpack("<4I", head[8:])[:2] == (1, 64),
           "codebook header %r" % head)
 
     # --codebook-out without retrieval: the same images, the same codebook.
