@@ -4,8 +4,8 @@
  * spatial:K, a file of 'NAME1 NAME2' lines, or a '+'-joined union of
  * them) and the pair list for COLMAP. Retrieval and spatial take the
  * global descriptors and GPS positions that the caller put in the image
- * list. Plain C on the image
- * list, no engine or database: tests/fuzz/fuzz_colmap_pairs.c calls it.
+ * list. Plain C on the image list, no engine or database:
+ * tests/fuzz/fuzz_colmap_pairs.c calls it.
  */
 #define _POSIX_C_SOURCE 200809L
 #include "colmap_app.h"
