@@ -45,6 +45,7 @@ typedef struct pair_term {
     const char *file;
     size_t file_len;
 } pair_term;
+
 typedef struct options {
     const char *images;
     const char *database;
