@@ -12,7 +12,10 @@
  *   colmap_db.c        the COLMAP database (colmap_db.h)
  *   colmap_convert.c   COLMAP's keypoint and camera conventions
  *                      (colmap_convert.h)
- *   colmap_exif.c      the EXIF focal-length prior (colmap_exif.h)
+ *   colmap_exif.c      the EXIF focal-length prior and GPS position
+ *                      (colmap_exif.h)
+ *   colmap_retrieval.c global image descriptors for retrieval:K
+ *                      (colmap_retrieval.h)
  * Functions that fail return -1 (or 2 for a usage error) with the reason
  * reported, or in ctx->err where they say so.
  */
@@ -30,18 +33,31 @@
 #define PROG "matchnet-colmap"
 #define error_line(...) mn_cli_error(PROG, __VA_ARGS__)
 
-enum pair_mode { PAIRS_EXHAUSTIVE, PAIRS_SEQUENTIAL, PAIRS_FILE };
+enum pair_mode { PAIRS_EXHAUSTIVE, PAIRS_SEQUENTIAL, PAIRS_RETRIEVAL, PAIRS_SPATIAL, PAIRS_FILE };
 enum verify_mode { VERIFY_COLMAP, VERIFY_OWN };
+
+/* Parts of a --pairs SPEC joined by '+'. */
+#define MAX_PAIR_TERMS 8
+
+/* One part of --pairs: a mode, its N or K, or a file (file_len bytes of
+ * options.pairs_spec, not NUL-ended there). */
+typedef struct pair_term {
+    enum pair_mode mode;
+    long n;
+    const char *file;
+    size_t file_len;
+} pair_term;
 
 typedef struct options {
     const char *images;
     const char *database;
     const char *model;
-    const char *pairs_spec; /* --pairs as given; read into pairs, overlap, pair_file */
-    const char *pair_file;
+    const char *pairs_spec; /* --pairs as given; read into terms (none: exhaustive) */
+    pair_term terms[MAX_PAIR_TERMS];
+    int n_terms;
     const char *pair_list;
-    enum pair_mode pairs;
-    long overlap;
+    const char *codebook;     /* --codebook: the retrieval codebook to load */
+    const char *codebook_out; /* --codebook-out: where to save the learned one */
     int verify; /* enum verify_mode */
     int single_camera;
     int camera_model;     /* COLMAP model id (colmap_convert.h); default SIMPLE_RADIAL */
@@ -70,11 +86,15 @@ typedef struct image_entry {
     mn_keypoint *kp;       /* full-resolution keypoints, OpenCV convention (NULL with --store) */
     size_t nkp;
     float *desc;           /* nkp descriptors, or NULL until described (always with --store) */
+    float *global;         /* retrieval:K: its global descriptor (image_list.global_dim floats), or NULL */
+    int has_gps;           /* spatial:K: EXIF GPS position found, in gps_xyz */
+    double gps_xyz[3];     /* earth-centred (ECEF) metres */
 } image_entry;
 
 typedef struct image_list {
     image_entry *v;
     size_t n, cap;
+    size_t global_dim; /* floats in each image_entry.global */
 } image_list;
 
 /** Whether an entry takes part in pairs (neither unreadable nor absent). */
@@ -138,6 +158,10 @@ int image_add(context *ctx, image_entry *im, int64_t existing_id, int64_t existi
  *  --reuse-keypoints). 0 also when it cannot be read (reported, marked
  *  unreadable), -1 with ctx->err set. */
 int image_describe_stored(context *ctx, image_entry *im);
+
+/** Read the image's EXIF GPS position into im->has_gps and im->gps_xyz
+ *  (none: has_gps 0). 0, or -1 with ctx->err set (out of memory). */
+int image_read_gps(context *ctx, image_entry *im);
 
 /** --store: detect, describe and write an image to the store unless it is
  *  there already; *nkp its keypoints, and with rows (may be NULL) their
@@ -249,11 +273,22 @@ int mpi_work(context *ctx, const image_list *list, size_t max_kp);
 
 /* colmap_pairs.c */
 
-/** --pairs SPEC (o->pairs_spec) into o->pairs, o->overlap and
- *  o->pair_file. 0, or 2 after a usage error (reported). */
+/** --pairs SPEC (o->pairs_spec; NULL for exhaustive) into o->terms: a
+ *  '+'-joined list of exhaustive, sequential:N, retrieval:K, spatial:K and
+ *  FILE parts, or one FILE when no part is one of the others (so that a
+ *  file name may hold '+'). 0, or 2 after a usage error (reported). */
 int pair_spec_parse(options *o);
 
-/** The pairs to match, each once, over readable images. 0 or -1 (reported). */
+/** Whether o->terms has a part of mode m. */
+int pair_spec_uses(const options *o, enum pair_mode m);
+
+/** The pairs to match: the union of the parts' pairs, each once, smaller
+ *  index first, over usable images, in the order the parts give them
+ *  (exhaustive and sequential in index order, retrieval and spatial
+ *  sorted, a file in its order). retrieval:K pairs each image that has a
+ *  global descriptor with the K whose descriptors have the largest dot
+ *  products with its own, spatial:K each image with a GPS position with
+ *  its K nearest (ties: the smaller index first). 0 or -1 (reported). */
 int pair_list_select(const options *o, const image_list *list, pair_list *out);
 
 /** Write the pairs as 'NAME1 NAME2' lines to path. 0 or -1 (reported). */

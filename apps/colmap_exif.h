@@ -19,8 +19,14 @@
  * Checked against colmap feature_extractor on JPEGs with each of these
  * tags (tests/test_colmap_cameras.py).
  *
+ * The GPS position (--pairs spatial:K) comes from the GPS IFD:
+ * GPSLatitude and GPSLongitude (degrees, minutes, seconds: three
+ * RATIONALs) with GPSLatitudeRef 'N'/'S' and GPSLongitudeRef 'E'/'W'
+ * (both required), GPSAltitude (metres, RATIONAL; 0 when absent) with
+ * GPSAltitudeRef 1 for below sea level.
+ *
  * Built without libexif (CMake found none), colmap_exif_focal() finds no
- * prior and colmap_exif_available() is 0.
+ * prior, colmap_exif_gps() no position and colmap_exif_available() is 0.
  */
 #ifndef MATCHNET_COLMAP_EXIF_H
 #define MATCHNET_COLMAP_EXIF_H
@@ -35,5 +41,18 @@ int colmap_exif_available(void);
  * the file cannot be read).
  */
 int colmap_exif_focal(const char *path, int width, int height, double *focal);
+
+/**
+ * The GPS position in the EXIF data of the image file at path: 1 with
+ * lla = latitude and longitude in degrees (north and east positive) and
+ * altitude in metres, 0 when there is none (or a tag is malformed or out
+ * of range, or the file cannot be read).
+ */
+int colmap_exif_gps(const char *path, double lla[3]);
+
+/** Latitude, longitude (degrees) and altitude (metres) on the WGS 84
+ *  ellipsoid as earth-centred, earth-fixed x, y, z in metres, so that
+ *  positions compare by straight-line distance. */
+void colmap_gps_to_ecef(const double lla[3], double xyz[3]);
 
 #endif /* MATCHNET_COLMAP_EXIF_H */

@@ -130,6 +130,7 @@ void image_list_free(image_list *list)
         free(list->v[i].name);
         free(list->v[i].kp);
         free(list->v[i].desc);
+        free(list->v[i].global);
     }
     free(list->v);
     *list = (image_list){0};
@@ -478,3 +479,18 @@ done:
     return rc;
 }
 
+
+int image_read_gps(context *ctx, image_entry *im)
+{
+    char *path = join(ctx->o->images, im->name);
+    if (!path) {
+        snprintf(ctx->err, sizeof ctx->err, "out of memory");
+        return -1;
+    }
+    double lla[3];
+    im->has_gps = colmap_exif_gps(path, lla);
+    if (im->has_gps)
+        colmap_gps_to_ecef(lla, im->gps_xyz);
+    free(path);
+    return 0;
+}

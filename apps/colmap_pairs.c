@@ -1,8 +1,11 @@
 /*
  * colmap_pairs.c - matchnet-colmap's pairs (colmap_app.h): which image
- * pairs to match (--pairs exhaustive, sequential:N or a file of
- * 'NAME1 NAME2' lines) and the pair list for COLMAP. Plain C on the image
- * list, no engine or database: tests/fuzz/fuzz_colmap_pairs.c calls it.
+ * pairs to match (--pairs exhaustive, sequential:N, retrieval:K,
+ * spatial:K, a file of 'NAME1 NAME2' lines, or a '+'-joined union of
+ * them) and the pair list for COLMAP. Retrieval and spatial take the
+ * global descriptors and GPS positions that the caller put in the image
+ * list. Plain C on the image list, no engine or database:
+ * tests/fuzz/fuzz_colmap_pairs.c calls it.
  */
 #define _POSIX_C_SOURCE 200809L
 #include "colmap_app.h"
@@ -10,29 +13,106 @@
 
 #include <errno.h>
 #include <limits.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+/* The keyword part that text (len bytes) starts with, or -1 for a file. */
+static int term_keyword(const char *text, size_t len)
+{
+    static const struct {
+        const char *word;
+        enum pair_mode mode;
+    } words[] = {{"sequential:", PAIRS_SEQUENTIAL}, {"retrieval:", PAIRS_RETRIEVAL}, {"spatial:", PAIRS_SPATIAL}};
+    if (len == 10 && memcmp(text, "exhaustive", 10) == 0)
+        return PAIRS_EXHAUSTIVE;
+    for (size_t w = 0; w < sizeof words / sizeof *words; w++) {
+        size_t wl = strlen(words[w].word);
+        if (len >= wl && memcmp(text, words[w].word, wl) == 0)
+            return (int)words[w].mode;
+    }
+    return -1;
+}
+
+/* One part of the spec (len bytes at text) into *t. 0 or 2 (reported). */
+static int term_parse(const char *text, size_t len, pair_term *t)
+{
+    static const char *const syntax[] = {[PAIRS_SEQUENTIAL] = "sequential:N needs a whole number N",
+                                         [PAIRS_RETRIEVAL] = "retrieval:K needs a whole number K",
+                                         [PAIRS_SPATIAL] = "spatial:K needs a whole number K"};
+    int mode = term_keyword(text, len);
+    *t = (pair_term){.mode = mode < 0 ? PAIRS_FILE : (enum pair_mode)mode};
+    if (mode < 0) {
+        t->file = text;
+        t->file_len = len;
+    } else if (mode != PAIRS_EXHAUSTIVE) {
+        const char *colon = memchr(text, ':', len);
+        size_t nl = len - (size_t)(colon + 1 - text);
+        char *num = strndup(colon + 1, nl);
+        if (!num) {
+            error_line("out of memory");
+            return 2;
+        }
+        t->n = mn_cli_parse_count(num, 1, INT_MAX);
+        free(num);
+        if (t->n < 0) {
+            error_line("--pairs: %s >= 1, got '%.*s'", syntax[mode], (int)(nl < 64 ? nl : 64), colon + 1);
+            return 2;
+        }
+    }
+    return 0;
+}
+
 int pair_spec_parse(options *o)
 {
     const char *v = o->pairs_spec;
-    if (!v || strcmp(v, "exhaustive") == 0) {
-        o->pairs = PAIRS_EXHAUSTIVE;
-    } else if (strncmp(v, "sequential:", 11) == 0) {
-        o->pairs = PAIRS_SEQUENTIAL;
-        if ((o->overlap = mn_cli_parse_count(v + 11, 1, INT_MAX)) < 0) {
-            error_line("--pairs: sequential:N needs a whole number N >= 1, got '%s'", v + 11);
-            return 2;
-        }
-    } else if (v[0] != '\0') {
-        o->pairs = PAIRS_FILE;
-        o->pair_file = v;
-    } else {
-        error_line("--pairs: expected exhaustive, sequential:N or a file, got ''");
+    o->n_terms = 0;
+    if (!v) {
+        o->terms[o->n_terms++] = (pair_term){.mode = PAIRS_EXHAUSTIVE};
+        return 0;
+    }
+    if (v[0] == '\0') {
+        error_line("--pairs: expected exhaustive, sequential:N, retrieval:K, spatial:K or a file, got ''");
         return 2;
     }
-    return 0;
+    /* Split at '+' only when some part is a keyword: "a+b.txt" stays a file. */
+    int split = 0;
+    for (const char *p = v; !split; p++) {
+        const char *end = strchr(p, '+');
+        size_t len = end ? (size_t)(end - p) : strlen(p);
+        split = term_keyword(p, len) >= 0;
+        if (!end)
+            break;
+        p = end;
+    }
+    if (!split)
+        return term_parse(v, strlen(v), &o->terms[o->n_terms++]);
+    for (const char *p = v;; p++) {
+        const char *end = strchr(p, '+');
+        size_t len = end ? (size_t)(end - p) : strlen(p);
+        if (len == 0) {
+            error_line("--pairs: an empty part in '%s'", v);
+            return 2;
+        }
+        if (o->n_terms == MAX_PAIR_TERMS) {
+            error_line("--pairs: more than %d parts in '%s'", MAX_PAIR_TERMS, v);
+            return 2;
+        }
+        if (term_parse(p, len, &o->terms[o->n_terms++]) != 0)
+            return 2;
+        if (!end)
+            return 0;
+        p = end;
+    }
+}
+
+int pair_spec_uses(const options *o, enum pair_mode m)
+{
+    for (int t = 0; t < o->n_terms; t++)
+        if (o->terms[t].mode == m)
+            return 1;
+    return m == PAIRS_EXHAUSTIVE && o->n_terms == 0;
 }
 
 static int pair_push(pair_list *p, size_t i, size_t j)
@@ -67,14 +147,13 @@ static long find_name(const image_list *list, const char *name)
     return -1;
 }
 
-/* --pairs exhaustive or sequential:N. */
-static int select_generated(const options *o, const image_list *list, pair_list *out)
+/* exhaustive (overlap 0) or sequential:overlap. */
+static int select_generated(long overlap, const image_list *list, pair_list *out)
 {
     for (size_t i = 0; i < list->n; i++) {
         if (!image_usable(&list->v[i]))
             continue;
-        size_t end = o->pairs == PAIRS_SEQUENTIAL && (size_t)o->overlap < list->n - i ? i + 1 + (size_t)o->overlap
-                                                                                        : list->n;
+        size_t end = overlap > 0 && (size_t)overlap < list->n - i ? i + 1 + (size_t)overlap : list->n;
         for (size_t j = i + 1; j < end; j++)
             if (image_usable(&list->v[j]) && pair_push(out, i, j) != 0) {
                 error_line("out of memory");
@@ -84,7 +163,123 @@ static int select_generated(const options *o, const image_list *list, pair_list 
     return 0;
 }
 
-/* --pairs FILE: its pairs in file order, each once, either way round. */
+/* A candidate partner: its index and how close (larger is closer). */
+typedef struct candidate {
+    size_t j;
+    double score;
+} candidate;
+
+/* Closest first, then the smaller index; NaN counts as farthest, so the
+ * order is total whatever the inputs. */
+static int compare_candidates(const void *pa, const void *pb)
+{
+    const candidate *a = pa, *b = pb;
+    int na = isnan(a->score), nb = isnan(b->score);
+    if (na != nb)
+        return na - nb;
+    if (!na && a->score != b->score)
+        return a->score > b->score ? -1 : 1;
+    return (a->j > b->j) - (a->j < b->j);
+}
+
+/* By pair, then by position. */
+static int compare_positioned(const void *pa, const void *pb)
+{
+    const size_t *a = pa, *b = pb;
+    for (int d = 0; d < 3; d++)
+        if (a[d] != b[d])
+            return (a[d] > b[d]) - (a[d] < b[d]);
+    return 0;
+}
+
+static int compare_pairs(const void *pa, const void *pb)
+{
+    const size_t *a = pa, *b = pb;
+    if (a[0] != b[0])
+        return (a[0] > b[0]) - (a[0] < b[0]);
+    return (a[1] > b[1]) - (a[1] < b[1]);
+}
+
+/* Whether image i takes part in the mode's pairs. */
+static int has_key(const image_list *list, size_t i, enum pair_mode mode)
+{
+    const image_entry *im = &list->v[i];
+    return image_usable(im) && (mode == PAIRS_RETRIEVAL ? im->global != NULL : im->has_gps);
+}
+
+/* a . b over n floats in 16 running sums: a fixed order (the same result
+ * every run, and for b . a) that compilers vectorise without -ffast-math. */
+static float dot(const float *a, const float *b, size_t n)
+{
+    float lane[16] = {0}, s = 0;
+    size_t d = 0;
+    for (; d + 16 <= n; d += 16)
+        for (int l = 0; l < 16; l++)
+            lane[l] += a[d + l] * b[d + l];
+    for (; d < n; d++)
+        s += a[d] * b[d];
+    for (int l = 0; l < 16; l++)
+        s += lane[l];
+    return s;
+}
+
+/* Squared distance between two GPS positions. */
+static double gps_distance2(const image_entry *a, const image_entry *b)
+{
+    double s = 0;
+    for (int d = 0; d < 3; d++)
+        s += (a->gps_xyz[d] - b->gps_xyz[d]) * (a->gps_xyz[d] - b->gps_xyz[d]);
+    return s;
+}
+
+/* Rows of images compared together: each other image's global descriptor
+ * is read once for all of them while it is in cache. */
+#define ROW_BLOCK 8
+
+/* retrieval:K or spatial:K: each image with its K closest, the pairs
+ * appended sorted (a pair found from both sides is deduplicated later). */
+static int select_nearest(enum pair_mode mode, long k, const image_list *list, pair_list *out)
+{
+    const size_t n = list->n;
+    candidate *c = malloc((n ? n : 1) * sizeof *c);
+    double *score = malloc((n ? n : 1) * ROW_BLOCK * sizeof *score);
+    if (!c || !score) {
+        free(c), free(score);
+        error_line("out of memory");
+        return -1;
+    }
+    size_t first = out->n;
+    for (size_t i0 = 0; i0 < n; i0 += ROW_BLOCK) {
+        size_t i1 = i0 + ROW_BLOCK < n ? i0 + ROW_BLOCK : n;
+        for (size_t j = 0; j < n; j++)
+            for (size_t i = i0; i < i1; i++)
+                if (i != j && has_key(list, i, mode) && has_key(list, j, mode))
+                    score[(i - i0) * n + j] = mode == PAIRS_RETRIEVAL
+                                                  ? dot(list->v[i].global, list->v[j].global, list->global_dim)
+                                                  : -gps_distance2(&list->v[i], &list->v[j]);
+        for (size_t i = i0; i < i1; i++) {
+            if (!has_key(list, i, mode))
+                continue;
+            size_t nc = 0;
+            for (size_t j = 0; j < n; j++)
+                if (j != i && has_key(list, j, mode))
+                    c[nc++] = (candidate){j, score[(i - i0) * n + j]};
+            qsort(c, nc, sizeof *c, compare_candidates);
+            for (size_t r = 0; r < nc && r < (size_t)k; r++)
+                if (pair_push(out, i < c[r].j ? i : c[r].j, i < c[r].j ? c[r].j : i) != 0) {
+                    free(c), free(score);
+                    error_line("out of memory");
+                    return -1;
+                }
+        }
+    }
+    free(c), free(score);
+    if (out->n > first) /* out->v may still be NULL */
+        qsort(out->v + first, out->n - first, sizeof *out->v, compare_pairs);
+    return 0;
+}
+
+/* --pairs FILE: its pairs in file order, either way round. */
 static int select_from_file(const char *path, const image_list *list, pair_list *out)
 {
     FILE *f = fopen(path, "r");
@@ -96,12 +291,6 @@ static int select_from_file(const char *path, const image_list *list, pair_list 
     size_t cap = 0;
     long lineno = 0;
     int rc = 0;
-    uint8_t *seen = calloc(list->n ? list->n * list->n : 1, 1);
-    if (!seen) {
-        error_line("out of memory");
-        fclose(f);
-        return -1;
-    }
     while (rc == 0 && getline(&line, &cap, f) != -1) {
         lineno++;
         char *a = strtok(line, " \t\r\n"), *b = a ? strtok(NULL, " \t\r\n") : NULL;
@@ -120,9 +309,8 @@ static int select_from_file(const char *path, const image_list *list, pair_list 
             i = j;
             j = t;
         }
-        if (!image_usable(&list->v[i]) || !image_usable(&list->v[j]) || seen[(size_t)i * list->n + (size_t)j])
+        if (!image_usable(&list->v[i]) || !image_usable(&list->v[j]))
             continue;
-        seen[(size_t)i * list->n + (size_t)j] = 1;
         if (pair_push(out, (size_t)i, (size_t)j) != 0) {
             error_line("out of memory");
             rc = -1;
@@ -133,14 +321,68 @@ static int select_from_file(const char *path, const image_list *list, pair_list 
         rc = -1;
     }
     free(line);
-    free(seen);
     fclose(f);
     return rc;
 }
 
+/* Keep the first of each pair in out, in order. 0 or -1 (reported). */
+static int drop_repeats(pair_list *out)
+{
+    if (out->n < 2)
+        return 0;
+    /* Sorted copies carry their position, so that equal pairs sort in
+     * the order given and the first of each is kept. */
+    size_t (*s)[3] = malloc(out->n * sizeof *s);
+    uint8_t *keep = calloc(out->n, 1);
+    if (!s || !keep) {
+        free(s), free(keep);
+        error_line("out of memory");
+        return -1;
+    }
+    for (size_t k = 0; k < out->n; k++) {
+        s[k][0] = out->v[k][0];
+        s[k][1] = out->v[k][1];
+        s[k][2] = k;
+    }
+    qsort(s, out->n, sizeof *s, compare_positioned);
+    for (size_t k = 0; k < out->n; k++)
+        keep[s[k][2]] = k == 0 || s[k][0] != s[k - 1][0] || s[k][1] != s[k - 1][1];
+    size_t n = 0;
+    for (size_t k = 0; k < out->n; k++)
+        if (keep[k]) {
+            out->v[n][0] = out->v[k][0];
+            out->v[n][1] = out->v[k][1];
+            n++;
+        }
+    out->n = n;
+    free(s), free(keep);
+    return 0;
+}
+
 int pair_list_select(const options *o, const image_list *list, pair_list *out)
 {
-    return o->pairs == PAIRS_FILE ? select_from_file(o->pair_file, list, out) : select_generated(o, list, out);
+    if (o->n_terms == 0)
+        return select_generated(0, list, out) != 0 ? -1 : 0;
+    for (int t = 0; t < o->n_terms; t++) {
+        const pair_term *term = &o->terms[t];
+        int rc = 0;
+        if (term->mode == PAIRS_EXHAUSTIVE || term->mode == PAIRS_SEQUENTIAL) {
+            rc = select_generated(term->mode == PAIRS_SEQUENTIAL ? term->n : 0, list, out);
+        } else if (term->mode == PAIRS_RETRIEVAL || term->mode == PAIRS_SPATIAL) {
+            rc = select_nearest(term->mode, term->n, list, out);
+        } else {
+            char *path = strndup(term->file, term->file_len);
+            if (!path) {
+                error_line("out of memory");
+                return -1;
+            }
+            rc = select_from_file(path, list, out);
+            free(path);
+        }
+        if (rc != 0)
+            return -1;
+    }
+    return drop_repeats(out);
 }
 
 /* Made in memory and written through a temporary file (out_file.h): a

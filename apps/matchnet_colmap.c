@@ -24,6 +24,13 @@
  * (colmap_merge.c), and under mpirun the ranks share the work
  * (colmap_mpi.c); each ends with the database a single run writes.
  *
+ * The pairs (colmap_pairs.c) are chosen after every image is described:
+ * --pairs retrieval:K first gives each image a VLAD global descriptor
+ * (colmap_retrieval.h) over --codebook or a codebook learned on a sample
+ * of the images' descriptors (read back from --store one image at a time;
+ * without it images an earlier run stored are described again), spatial:K
+ * reads each image's EXIF GPS position.
+ *
  * --reuse-keypoints instead describes the keypoints that colmap
  * feature_extractor stored (every row, so that the matches index them),
  * and adds no camera, image, keypoint or descriptor.
@@ -39,6 +46,7 @@
 #include "colmap_app.h"
 #include "colmap_convert.h"
 #include "colmap_exif.h"
+#include "colmap_retrieval.h"
 #include "test_point.h"
 
 #include <errno.h>
@@ -166,9 +174,22 @@ static int parse_options(int argc, char **argv, options *o)
         {"database", 0, MN_CLI_STRING, &o->database, .placeholder = "DB",
          .help = "COLMAP database to create or add to"},
         {"pairs", 0, MN_CLI_STRING, &o->pairs_spec, .placeholder = "SPEC",
-         .help = "exhaustive (default), sequential:N (each image with\n"
-                 "the N next in name order) or a file of 'NAME1 NAME2'\n"
-                 "lines (COLMAP's pair list)"},
+         .help = "exhaustive (default); sequential:N (each image with\n"
+                 "the N next in name order); retrieval:K (each image with\n"
+                 "the K most similar by a VLAD global descriptor of its\n"
+                 "MatchNet descriptors); spatial:K (each image with the K\n"
+                 "nearest by EXIF GPS position; images without one get no\n"
+                 "spatial pairs); a file of 'NAME1 NAME2' lines (COLMAP's\n"
+                 "pair list); or several joined by '+', e.g.\n"
+                 "retrieval:20+sequential:5, for the union of their pairs"},
+        {"codebook", 0, MN_CLI_STRING, &o->codebook, .placeholder = "PATH",
+         .help = "retrieval:K's codebook, saved by --codebook-out (e.g.\n"
+                 "learned on other photos; default: learn one of 64 words\n"
+                 "by k-means on 32768 descriptors sampled from the images,\n"
+                 "with a fixed seed)"},
+        {"codebook-out", 0, MN_CLI_STRING, &o->codebook_out, .placeholder = "PATH",
+         .help = "learn a codebook from the images, as retrieval:K does\n"
+                 "without --codebook, and save it to PATH"},
         {"verify", 0, MN_CLI_CHOICE, &o->verify, .choices = verify_modes, .placeholder = "WHAT",
          .help = "colmap (default): write the matches only, for\n"
                  "'colmap matches_importer --match_type pairs' to verify;\n"
@@ -253,6 +274,18 @@ static int parse_options(int argc, char **argv, options *o)
                    "feature_extractor (--ImageReader.camera_model, --ImageReader.single_camera)");
         rc = 2;
     }
+    if (rc == 0 && o->codebook && o->codebook_out) {
+        error_line("--codebook and --codebook-out: a loaded codebook is not learned again");
+        rc = 2;
+    }
+    if (rc == 0 && o->codebook && !pair_spec_uses(o, PAIRS_RETRIEVAL)) {
+        error_line("--codebook is for --pairs retrieval:K");
+        rc = 2;
+    }
+    if (rc == 0 && pair_spec_uses(o, PAIRS_SPATIAL) && !colmap_exif_available()) {
+        error_line("--pairs spatial:K needs EXIF GPS positions: built without libexif");
+        rc = 2;
+    }
     if (o->camera_model < 0)
         o->camera_model = colmap_camera_model_by_name(COLMAP_DEFAULT_CAMERA_MODEL)->id;
     return rc;
@@ -273,18 +306,16 @@ typedef struct run {
     store_cache cache; /* --store */
     mn_cli_progress progress;
     double t0;
-    size_t n_new, n_unreadable, n_absent, n_other, n_todo, max_kp, n_matched, total_matches;
+    retrieval_codebook cb; /* --codebook, or learned */
+    size_t n_new, n_unreadable, n_absent, n_other, n_todo, max_kp, n_matched, total_matches, n_no_gps;
 } run;
 
-/* The database (unless an MPI worker), the model and a session. Returns 0
- * or -1 (reported). */
+/* The model, a session, the store, --codebook and the database (unless an
+ * MPI worker): the database is opened (made) last, so that a bad model,
+ * store or codebook leaves none. Returns 0 or -1 (reported). */
 static int open_all(run *r)
 {
     const options *o = r->ctx.o;
-    if (r->rank == 0 && colmap_db_open(o->database, &r->ctx.db, r->ctx.err, sizeof r->ctx.err) != 0) {
-        error_line("%s: %s", o->database, r->ctx.err);
-        return -1;
-    }
     if ((o->model ? mn_model_load_file(o->model, &r->model) : mn_model_load_default(&r->model)) != MN_OK) {
         error_line("%s", mn_last_error());
         return -1;
@@ -312,6 +343,21 @@ static int open_all(run *r)
             error_line("%s", r->ctx.err);
             return -1;
         }
+    }
+    if (o->codebook) {
+        if (retrieval_codebook_load(o->codebook, &r->cb, r->ctx.err, sizeof r->ctx.err) != 0) {
+            error_line("%s", r->ctx.err);
+            return -1;
+        }
+        if (r->cb.dim != r->ctx.dim) {
+            error_line("codebook '%s': words of %zu floats, the model's descriptors have %zu", o->codebook,
+                       r->cb.dim, r->ctx.dim);
+            return -1;
+        }
+    }
+    if (r->rank == 0 && colmap_db_open(o->database, &r->ctx.db, r->ctx.err, sizeof r->ctx.err) != 0) {
+        error_line("%s: %s", o->database, r->ctx.err);
+        return -1;
     }
     return 0;
 }
@@ -587,6 +633,119 @@ static int match_pairs(run *r)
     return 0;
 }
 
+/* The descriptors of image im for retrieval:K: from the store (made there
+ * first when absent) into *e, or im->desc (described again when an earlier
+ * run stored the image). *desc NULL: unreadable, skipped. Returns 0 or -1
+ * (reported). */
+static int image_descriptors(run *r, image_entry *im, store_entry *e, const float **desc)
+{
+    context *ctx = &r->ctx;
+    *desc = NULL;
+    if (!image_usable(im))
+        return 0;
+    if (ctx->o->store) {
+        int rc = image_store(ctx, im, NULL, NULL, NULL);
+        if (rc > 0)
+            rc = store_read(ctx, im->name, 0, e);
+        if (rc < 0) {
+            error_line("%s: %s", im->name, ctx->err);
+            return -1;
+        }
+        if (rc == 0 && !im->unreadable) {
+            error_line("%s: its store file vanished or changed while this run read the store", im->name);
+            return -1;
+        }
+        *desc = rc > 0 ? e->desc : NULL;
+        return 0;
+    }
+    if (!im->desc && image_describe_stored(ctx, im) != 0) {
+        error_line("%s: %s", im->name, ctx->err);
+        return -1;
+    }
+    *desc = im->desc;
+    return 0;
+}
+
+/* Learn the codebook (unless --codebook gave one) on a sample of the
+ * images' descriptors, and save it to --codebook-out. Returns 0 or -1
+ * (reported). */
+static int learn_codebook(run *r)
+{
+    const options *o = r->ctx.o;
+    char *err = r->ctx.err;
+    size_t errlen = sizeof r->ctx.err;
+    if (r->cb.centres)
+        return 0;
+    retrieval_sample s;
+    if (retrieval_sample_init(&s, r->ctx.dim, RETRIEVAL_SAMPLE_SIZE, RETRIEVAL_SEED, err, errlen) != 0) {
+        error_line("%s", err);
+        return -1;
+    }
+    int rc = 0;
+    for (size_t i = 0; i < r->list.n && rc == 0; i++) {
+        store_entry e = {0};
+        const float *d;
+        rc = image_descriptors(r, &r->list.v[i], &e, &d);
+        if (rc == 0 && d)
+            retrieval_sample_add(&s, d, r->list.v[i].nkp);
+        store_entry_free(&e);
+    }
+    if (rc != 0) {
+        retrieval_sample_free(&s);
+        return -1;
+    }
+    rc = retrieval_codebook_learn(s.v, s.n, s.dim, RETRIEVAL_WORDS, RETRIEVAL_SEED, &r->cb, err, errlen);
+    retrieval_sample_free(&s);
+    if (rc == 0 && o->codebook_out)
+        rc = retrieval_codebook_save(&r->cb, o->codebook_out, err, errlen);
+    if (rc != 0)
+        error_line("%s", err);
+    return rc;
+}
+
+/* What retrieval:K and spatial:K need before the pairs are chosen: each
+ * usable image's global descriptor and GPS position. With --store the
+ * descriptors are read one image at a time (twice when the codebook is
+ * learned), so memory holds only the global descriptors. Returns 0 or -1
+ * (reported). */
+static int pair_keys(run *r)
+{
+    const options *o = r->ctx.o;
+    if (pair_spec_uses(o, PAIRS_SPATIAL))
+        for (size_t i = 0; i < r->list.n; i++) {
+            image_entry *im = &r->list.v[i];
+            if (!image_usable(im))
+                continue;
+            if (image_read_gps(&r->ctx, im) != 0) {
+                error_line("%s", r->ctx.err);
+                return -1;
+            }
+            r->n_no_gps += !im->has_gps;
+        }
+    if (!pair_spec_uses(o, PAIRS_RETRIEVAL) && !o->codebook_out)
+        return 0;
+    if (learn_codebook(r) != 0)
+        return -1;
+    size_t gdim = retrieval_global_dim(&r->cb);
+    r->list.global_dim = gdim;
+    for (size_t i = 0; i < r->list.n && pair_spec_uses(o, PAIRS_RETRIEVAL); i++) {
+        image_entry *im = &r->list.v[i];
+        store_entry e = {0};
+        const float *d;
+        if (image_descriptors(r, im, &e, &d) != 0)
+            return -1;
+        if (d && !(im->global = malloc(gdim * sizeof *im->global))) {
+            store_entry_free(&e);
+            error_line("out of memory for global descriptors");
+            return -1;
+        }
+        if (d)
+            retrieval_vlad(&r->cb, d, im->nkp, im->global);
+        store_entry_free(&e);
+    }
+    return 0;
+}
+
 #ifdef MN_HAVE_MPI
 /* Under mpirun with several ranks (colmap_mpi.c): the images described
  * across the ranks into the store; rank 0 writes the database and hands
@@ -610,7 +769,7 @@ static int run_mpi(run *r)
     if (r->rank == 0) {
         for (size_t i = 0; i < r->list.n; i++)
             r->list.v[i].in_shard = 1;
-        if (add_images(r) != 0 || pair_list_select(o, &r->list, &r->pairs) != 0 ||
+        if (add_images(r) != 0 || pair_keys(r) != 0 || pair_list_select(o, &r->list, &r->pairs) != 0 ||
             (o->pair_list && pair_list_write(o->pair_list, &r->list, &r->pairs) != 0) || pairs_to_do(r) != 0 ||
             store_order(r) != 0)
             return -1;
@@ -630,13 +789,13 @@ static int run_local(run *r)
 {
     const options *o = r->ctx.o;
     if (o->shard_spec) {
-        if (shard_select(r) != 0 || add_images(r) != 0)
+        if (pair_keys(r) != 0 || shard_select(r) != 0 || add_images(r) != 0)
             return -1;
         shard_drop_unreadable(r);
     } else {
         for (size_t i = 0; i < r->list.n; i++)
             r->list.v[i].in_shard = 1;
-        if ((o->reuse_keypoints ? find_images(r) : add_images(r)) != 0 ||
+        if ((o->reuse_keypoints ? find_images(r) : add_images(r)) != 0 || pair_keys(r) != 0 ||
             pair_list_select(o, &r->list, &r->pairs) != 0)
             return -1;
     }
@@ -662,7 +821,9 @@ static int run_all(run *r)
     if (run_local(r) != 0)
         return -1;
 #endif
-    char reused[160] = "";
+    char reused[160] = "", gps[64] = "";
+    if (pair_spec_uses(o, PAIRS_SPATIAL))
+        snprintf(gps, sizeof gps, ", %zu without GPS position (no spatial pairs)", r->n_no_gps);
     if (o->shard_spec)
         snprintf(reused, sizeof reused, ", shard %ld/%ld: %zu of other shards", o->shard_index, o->shard_count,
                  r->n_other);
@@ -672,17 +833,16 @@ static int run_all(run *r)
         snprintf(reused, sizeof reused, ", no EXIF focal lengths: built without libexif");
     mn_cli_progress_clear(&r->progress);
     fprintf(stderr,
-            PROG ": %zu images (%zu new, %zu unreadable skipped%s), %zu pairs (%zu matched now, %.0f matches each), "
+            PROG ": %zu images (%zu new, %zu unreadable skipped%s%s), %zu pairs (%zu matched now, %.0f matches each), "
                  "%.1f s\n",
-            r->list.n - r->n_unreadable - r->n_absent - r->n_other, r->n_new, r->n_unreadable, reused, r->pairs.n,
-            r->n_matched, r->n_matched ? (double)r->total_matches / r->n_matched : 0.0, mn_cli_seconds() - r->t0);
+            r->list.n - r->n_unreadable - r->n_absent - r->n_other, r->n_new, r->n_unreadable, reused, gps,
+            r->pairs.n, r->n_matched, r->n_matched ? (double)r->total_matches / r->n_matched : 0.0, mn_cli_seconds() - r->t0);
     return 0;
 }
 
 int main(int argc, char **argv)
 {
     options o = {0};
-    o.pairs = PAIRS_EXHAUSTIVE;
     o.verify = VERIFY_COLMAP;
     o.max_keypoints = 8000;
     o.cache_mb = 1024;
@@ -733,5 +893,6 @@ int main(int argc, char **argv)
 #ifdef MN_HAVE_MPI
     mpi_end(mpi, rc != 0);
 #endif
+    retrieval_codebook_free(&r.cb);
     return rc;
 }

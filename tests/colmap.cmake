@@ -1,7 +1,8 @@
 # Tests of matchnet-colmap: the COLMAP database it writes (test_colmap.c,
 # SQLite C API, no colmap needed), the keypoint conversion from COLMAP's
 # rows (test_colmap_keypoints.c), cameras and EXIF priors
-# (test_colmap_cameras.py) and, where colmap is installed, that
+# (test_colmap_cameras.py), retrieval and spatial pairs
+# (test_colmap_retrieval.py) and, where colmap is installed, that
 # samples/sfm.sh's path through colmap's verification and mapper
 # registers the rendered views (test_colmap_mapper.sh), that
 # --reuse-keypoints describes colmap feature_extractor's keypoints
@@ -58,6 +59,12 @@ if(TARGET matchnet-colmap)
              COMMAND ${MN_SYSTEM_PYTHON} ${CMAKE_CURRENT_SOURCE_DIR}/test_colmap_cameras.py
                      $<TARGET_FILE:matchnet-colmap> ${mn_exif_arg} ${mn_colmap_arg})
     set_tests_properties(test_colmap_cameras PROPERTIES TIMEOUT 300)
+    # --pairs retrieval:K on views of two made-up scenes, spatial:K on
+    # JPEGs with EXIF GPS tags written by the test.
+    add_test(NAME test_colmap_retrieval
+             COMMAND ${MN_SYSTEM_PYTHON} ${CMAKE_CURRENT_SOURCE_DIR}/test_colmap_retrieval.py
+                     $<TARGET_FILE:matchnet-colmap> ${mn_exif_arg})
+    set_tests_properties(test_colmap_retrieval PROPERTIES TIMEOUT 300)
   else()
     message(STATUS "matchnet: python3 without cv2/numpy; test_colmap_cameras is not registered")
   endif()

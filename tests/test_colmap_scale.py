@@ -19,6 +19,8 @@ two_view_geometries; every column, rows in key order):
   shard resumes (nothing matched again; pairs deleted from a part are
   matched again); --merge refuses parts made with other settings, leaving
   no output; usage errors exit 2 with one line.
+- retrieval:K with the store, in 2 shards (the same pairs; merged equal to
+  the single run) and, with mpirun, on 2 ranks (equal to the single run).
 - With mpirun (a build with MN_WITH_MPI): 2 and 3 ranks on loopback
   (--oversubscribe; as root with OMPI_ALLOW_RUN_AS_ROOT) equal the single
   run; a rerun resumes (nothing matched again; deleted pairs matched again,
@@ -217,8 +219,31 @@ def main():
     check(rc == 1 and err.count("\n") == 1 and "has other" in err and not os.path.exists(p("bad.db"))
           and not glob.glob(p("bad.db.tmp.*")), f"inconsistent parts: {rc} {err!r}")
 
+    # retrieval:K with the store: the descriptors read back one image at a
+    # time; shards choose the same pairs and their merge equals the single
+    # run (each shard learns the same codebook from the same store files).
+    rc, err = run(exe, *common, "--database", p("ret.db"), "--store", store, "--pairs", "retrieval:2",
+                  "--pair-list", p("ret.txt"))
+    ret_pairs = sorted(open(p("ret.txt")))
+    check(rc == 0 and 4 <= len(ret_pairs) <= 8, f"retrieval:2 with --store: {rc} {err} {ret_pairs}")
+    lists = []
+    for i in range(2):
+        lists.append(p(f"ret{i}.txt"))
+        rc, err = run(exe, *common, "--database", p(f"ret{i}.db"), "--store", store, "--pairs", "retrieval:2",
+                      "--shard", f"{i}/2", "--pair-list", lists[-1])
+        check(rc == 0, f"retrieval:2 shard {i}/2: {rc} {err}")
+    check(sorted(line for path in lists for line in open(path)) == ret_pairs,
+          "retrieval:2: the shards' pairs are not the single run's")
+    rc, err = run(exe, "--merge", p("ret_merged.db"), p("ret0.db"), p("ret1.db"))
+    check(rc == 0, f"--merge of retrieval shards: {rc} {err}")
+    same_db(p("ret.db"), p("ret_merged.db"), "retrieval:2 shards merged")
+
     if len(sys.argv) > 3:
         mpi_checks(sys.argv[3], exe, common, store, p)
+        rc, err = mpirun(sys.argv[3], 2, exe, *common, "--database", p("ret_mpi.db"), "--store", store,
+                         "--pairs", "retrieval:2")
+        check(rc == 0, f"mpirun -n 2 retrieval:2: {rc} {err}")
+        same_db(p("ret.db"), p("ret_mpi.db"), "mpirun -n 2 retrieval:2")
 
     if failures == 0:
         shutil.rmtree(tmp)

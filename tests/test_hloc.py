@@ -17,6 +17,7 @@ import hashlib
 import os
 import shutil
 import signal
+import struct
 import subprocess
 import sys
 import tempfile
@@ -515,6 +516,69 @@ class OtherKeypoints(unittest.TestCase):
             r = cli("extract", images, os.path.join(tmp, "out.h5"), "--keypoints", other, "--max-keypoints", "5")
             self.assertEqual(r.returncode, 2, r.stderr)
             self.assertEqual(listing(tmp), ["other.h5"])
+
+
+def hloc_get_global(path, names):
+    """pairs_from_retrieval.py get_descriptors: each name's
+    "global_descriptor" as stored, stacked."""
+    with h5py.File(path, "r", libver="latest") as fd:
+        return np.stack([fd[n]["global_descriptor"].__array__() for n in names])
+
+
+def write_codebook(path, words, version=1):
+    """A codebook file as apps/colmap_retrieval.h lays it out."""
+    words = np.asarray(words, np.float32)
+    with open(path, "wb") as f:
+        f.write(b"MNCODEBK" + struct.pack("<4I", version, words.shape[0], words.shape[1], 0) +
+                words.astype("<f4").tobytes())
+
+
+class GlobalFile(unittest.TestCase):
+    """python3 -m matchnet.hloc global: VLAD worked out by hand (the case of
+    test_colmap_pairs for the C code), read back as hloc's retrieval reads it."""
+
+    def test_vlad_by_hand(self):
+        # Words (0,0), (10,0); descriptors (1,0), (0,4), (9,0): residual
+        # sums (1,4), (-1,0); roots (1,2), (-1,0); per word, then all, to
+        # unit length.
+        want = np.array([1 / np.sqrt(10), 2 / np.sqrt(10), -1 / np.sqrt(2), 0])
+        with tempfile.TemporaryDirectory() as tmp:
+            feats, cb = os.path.join(tmp, "f.h5"), os.path.join(tmp, "cb.bin")
+            write_codebook(cb, [[0, 0], [10, 0]])
+            hloc.write_features(feats, {
+                "a.png": {"keypoints": np.zeros((3, 2)), "descriptors": np.array([[1, 0], [0, 4], [9, 0]], np.float32),
+                          "image_size": (8, 8)},
+                "sub/b.png": {"keypoints": np.zeros((0, 2)), "descriptors": np.zeros((0, 2), np.float32),
+                              "image_size": (8, 8)}}, as_half=False)
+            for half in (True, False):
+                g = os.path.join(tmp, "g%d.h5" % half)
+                cli("global", feats, g, "--codebook", cb, *([] if half else ["--no-half"]), check=True)
+                got = hloc_get_global(g, ["a.png", "sub/b.png"])
+                self.assertEqual(got.dtype, np.float16 if half else np.float32)
+                self.assertEqual(got.shape, (2, 4))
+                np.testing.assert_allclose(got[0], want, atol=1e-3 if half else 1e-6)
+                np.testing.assert_array_equal(got[1], np.zeros(4))
+
+    def test_errors(self):
+        with tempfile.TemporaryDirectory() as tmp:
+            feats, cb, g = os.path.join(tmp, "f.h5"), os.path.join(tmp, "cb.bin"), os.path.join(tmp, "g.h5")
+            hloc.write_features(feats, {"a.png": {"keypoints": np.zeros((1, 2)), "descriptors": np.ones((1, 2)),
+                                                  "image_size": (8, 8)}})
+            for words, version, want in [([[0, 0, 0]], 1, "2 dimensions"), ([[0, 0]], 2, "version 2"),
+                                         ([[np.nan, 0]], 1, "not finite")]:
+                write_codebook(cb, words, version)
+                r = cli("global", feats, g, "--codebook", cb)
+                self.assertEqual(r.returncode, 1, r.stderr)
+                self.assertIn(want, r.stderr)
+                self.assertEqual(len(r.stderr.strip().split("\n")), 1, r.stderr)
+                self.assertFalse(os.path.exists(g))
+            with open(cb, "wb") as f:
+                f.write(b"MNCODEBK" + struct.pack("<4I", 1, 2, 2, 0) + b"\0" * 15)
+            r = cli("global", feats, g, "--codebook", cb)
+            self.assertIn("need 40 bytes, the file has 39", r.stderr)
+            r = cli("global", feats, g, "--codebook", os.path.join(tmp, "none.bin"))
+            self.assertIn("cannot open codebook", r.stderr)
+            self.assertEqual(cli("global", feats, g).returncode, 2)
 
 
 class CommandLineErrors(unittest.TestCase):

@@ -6,6 +6,7 @@ reconstruction and triangulation steps take them as they take its own.
     python3 -m matchnet.hloc extract IMAGE_DIR FEATURES.h5 --keypoints OTHER.h5 [--keypoint-size PX]
     python3 -m matchnet.hloc pairs FEATURES.h5 PAIRS.txt
     python3 -m matchnet.hloc match PAIRS.txt FEATURES.h5 MATCHES.h5 [--method l2|metric]
+    python3 -m matchnet.hloc global FEATURES.h5 GLOBAL.h5 --codebook CODEBOOK.bin [--no-half]
 
 The files, as hloc's extract_features.py and match_features.py write them
 and its utils/io.py, utils/parsers.py and triangulation.py read them:
@@ -38,6 +39,13 @@ group inside a group), holding
   matching_scores0  N0 float16: the metric network's match probability
                     (mn_dmatch.probability, for both methods), 0 for none;
                     hloc's min_match_score thresholds it.
+Global descriptor file (HDF5, as hloc's extract_features.py writes a
+global extractor's output, e.g. NetVLAD's, for pairs_from_retrieval.py):
+one group per image, named as in the feature file, holding
+  global_descriptor  D float16 with as_half, else float32: the VLAD vector
+                     of matchnet-colmap's --pairs retrieval:K (the same
+                     definition and codebook file, apps/colmap_retrieval.h)
+                     of the image's descriptors in FEATURES.h5.
 Pairs file: text, one "name0 name1" line per pair (whitespace-separated,
 empty lines skipped), as hloc's pairs_from_*.py write and
 parsers.parse_retrieval reads it.
@@ -86,7 +94,7 @@ try:
 except ImportError:  # reported when a file is opened, not at import
     h5py = None
 
-__all__ = ["IMAGE_GLOBS", "DEFAULT_KEYPOINT_SIZE", "names_to_pair", "names_to_pair_old", "find_pair", "list_images",
+__all__ = ["IMAGE_GLOBS", "DEFAULT_KEYPOINT_SIZE", "read_codebook", "vlad", "write_global", "names_to_pair", "names_to_pair_old", "find_pair", "list_images",
            "list_names", "read_pairs", "write_pairs", "exhaustive_pairs", "read_keypoints", "read_features",
            "write_features", "read_matches", "write_matches", "extract", "match", "main"]
 
@@ -464,6 +472,74 @@ def read_features(path, name):
     return out
 
 
+# ---- global descriptors ----
+
+def read_codebook(path):
+    """The k x d float32 words of a codebook file of matchnet-colmap
+    (--codebook-out; layout in apps/colmap_retrieval.h: "MNCODEBK", uint32
+    version 1, k, d, 0, then k x d float32, little-endian), checked as the
+    program checks it."""
+    try:
+        with open(path, "rb") as f:
+            raw = f.read()
+    except OSError as e:
+        raise _error("cannot open codebook %s: %s" % (path, e.strerror or e), _IO) from None
+    if len(raw) < 24 or raw[:8] != b"MNCODEBK":
+        raise _error("codebook %s: not a codebook file (no MNCODEBK header)" % path, _FORMAT)
+    version, k, d, _ = np.frombuffer(raw, "<u4", 4, 8)
+    if version != 1:
+        raise _error("codebook %s: version %d, this reads version 1" % (path, version), _FORMAT)
+    if not (1 <= k <= 65536 and 1 <= d <= 65536) or len(raw) != 24 + 4 * int(k) * int(d):
+        raise _error("codebook %s: %d words of %d floats need %d bytes, the file has %d"
+                     % (path, k, d, 24 + 4 * int(k) * int(d), len(raw)), _FORMAT)
+    words = np.frombuffer(raw, "<f4", int(k) * int(d), 24).reshape(int(k), int(d)).astype(np.float32)
+    if not np.all(np.isfinite(words)):
+        raise _error("codebook %s: holds a value that is not finite" % path, _FORMAT)
+    return words
+
+
+def _unit(v):
+    n = np.sqrt(np.sum(v.astype(np.float64) ** 2, axis=-1, keepdims=True))
+    return np.where(n > 0, v / np.where(n > 0, n, 1), 0)
+
+
+def vlad(descriptors, words):
+    """The VLAD vector of descriptors (N x d) over words (k x d), as
+    apps/colmap_retrieval.c's retrieval_vlad() defines it: each
+    descriptor's residual to its nearest word (the first of equals) summed
+    per word; a signed square root of every value; each word's block, then
+    the whole, scaled to unit length (zero where empty). k*d float32."""
+    x = np.asarray(descriptors, np.float32).reshape(-1, words.shape[1])
+    k, d = words.shape
+    out = np.zeros((k, d), np.float64)
+    for start in range(0, len(x), 1024):  # N x k x d at once would be gigabytes
+        chunk = x[start:start + 1024]
+        nearest = np.argmin(((chunk[:, None, :] - words[None, :, :]) ** 2).sum(-1), axis=1)
+        np.add.at(out, nearest, chunk - words[nearest])
+    out = np.sign(out) * np.sqrt(np.abs(out))
+    out = _unit(out)
+    return _unit(out.reshape(-1)).astype(np.float32)
+
+
+def write_global(features_path, global_path, words, as_half=True):
+    """Write a global descriptor file (see the module's notes) for every
+    image of an hloc feature file; returns how many."""
+    names = list_names(features_path)
+    out = {}
+    with _open_h5(features_path, "feature file") as h5:
+        for name in names:
+            g = _group(h5, name, features_path)
+            n = len(_read_keypoints(g, name, features_path))
+            out[name] = vlad(_read_descriptors(g, name, features_path, n, dim=words.shape[1]), words)
+    with _h5_replacement(global_path) as h5:
+        for name, v in out.items():
+            if name in h5:
+                del h5[name]
+            h5.create_group(name).create_dataset("global_descriptor", data=v.astype(np.float16 if as_half
+                                                                                    else np.float32))
+    return len(out)
+
+
 # ---- matches ----
 
 def _write_pair(h5, name0, name1, matches0, scores0, replace_all=False):
@@ -730,7 +806,7 @@ def _parser():
     p = argparse.ArgumentParser(
         prog="python3 -m matchnet.hloc",
         description="MatchNet features and matches in hloc's (Hierarchical-Localization) HDF5 files.")
-    sub = p.add_subparsers(dest="command", required=True, metavar="{extract,pairs,match}")
+    sub = p.add_subparsers(dest="command", required=True, metavar="{extract,pairs,match,global}")
 
     e = sub.add_parser("extract", help="describe the images of a folder into a feature file",
                        description="Detect and describe every image under IMAGE_DIR (hloc's globs: %s) into "
@@ -769,7 +845,20 @@ def _parser():
     m.add_argument("--overwrite", action="store_true", help="match again pairs already in MATCHES.h5")
     m.add_argument("--model", metavar="PATH", help=".mnw model (default: the installed model)")
     m.add_argument("--threads", type=int, default=0, metavar="N", help="library threads (default: all cores)")
+    _add_global_parser(sub)
     return p
+
+
+def _add_global_parser(sub):
+    g = sub.add_parser("global", help="VLAD global descriptors of a feature file's images, for hloc's retrieval",
+                       description="Write GLOBAL.h5 with a \"global_descriptor\" for every image of FEATURES.h5: "
+                                   "the VLAD vector of its descriptors over CODEBOOK.bin, as matchnet-colmap's "
+                                   "--pairs retrieval:K makes it (matchnet-colmap --codebook-out saves a codebook). "
+                                   "Images already there are replaced.")
+    g.add_argument("features", metavar="FEATURES.h5")
+    g.add_argument("global_out", metavar="GLOBAL.h5")
+    g.add_argument("--codebook", required=True, metavar="CODEBOOK.bin", help="matchnet-colmap --codebook-out's file")
+    g.add_argument("--no-half", action="store_true", help="store float32, not float16")
 
 
 def _sigterm(signum, frame):
@@ -802,6 +891,9 @@ def main(argv=None):
                         overwrite=args.overwrite, num_threads=args.threads, progress=progress)
             progress("%d images written (%d keypoints), %d already there" % (r["images"], r["keypoints"],
                                                                              r["skipped"]))
+        elif args.command == "global":
+            n = write_global(args.features, args.global_out, read_codebook(args.codebook), as_half=not args.no_half)
+            progress("%d global descriptors written" % n)
         elif args.command == "pairs":
             names = list_names(args.features)
             pairs = exhaustive_pairs(names)

@@ -19,6 +19,7 @@
  */
 #define _GNU_SOURCE /* memfd_create, open_memstream */
 #include "colmap_app.h"
+#include "ref_pair_spec.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -344,17 +345,16 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         const char *a = argv[i];
         /* --pairs SPEC, as matchnet-colmap reads it after the options. */
         options o = {.pairs_spec = a};
+        pair_term want_terms[MAX_PAIR_TERMS];
+        int want_n;
         long n = 0;
-        int seq = strncmp(a, "sequential:", 11) == 0, seq_ok = seq && ref_integer(a + 11, 1, INT_MAX, &n);
+        int want_prc = ref_pair_spec(a, want_terms, &want_n);
         capture();
         int prc = pair_spec_parse(&o);
         restore(out, err, sizeof out, len);
-        if (prc != (a[0] == '\0' || (seq && !seq_ok) ? 2 : 0) || (prc == 2) != (len[1] > 0))
+        if (prc != want_prc || (prc == 2) != (len[1] > 0))
             violated("pair_spec_parse status", argc, argv);
-        const int exhaustive = strcmp(a, "exhaustive") == 0;
-        if (prc == 0 && (exhaustive ? o.pairs != PAIRS_EXHAUSTIVE
-                         : seq      ? o.pairs != PAIRS_SEQUENTIAL || o.overlap != n
-                                    : o.pairs != PAIRS_FILE || o.pair_file != a))
+        if (prc == 0 && !ref_same_terms(&o, want_terms, want_n))
             violated("pair_spec_parse result", argc, argv);
         /* Counts and --progress's names on their own. */
         long c = mn_cli_parse_count(a, -7, 1000);
