@@ -160,7 +160,11 @@ with tempfile.TemporaryDirectory() as tmp:
     cv2.imwrite(a, photo)
     print("tilt turn  similarity      --affine        SIFT (OpenCV)   " +
           ("COLMAP SIFT     COLMAP affine   " if colmap else "") + "(correct / matches)")
-    for tilt, turn in ((1.0, 50), (2.0, 50), (4.0, 50), (1.6, 0), (2.5, 0), (4.0, 0)):
+    # The checked views; MN_TEST_LONG=1 adds the two the table only shows.
+    views = ((1.0, 50), (2.0, 50), (4.0, 50), (1.6, 0), (2.5, 0), (4.0, 0))
+    if os.environ.get("MN_TEST_LONG") != "1":
+        views = tuple(v for v in views if v not in ((2.0, 50), (1.6, 0)))
+    for tilt, turn in views:
         img, A = view(tilt, turn)
         b = os.path.join(tmp, "b.png")
         cv2.imwrite(b, img)

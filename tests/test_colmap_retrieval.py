@@ -127,8 +127,10 @@ def retrieval(exe, tmp):
     with open(os.path.join(tmp, "cb.bin"), "rb") as f1, open(os.path.join(tmp, "cb2.bin"), "rb") as f2:
         check(f1.read() == f2.read(), "codebooks learned by two runs on the same images differ")
 
-    r1, _, _ = pairs("r1", "retrieval:1")
-    union, _, _ = pairs("u", "retrieval:1+sequential:1")
+    # The saved codebook from here on: learning it again takes seconds.
+    cb = ["--codebook", os.path.join(tmp, "cb.bin")]
+    r1, _, _ = pairs("r1", "retrieval:1", *cb)
+    union, _, _ = pairs("u", "retrieval:1+sequential:1", *cb)
     seq = [(names[i], names[i + 1]) for i in range(len(names) - 1)]
     check(union == r1 + [q for q in seq if q not in r1],
           "retrieval:1+sequential:1: %s, want retrieval:1 %s then sequential:1's others" % (union, r1))
