@@ -46,6 +46,7 @@
  */
 #define _POSIX_C_SOURCE 200809L
 #include "colmap_app.h"
+#include "out_file.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -313,21 +314,6 @@ void store_entry_free(store_entry *e)
     *e = (store_entry){0};
 }
 
-/* Write all of buf to fd. 0 or an errno. */
-static int write_all(int fd, const unsigned char *p, size_t n)
-{
-    while (n > 0) {
-        ssize_t w = write(fd, p, n);
-        if (w < 0 && errno == EINTR)
-            continue;
-        if (w <= 0)
-            return w < 0 ? errno : EIO;
-        p += w;
-        n -= (size_t)w;
-    }
-    return 0;
-}
-
 int store_write(context *ctx, const char *name, const store_entry *e)
 {
     store_header h;
@@ -366,7 +352,7 @@ int store_write(context *ctx, const char *name, const store_entry *e)
         /* mkstemp() makes it 0600: other users' runs read the store too. */
         mode_t mask = umask(0);
         umask(mask);
-        if (fchmod(fd, 0666 & ~mask) != 0 || (e_no = write_all(fd, buf, n)) != 0)
+        if (fchmod(fd, 0666 & ~mask) != 0 || (e_no = mn_out_file_write_all(fd, buf, n)) != 0)
             e_no = e_no ? e_no : errno;
     }
     if (fd >= 0 && e_no == 0 && fsync(fd) != 0)

@@ -15,8 +15,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-static int write_all(int fd, const unsigned char *p, size_t n)
+int mn_out_file_write_all(int fd, const void *data, size_t n)
 {
+    const unsigned char *p = data;
     while (n > 0) {
         ssize_t w = write(fd, p, n);
         if (w < 0 && errno == EINTR)
@@ -83,7 +84,7 @@ int mn_out_file_write(const char *path, const void *data, size_t n)
     struct stat st;
     if (stat(path, &st) == 0 && !S_ISREG(st.st_mode)) {
         int fd = open(path, O_WRONLY | O_TRUNC | O_CLOEXEC);
-        int e = fd < 0 ? errno : write_all(fd, data, n);
+        int e = fd < 0 ? errno : mn_out_file_write_all(fd, data, n);
         if (fd >= 0 && close(fd) != 0 && e == 0)
             e = errno;
         return e;
@@ -107,7 +108,7 @@ int mn_out_file_write(const char *path, const void *data, size_t n)
     if (fd < 0) {
         e = errno;
     } else {
-        e = write_all(fd, data, n);
+        e = mn_out_file_write_all(fd, data, n);
         if (close(fd) != 0 && e == 0)
             e = errno;
         if (e == 0)

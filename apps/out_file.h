@@ -22,6 +22,10 @@ extern "C" {
  * failed (the temporary file removed). */
 int mn_out_file_write(const char *path, const void *data, size_t n);
 
+/* Write all n bytes to fd, again after EINTR and short writes. Returns 0
+ * or an errno (EIO when write() wrote nothing). */
+int mn_out_file_write_all(int fd, const void *data, size_t n);
+
 /* Remove the temporary files that killed runs left beside path's target:
  * PATH.tmp.PID.K (this file's and mn_matches_draw_with()'s naming) whose
  * process PID no longer exists. mn_out_file_write() calls it; programs

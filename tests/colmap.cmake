@@ -38,7 +38,8 @@ if(TARGET matchnet-colmap)
   # The descriptor store on its own (float16 against numpy's, files read
   # back, stale and corrupt ones refused, the cache's budget).
   add_executable(test_colmap_store test_colmap_store.c ${PROJECT_SOURCE_DIR}/apps/colmap_store.c
-                                   ${PROJECT_SOURCE_DIR}/apps/cli.c)
+                                   ${PROJECT_SOURCE_DIR}/apps/cli.c ${PROJECT_SOURCE_DIR}/apps/out_file.c
+                                   ${PROJECT_SOURCE_DIR}/apps/test_point.c)
   target_include_directories(test_colmap_store PRIVATE ${PROJECT_SOURCE_DIR}/apps)
   target_link_libraries(test_colmap_store PRIVATE matchnet matchnet_opencv m)
   add_test(NAME test_colmap_store COMMAND test_colmap_store)
