@@ -6,16 +6,16 @@
 # 2 ranks x 1 thread (mpirun; 4 ranks oversubscribed with --four), plus the
 # per-image and per-pair costs and an estimate for a large run.
 #
-#   bench/scale.sh [--sizes 25,50,100,...] [--quick | --full] [--four]
+#   bench/scale.sh [--sizes 20,40,80,...] [--quick | --full] [--four] [--configs 1x1,1x2,2x1,4x1]
 #                  [--work DIR] [--exe PATH] [--cache-mb MB] [--max-keypoints N]
 #                  [--retrieval K] [--exhaustive-max N] [--verify own|colmap]
 #                  [--est-images N] [--est-nodes N] [--est-cores C] [--keep] [--no-pause]
 #
-# Pairs: exhaustive for N <= --exhaustive-max (200), retrieval:K (K = 10)
-# beyond. Defaults: sizes 25,50,100,250 (about 15 minutes on 2 cores);
+# Pairs: exhaustive for N <= --exhaustive-max, retrieval:K (K = 10) beyond.
+# Defaults: sizes 20,40,80,160, exhaustive up to 80 (about 15 minutes on 2 cores);
 # --quick: 10,20,40 with --exhaustive-max 20 (a smoke test, about 2 minutes);
-# --full: 100,200,500,1000,2000 and --four (about 3 hours on 2 cores; see
-# bench/README.md). Builds nothing: --exe defaults to build/apps/matchnet-colmap
+# --full: 100,200,500,1000,2000, exhaustive up to 200, and --four (several
+# hours on 2 cores; see bench/README.md). Builds nothing: --exe defaults to build/apps/matchnet-colmap
 # (cmake --build build --target matchnet-colmap); mpirun runs when the
 # program was built with MPI (MN_WITH_MPI) and mpirun is installed.
 #
@@ -26,10 +26,12 @@
 # the store through the cache, matching, --verify own, writing). Peak RSS is
 # /usr/bin/time's maximum resident set size; under mpirun each rank is
 # measured on its own and the table gives the largest rank (the JSON also
-# the sum over ranks). The writer's throughput is timed with --merge of the
-# 1x1 database into a new one (reading and writing every row: pairs written
-# per second by one process, as rank 0 writes them): the merge of the whole
-# database less the merge of the database after the describe step.
+# the sum over ranks). For 1x1 a "register" step is also timed: the N
+# images, all in the store, into another new database (what rank 0 does
+# alone after the ranks have described). The writer's throughput (pairs written per second by
+# rank 0) is timed by bench/scale_writer.py on the 1x1 databases: the
+# matches and geometries replayed into the database as the describe step
+# left it, 16 pairs to a transaction, as the program commits them.
 #
 # Writes WORK/scale.md (the tables and the estimate) and WORK/scale.json;
 # WORK (default bench/out/scale) holds everything the run makes and must be
@@ -42,8 +44,8 @@ cd "$(dirname "$0")/.."
 root=$PWD
 PY=/usr/bin/python3
 
-sizes=25,50,100,250 exhaustive_max=200 retrieval_k=10 cache_mb=64 max_kp=1000 verify=own
-four=0 keep=0 pause=1 work=bench/out/scale exe=build/apps/matchnet-colmap
+sizes=20,40,80,160 exhaustive_max=80 retrieval_k=10 cache_mb=64 max_kp=1000 verify=own
+four=0 keep=0 pause=1 only='' work=bench/out/scale exe=build/apps/matchnet-colmap
 est_images=10000 est_nodes=100 est_cores=16
 usage() {
     sed -n '9,12p' "$0" | sed 's/^# //' >&2
@@ -53,8 +55,9 @@ while [ $# -gt 0 ]; do
     case "$1" in
     --sizes) sizes=$2; shift 2 ;;
     --quick) sizes=10,20,40 exhaustive_max=20; shift ;;
-    --full) sizes=100,200,500,1000,2000 four=1; shift ;;
+    --full) sizes=100,200,500,1000,2000 exhaustive_max=200 four=1; shift ;;
     --four) four=1; shift ;;
+    --configs) only=$2; shift 2 ;;
     --work) work=$2; shift 2 ;;
     --exe) exe=$2; shift 2 ;;
     --cache-mb) cache_mb=$2; shift 2 ;;
@@ -91,13 +94,19 @@ exe=$(realpath "$exe")
 export MATCHNET_MODEL=${MATCHNET_MODEL:-$root/models/matchnet.mnw}
 [ -s "$MATCHNET_MODEL" ] || die "model $MATCHNET_MODEL missing"
 
-configs=("1 1" "1 2")
+all_configs=("1 1" "1 2")
 if command -v mpirun >/dev/null && ldd "$exe" | grep -q libmpi; then
-    configs+=("2 1")
-    [ "$four" = 1 ] && configs+=("4 1")
+    all_configs+=("2 1" "4 1")
 else
     echo "bench/scale.sh: no MPI build or no mpirun: 1-rank configurations only" >&2
 fi
+[ -n "$only" ] || only=1x1,1x2,2x1
+[ "$four" = 1 ] && only=$only,4x1
+configs=()
+for conf in "${all_configs[@]}"; do
+    [[ ",$only," == *",${conf/ /x},"* ]] && configs+=("$conf")
+done
+[ "${#configs[@]}" -gt 0 ] || die "--configs $only: none of 1x1, 1x2, 2x1, 4x1 available"
 
 # The work folder: only an empty one or one this script made is used (and
 # emptied), so that a wrong --work deletes nothing else.
@@ -115,7 +124,7 @@ work=$(realpath "$work")
 # Free disk, before anything is written: the views (about 0.1 MB each),
 # one store per configuration (about 0.53 MB an image at 1,000 keypoints:
 # 16 bytes a keypoint + 2 x 256 float16), the largest database (about 0.1 MB
-# an image + 4 kB a pair) and its merged copy, and 512 MB to spare.
+# an image + 4 kB a pair) and its copy for the writer's replay, and 512 MB to spare.
 max_pairs=0
 for n in "${size_list[@]}"; do
     if [ "$n" -le "$exhaustive_max" ]; then p=$((n * (n - 1) / 2)); else p=$((n * retrieval_k)); fi
@@ -201,24 +210,27 @@ for conf in "${configs[@]}"; do
         common=(--images "$d/images" --database "$d/database.db" --store "$store" --cache-mb "$cache_mb")
         timed "$d/describe" "$ranks" "$threads" "$d/describe.log" "${common[@]}" --pairs "$work/empty.pairs"
         db_images=$(bytes "$d/database.db")
-        [ "$cname" = 1x1 ] && cp "$d/database.db" "$d/images.db"
+        register_s=-1
+        if [ "$cname" = 1x1 ]; then
+            cp "$d/database.db" "$d/images.db"
+            # Registering alone: all N images already in the store, into a
+            # new database (what rank 0 does after the ranks described).
+            timed "$d/register" 1 1 "$d/register.log" --images "$d/images" --database "$d/register.db" \
+                --store "$store" --cache-mb "$cache_mb" --pairs "$work/empty.pairs"
+            register_s=$(cat "$d/register.wall")
+            rm -f "$d/register.db"
+        fi
         timed "$d/match" "$ranks" "$threads" "$d/match.log" "${common[@]}" --pairs "$spec" --verify "$verify"
         db_all=$(bytes "$d/database.db")
         pairs=$(sed -n 's/.* images (.*), \([0-9]*\) pairs (\([0-9]*\) matched now.*/\1 \2/p' "$d/match.log" | tail -n 1)
         [ -n "$pairs" ] || die "no summary line in $d/match.log"
         read -r pairs matched <<<"$pairs"
         [ "$pairs" = "$matched" ] || die "$cname N=$n: $matched of $pairs pairs matched (a stale database?)"
-        merge_wall=-1 merge_images_wall=-1
+        writer_pairs=-1 writer_s=-1
         if [ "$cname" = 1x1 ]; then
-            for part in images all; do
-                db=$d/database.db
-                [ "$part" = images ] && db=$d/images.db
-                /usr/bin/time -f "%e %M %U %S" -o "$d/merge-$part.0" "$exe" --merge "$d/merged.db" "$db" \
-                    >"$d/merge-$part.log" 2>&1 || die "--merge failed: see $d/merge-$part.log"
-                rm -f "$d/merged.db"
-            done
-            merge_images_wall=$(cut -d' ' -f1 "$d/merge-images.0")
-            merge_wall=$(cut -d' ' -f1 "$d/merge-all.0")
+            read -r writer_pairs writer_s _ < <("$PY" bench/scale_writer.py "$d/database.db" "$d/images.db") ||
+                die "scale_writer.py failed on $d"
+            [ -n "$writer_s" ] || die "scale_writer.py failed on $d"
         fi
         "$PY" - "$d" "$ranks" >>"$rows" <<PYEOF
 import sys
@@ -230,10 +242,10 @@ for step in ("describe", "match"):
     rr = per_rank(step)
     out += [open("%s/%s.wall" % (d, step)).read().strip(), "%d" % max(r[1] for r in rr), "%d" % sum(r[1] for r in rr),
             "%.2f" % (rr[0][2] + rr[0][3]), "%.2f" % sum(r[2] + r[3] for r in rr)]
-out += ["$(bytes "$store")", "$db_images", "$db_all", "$merge_images_wall", "$merge_wall"]
+out += ["$(bytes "$store")", "$db_images", "$db_all", "$register_s", "$writer_pairs", "$writer_s"]
 print("\t".join(out))
 PYEOF
-        rm -f "$d/database.db" "$d/images.db"
+        rm -f "$d/database.db" "$d/images.db" "$d/register.db"
         prev=$n
     done
     [ "$keep" = 1 ] || rm -rf "$store"

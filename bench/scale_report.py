@@ -8,8 +8,8 @@ ROWS.tsv: one line per (configuration, N), tab-separated: config, ranks, threads
 N, pairs spec, pairs, images described in this row, then for the describe and
 the match step each: wall s, peak RSS of the largest process (kB), sum over
 ranks (kB), rank 0 CPU s, CPU s of all ranks; then store bytes, database bytes
-after the describe step, after the match step, and --merge wall s of the
-database after the describe step and after the match step (-1: not run).
+after the describe step, after the match step, the register step's wall s,
+and the writer's replay (scale_writer.py): pairs and seconds (-1: not run).
 """
 import argparse
 import json
@@ -18,7 +18,7 @@ import sys
 COLS = ["config", "ranks", "threads", "n", "spec", "pairs", "new_images",
         "describe_wall_s", "describe_rss_max_kb", "describe_rss_sum_kb", "describe_rank0_cpu_s", "describe_cpu_s",
         "match_wall_s", "match_rss_max_kb", "match_rss_sum_kb", "match_rank0_cpu_s", "match_cpu_s",
-        "store_bytes", "db_bytes_images", "db_bytes", "merge_images_wall_s", "merge_wall_s"]
+        "store_bytes", "db_bytes_images", "db_bytes", "register_s", "writer_pairs", "writer_s"]
 
 
 def read_rows(path):
@@ -55,6 +55,13 @@ def costs(rows):
     one = [r for r in rows if r["config"] == "1x1"]
     c = {}
     c["describe_core_s_per_image"] = sum(r["describe_wall_s"] for r in one) / sum(r["new_images"] for r in one)
+    reg = [r for r in one if r["register_s"] > 0]
+    if reg:
+        # Rank 0 alone writes every image into the database (keypoints read
+        # back from the store); timed on its own, start-up included.
+        c["register_s_per_image"] = sum(r["register_s"] for r in reg) / sum(r["n"] for r in reg)
+        c["describe_core_s_per_image"] = max(1e-6, sum(r["describe_wall_s"] - c["register_s_per_image"] * r["n"]
+                                                       for r in one) / sum(r["new_images"] for r in one))
     ex = [r for r in one if r["spec"] == "exhaustive"]
     base = ex if ex else one
     a, b = fit([r["pairs"] for r in base], [r["match_wall_s"] for r in base])
@@ -72,13 +79,11 @@ def costs(rows):
     c["db_bytes_per_image"] = big["db_bytes_images"] / big["n"]
     most = max(one, key=lambda r: r["pairs"])
     c["db_bytes_per_pair"] = (most["db_bytes"] - most["db_bytes_images"]) / most["pairs"]
-    merged = [r for r in one if r["merge_wall_s"] > 0]
-    if merged:
-        m = max(merged, key=lambda r: r["pairs"])
-        t = max(1e-3, m["merge_wall_s"] - m["merge_images_wall_s"])
-        c["writer_pairs_per_s"] = m["pairs"] / t
-        c["writer_measured_on"] = "--merge of N=%d: %.2f s with its %d pairs, %.2f s without" % (
-            m["n"], m["merge_wall_s"], m["pairs"], m["merge_images_wall_s"])
+    timed = [r for r in one if r["writer_s"] > 0]
+    if timed:
+        c["writer_pairs_per_s"] = sum(r["writer_pairs"] for r in timed) / sum(r["writer_s"] for r in timed)
+        c["writer_measured_on"] = "%d pairs replayed in %.2f s, 16 to a transaction" % (
+            sum(r["writer_pairs"] for r in timed), sum(r["writer_s"] for r in timed))
     c["peak_rss_mb"] = {cfg: max(max(r["describe_rss_max_kb"], r["match_rss_max_kb"]) for r in rows
                                  if r["config"] == cfg) / 1024 for cfg in dict.fromkeys(r["config"] for r in rows)}
     return c
@@ -91,10 +96,11 @@ def estimate(c, images, nodes, cores, k):
     e = {"images": images, "nodes": nodes, "cores_per_node": cores, "ranks": ranks,
          "pairs_per_image": ppi, "pairs": images * ppi}
     e["describe_s"] = images * c["describe_core_s_per_image"] / ranks
+    e["register_s"] = images * c.get("register_s_per_image", 0.0)
     e["select_s"] = images * c.get("retrieval_select_s_per_image", 0.0)
     e["match_s"] = e["pairs"] * c["match_core_s_per_pair"] / workers
     e["writer_s"] = e["pairs"] / c["writer_pairs_per_s"] if "writer_pairs_per_s" in c else None
-    e["wall_s"] = e["describe_s"] + e["select_s"] + max(e["match_s"], e["writer_s"] or 0)
+    e["wall_s"] = e["describe_s"] + e["register_s"] + e["select_s"] + max(e["match_s"], e["writer_s"] or 0)
     e["store_bytes"] = images * c["store_bytes_per_image"]
     e["db_bytes"] = images * c["db_bytes_per_image"] + e["pairs"] * c["db_bytes_per_pair"]
     ex = images * (images - 1) / 2
@@ -166,11 +172,15 @@ def main():
                  "and writes the database; the other ranks match. Its CPU time near its wall time means it spins "
                  "in MPI_Probe (Open MPI polls) while waiting for results.")
     L.append("")
-    L.append("Costs (1 rank x 1 thread, core seconds): describe %.3f s per image; match %.2f ms per pair "
+    L.append("Costs (1 rank x 1 thread, core seconds): describe %.3f s per image%s; match %.2f ms per pair "
              "(least squares over the exhaustive rows: match s = %.2f + %.5f x pairs)%s; store %.0f kB per image; "
              "database %.1f kB per image (cameras, images, keypoints) and %.0f bytes per pair (matches%s); "
              "writer %s." % (
-                 c["describe_core_s_per_image"], 1000 * c["match_core_s_per_pair"], c["match_fixed_s"],
+                 c["describe_core_s_per_image"],
+                 " (the describe steps less registering) and %.3f s per image to register it: written into a new "
+                 "database from the store (timed alone)" % c["register_s_per_image"]
+                 if "register_s_per_image" in c else "",
+                 1000 * c["match_core_s_per_pair"], c["match_fixed_s"],
                  c["match_core_s_per_pair"],
                  "; retrieval selection (codebook, VLAD) %.3f s per image, %.1f pairs per image" % (
                      c["retrieval_select_s_per_image"], c["retrieval_pairs_per_image"])
@@ -186,23 +196,26 @@ def main():
     L.append("")
     L.append("    describe = I x d / R                   = %d x %.3f / %d = %s" % (
         e["images"], c["describe_core_s_per_image"], e["ranks"], hms(e["describe_s"])))
+    L.append("    register = I x r (rank 0 alone)        = %d x %.4f = %s" % (
+        e["images"], c.get("register_s_per_image", 0.0), hms(e["register_s"])))
     L.append("    select   = I x v (rank 0 alone)        = %d x %.4f = %s" % (
         e["images"], c.get("retrieval_select_s_per_image", 0.0), hms(e["select_s"])))
     L.append("    match    = P x m / (R - 1)             = %.0f x %.5f / %d = %s" % (
         e["pairs"], c["match_core_s_per_pair"], e["ranks"] - 1, hms(e["match_s"])))
     L.append("    writer   = P / w                       = %.0f / %.0f = %s" % (
         e["pairs"], c.get("writer_pairs_per_s", float("nan")), hms(e["writer_s"])))
-    L.append("    wall    ~= describe + select + max(match, writer) = %s" % hms(e["wall_s"]))
+    L.append("    wall    ~= describe + register + select + max(match, writer) = %s" % hms(e["wall_s"]))
     L.append("    data: store I x s = %s on the shared file system; database I x b_i + P x b_p = %s" % (
         gb(e["store_bytes"]), gb(e["db_bytes"])))
     L.append("    exhaustive instead: P = I(I-1)/2 = %.3g pairs: match %s, writer %s, database %s" % (
         e["exhaustive_pairs"], hms(e["exhaustive_match_s"]), hms(e["exhaustive_writer_s"]),
         gb(e["exhaustive_db_bytes"])))
     L.append("")
-    L.append("(I images, R ranks, P pairs; d, m, v, s, b_i, b_p, w the costs above. Assumes the nodes' cores are as "
-             "fast as these, ideal scaling of describing and matching, and a store file system that serves "
-             "R x s / d bytes per second; the writer bound w was measured by --merge here, and rank 0 also "
-             "receives P x b_p bytes of results.)")
+    L.append("(I images, R ranks, P pairs; d, r, m, v, s, b_i, b_p, w the costs above. Assumes the nodes' cores are "
+             "as fast as these, ideal scaling of describing and matching, and a store file system that takes "
+             "R x s / d bytes per second while describing and gives rank 0 I x s bytes for registering (and again "
+             "for retrieval's VLAD); w is the replay of the writes on this machine's disk, and rank 0 also "
+             "receives P x b_p bytes of results. Start-up (mpirun, loading the model: about 1 s) left out.)")
     md = "\n".join(L) + "\n"
     with open(o.md, "w") as f:
         f.write(md)
