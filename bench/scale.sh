@@ -95,7 +95,8 @@ export MATCHNET_MODEL=${MATCHNET_MODEL:-$root/models/matchnet.mnw}
 [ -s "$MATCHNET_MODEL" ] || die "model $MATCHNET_MODEL missing"
 
 all_configs=("1 1" "1 2")
-if command -v mpirun >/dev/null && ldd "$exe" | grep -q libmpi; then
+# (not ldd | grep -q: grep's early exit would fail the pipeline under pipefail)
+if command -v mpirun >/dev/null && [[ "$(ldd "$exe")" == *libmpi* ]]; then
     all_configs+=("2 1" "4 1")
 else
     echo "bench/scale.sh: no MPI build or no mpirun: 1-rank configurations only" >&2
