@@ -12,12 +12,13 @@
 #                  [--est-images N] [--est-nodes N] [--est-cores C] [--keep] [--no-pause]
 #
 # Pairs: exhaustive for N <= --exhaustive-max, retrieval:K (K = 10) beyond.
-# Defaults: sizes 20,40,80,160, exhaustive up to 80 (about 15 minutes on 2 cores);
+# Defaults: sizes 20,40,80,160, exhaustive up to 80 (11 minutes on 2 cores);
 # --quick: 10,20,40 with --exhaustive-max 20 (a smoke test, about 2 minutes);
-# --full: 100,200,500,1000,2000, exhaustive up to 200, and --four (several
-# hours on 2 cores; see bench/README.md). Builds nothing: --exe defaults to build/apps/matchnet-colmap
-# (cmake --build build --target matchnet-colmap); mpirun runs when the
-# program was built with MPI (MN_WITH_MPI) and mpirun is installed.
+# --full: 100,200,500,1000,2000, exhaustive up to 200, and --four (3 to 4
+# hours on 2 cores, estimated; see bench/README.md). Builds nothing: --exe
+# defaults to build/apps/matchnet-colmap (cmake --build build --target
+# matchnet-colmap); the mpirun configurations run when the program was
+# built with MPI (MN_WITH_MPI) and mpirun is installed.
 #
 # Each configuration has its own store; for each N (ascending) a fresh
 # database is made in two timed steps: "describe" (an empty pair list: the
@@ -28,10 +29,11 @@
 # measured on its own and the table gives the largest rank (the JSON also
 # the sum over ranks). For 1x1 a "register" step is also timed: the N
 # images, all in the store, into another new database (what rank 0 does
-# alone after the ranks have described). The writer's throughput (pairs written per second by
-# rank 0) is timed by bench/scale_writer.py on the 1x1 databases: the
-# matches and geometries replayed into the database as the describe step
-# left it, 16 pairs to a transaction, as the program commits them.
+# alone after the ranks have described). The writer's throughput (pairs
+# written per second by rank 0) is timed by bench/scale_writer.py on the
+# 1x1 databases: the matches and geometries replayed into the database as
+# the describe step left it, 16 pairs to a transaction, as the program
+# commits them.
 #
 # Writes WORK/scale.md (the tables and the estimate) and WORK/scale.json;
 # WORK (default bench/out/scale) holds everything the run makes and must be
@@ -40,6 +42,7 @@
 # non-zero and leaves in WORK only the logs and timings of the runs
 # (WORK/runs/*/n*/*.log): no scale.md / scale.json, views, stores or databases.
 set -euo pipefail
+caller=$PWD # --work and --exe are relative to it
 cd "$(dirname "$0")/.."
 root=$PWD
 PY=/usr/bin/python3
@@ -58,8 +61,8 @@ while [ $# -gt 0 ]; do
     --full) sizes=100,200,500,1000,2000 exhaustive_max=200 four=1; shift ;;
     --four) four=1; shift ;;
     --configs) only=$2; shift 2 ;;
-    --work) work=$2; shift 2 ;;
-    --exe) exe=$2; shift 2 ;;
+    --work) work=$(cd "$caller" && realpath -m -- "$2"); shift 2 ;;
+    --exe) exe=$(cd "$caller" && realpath -m -- "$2"); shift 2 ;;
     --cache-mb) cache_mb=$2; shift 2 ;;
     --max-keypoints) max_kp=$2; shift 2 ;;
     --retrieval) retrieval_k=$2; shift 2 ;;
