@@ -8,7 +8,7 @@
  * the database: it adds the images (from the store), selects the pairs,
  * leaves out those already done (a rerun resumes), and hands out blocks of
  * PAIR_BLOCK pairs, in the store's tiled order, to the other ranks as they
- * ask for work. Each worker reads the descriptors through its own cache,
+ * ask for work, matching OWN_BLOCK pairs at a time itself in between. Each worker reads the descriptors through its own cache,
  * matches (and with --verify own verifies) the pairs and sends the results
  * back; rank 0 writes each block in one transaction. The database gets the
  * rows a single run writes, in another order.
@@ -28,11 +28,15 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #define TAG_BLOCK 1
 #define TAG_RESULT 2
 /* Pairs per message and per transaction: as a single run commits them. */
 #define MPI_PAIR_BLOCK 16
+/* Pairs rank 0 matches between looking for the workers' results: a worker
+ * waits at most that long (about 0.1 s) for its next block. */
+#define OWN_BLOCK 4
 
 int mpi_start(int *argc, char ***argv, int *rank, int *size)
 {
@@ -143,6 +147,61 @@ static int take(reader *r, void *out, size_t n)
     return 0;
 }
 
+/* Append n bytes to a growing message. 0 or -1 (out of memory). */
+static int put(unsigned char **msg, size_t *len, size_t *cap, const void *data, size_t n)
+{
+    if (*len + n > *cap) {
+        size_t c = *cap ? *cap : 4096;
+        while (c < *len + n)
+            c *= 2;
+        unsigned char *m = realloc(*msg, c);
+        if (!m)
+            return -1;
+        *msg = m;
+        *cap = c;
+    }
+    if (n)
+        memcpy(*msg + *len, data, n);
+    *len += n;
+    return 0;
+}
+
+/* Match pairs (i, j) of v[0 .. 2n) through the cache and append their
+ * results to *msg in TAG_RESULT's layout. 0 or -1 (reported). */
+static int compute_pairs(context *ctx, const image_list *list, store_cache *cache, match_buffers *buf,
+                         const unsigned long long *v, int n, unsigned char **msg, size_t *len, size_t *cap)
+{
+    for (int k = 0; k + 1 < n; k += 2) {
+        if (v[k] >= list->n || v[k + 1] >= list->n) {
+            error_line("a malformed block message from rank 0");
+            return -1;
+        }
+        const store_entry *ea, *eb;
+        if (store_cache_pair(cache, ctx, list, (size_t)v[k], (size_t)v[k + 1], &ea, &eb) != 0) {
+            error_line("%s", ctx->err);
+            return -1;
+        }
+        image_entry a = list->v[v[k]], b = list->v[v[k + 1]];
+        a.kp = ea->kp;
+        a.desc = ea->desc;
+        b.kp = eb->kp;
+        b.desc = eb->desc;
+        pair_result res;
+        if (pair_compute(ctx, &a, &b, buf, &res) != 0) {
+            error_line("%s", ctx->err);
+            return -1;
+        }
+        unsigned long long h[5] = {v[k], v[k + 1], res.nm, res.ni, (unsigned long long)res.config};
+        if (put(msg, len, cap, h, sizeof h) || put(msg, len, cap, res.F, sizeof res.F) ||
+            put(msg, len, cap, res.i1, res.nm * 4) || put(msg, len, cap, res.i2, res.nm * 4) ||
+            put(msg, len, cap, res.g1, res.ni * 4) || put(msg, len, cap, res.g2, res.ni * 4)) {
+            error_line("out of memory");
+            return -1;
+        }
+    }
+    return 0;
+}
+
 /* Write one result message in one transaction. 0 or -1 (reported). */
 static int write_result(context *ctx, const image_list *list, const unsigned char *msg, size_t len,
                         match_buffers *buf, size_t max_kp, size_t *n_pairs, size_t *n_matches)
@@ -184,19 +243,45 @@ int mpi_serve(context *ctx, const image_list *list, const pair_list *pairs, size
 {
     int size;
     MPI_Comm_size(MPI_COMM_WORLD, &size);
-    match_buffers buf = {0};
-    if (match_buffers_alloc(&buf, max_kp) != 0)
+    match_buffers buf = {0}, own_buf = {0};
+    store_cache cache = {0};
+    if (match_buffers_alloc(&buf, max_kp) != 0 || match_buffers_alloc(&own_buf, max_kp) != 0 ||
+        store_cache_init(&cache, list->n, (size_t)ctx->o->cache_mb << 20) != 0) {
+        match_buffers_free(&buf);
+        match_buffers_free(&own_buf);
         return -1;
+    }
     size_t next = 0;
     int active = 0, rc = 0;
     for (int w = 1; w < size; w++)
         active += send_block(pairs, n_todo, &next, w);
-    unsigned char *msg = NULL;
-    size_t cap = 0;
-    while (active > 0) {
+    unsigned char *msg = NULL, *own = NULL;
+    size_t cap = 0, own_cap = 0;
+    /* Rank 0 matches too, OWN_BLOCK pairs at a time between the workers'
+     * results, so that R ranks are R matchers; with no pairs left it waits
+     * for the last results without spinning on a core a worker needs. */
+    while (rc == 0 && (active > 0 || next < n_todo)) {
         MPI_Status st;
-        int len;
-        MPI_Probe(MPI_ANY_SOURCE, TAG_RESULT, MPI_COMM_WORLD, &st);
+        int len, ready = 0;
+        MPI_Iprobe(MPI_ANY_SOURCE, TAG_RESULT, MPI_COMM_WORLD, &ready, &st);
+        if (!ready && next < n_todo) {
+            unsigned long long v[2 * OWN_BLOCK];
+            int n = 0;
+            for (; n < OWN_BLOCK && next < n_todo; n++, next++) {
+                v[2 * n] = pairs->v[next][0];
+                v[2 * n + 1] = pairs->v[next][1];
+            }
+            size_t own_len = 0;
+            if (compute_pairs(ctx, list, &cache, &own_buf, v, 2 * n, &own, &own_len, &own_cap) != 0 ||
+                write_result(ctx, list, own, own_len, &buf, max_kp, n_pairs, n_matches) != 0)
+                rc = -1;
+            mn_cli_progress_update(progress, "pairs", *n_pairs, n_todo, NULL);
+            continue;
+        }
+        if (!ready) {
+            nanosleep(&(struct timespec){0, 1000000}, NULL); /* 1 ms */
+            continue;
+        }
         MPI_Get_count(&st, MPI_BYTE, &len);
         if ((size_t)len > cap) {
             unsigned char *m = realloc(msg, (size_t)len);
@@ -217,27 +302,11 @@ int mpi_serve(context *ctx, const image_list *list, const pair_list *pairs, size
         active -= !send_block(pairs, n_todo, &next, st.MPI_SOURCE);
     }
     free(msg);
+    free(own);
     match_buffers_free(&buf);
+    match_buffers_free(&own_buf);
+    store_cache_free(&cache);
     return rc;
-}
-
-/* Append n bytes to a growing message. 0 or -1 (out of memory). */
-static int put(unsigned char **msg, size_t *len, size_t *cap, const void *data, size_t n)
-{
-    if (*len + n > *cap) {
-        size_t c = *cap ? *cap : 4096;
-        while (c < *len + n)
-            c *= 2;
-        unsigned char *m = realloc(*msg, c);
-        if (!m)
-            return -1;
-        *msg = m;
-        *cap = c;
-    }
-    if (n)
-        memcpy(*msg + *len, data, n);
-    *len += n;
-    return 0;
 }
 
 int mpi_work(context *ctx, const image_list *list, size_t max_kp)
@@ -259,34 +328,8 @@ int mpi_work(context *ctx, const image_list *list, size_t max_kp)
         if (n == 0)
             break;
         size_t len = 0;
-        for (int k = 0; k + 1 < n; k += 2) {
-            if (v[k] >= list->n || v[k + 1] >= list->n) {
-                error_line("a malformed block message from rank 0");
-                goto done;
-            }
-            const store_entry *ea, *eb;
-            if (store_cache_pair(&cache, ctx, list, (size_t)v[k], (size_t)v[k + 1], &ea, &eb) != 0) {
-                error_line("%s", ctx->err);
-                goto done;
-            }
-            image_entry a = list->v[v[k]], b = list->v[v[k + 1]];
-            a.kp = ea->kp;
-            a.desc = ea->desc;
-            b.kp = eb->kp;
-            b.desc = eb->desc;
-            pair_result res;
-            if (pair_compute(ctx, &a, &b, &buf, &res) != 0) {
-                error_line("%s", ctx->err);
-                goto done;
-            }
-            unsigned long long h[5] = {v[k], v[k + 1], res.nm, res.ni, (unsigned long long)res.config};
-            if (put(&msg, &len, &cap, h, sizeof h) || put(&msg, &len, &cap, res.F, sizeof res.F) ||
-                put(&msg, &len, &cap, res.i1, res.nm * 4) || put(&msg, &len, &cap, res.i2, res.nm * 4) ||
-                put(&msg, &len, &cap, res.g1, res.ni * 4) || put(&msg, &len, &cap, res.g2, res.ni * 4)) {
-                error_line("out of memory");
-                goto done;
-            }
-        }
+        if (compute_pairs(ctx, list, &cache, &buf, v, n, &msg, &len, &cap) != 0)
+            goto done;
         MPI_Send(msg, (int)len, MPI_BYTE, 0, TAG_RESULT, MPI_COMM_WORLD);
     }
     rc = 0;
