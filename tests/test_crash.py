@@ -149,10 +149,14 @@ class Run:
         os.kill(self.p.pid, signal.SIGCONT)
 
     def kill_after(self, delay):
-        """SIGKILL after delay s; False when it finished before."""
+        """SIGKILL after delay s, counted as a timed kill; False (counted as a
+        run that finished first) when it finished before."""
         if self.wait_event(delay) == "exited":
+            COUNT["runs finished before their kill"] += 1
             return False
         self.kill()
+        COUNT["kills"] += 1
+        COUNT["timed kills"] += 1
         return True
 
     def err(self):
@@ -361,11 +365,8 @@ class Colmap:
             r = self.run(d)
             if r.kill_after(delay):
                 kills += 1
-                COUNT["kills"] += 1
-                COUNT["timed kills"] += 1
                 self.after_kill(d, what)
             else:  # this resumed run got to the end first: check it, start again
-                COUNT["runs finished before their kill"] += 1
                 check(r.rc == 0, "%s: exit %s: %s" % (what, r.rc, r.err()[-300:]))
                 self.after_kill(d, what)
                 same_db(os.path.join(d, "db.db"), self.ref, what + ", finished")
@@ -592,11 +593,7 @@ def outputs_match(work):
         open(js, "wb").write(old_json)
         open(draw, "wb").write(old_draw)
         r = Run(cmd, work)
-        if r.kill_after(rng.uniform(0.05, seconds)):
-            COUNT["kills"] += 1
-            COUNT["timed kills"] += 1
-        else:
-            COUNT["runs finished before their kill"] += 1
+        r.kill_after(rng.uniform(0.05, seconds))
         outputs_ok("matchnet-match, timed kill %d" % (i + 1))
     r = Run(cmd, work)
     check(r.wait() == 0 and listing(d) == ["d.png", "m.json"], "matchnet-match after timed kills: exit %s, left %s"
@@ -626,11 +623,7 @@ def outputs_stitch(work):
     rng = random.Random(7)
     for i in range(3):
         r = Run(cmd, work)
-        if r.kill_after(rng.uniform(0.05, seconds)):
-            COUNT["kills"] += 1
-            COUNT["timed kills"] += 1
-        else:
-            COUNT["runs finished before their kill"] += 1
+        r.kill_after(rng.uniform(0.05, seconds))
         COUNT["output comparisons"] += 1
         check(read_bytes(pano) in (old, ref), "matchnet-stitch, timed kill %d: partial panorama" % (i + 1))
     r = Run(cmd, work)
@@ -706,11 +699,7 @@ def outputs_patchset(work):
     for i in range(3):
         put_old(out)
         r = Run(cmd, work)
-        if r.kill_after(rng.uniform(0.05, seconds)):
-            COUNT["kills"] += 1
-            COUNT["timed kills"] += 1
-        else:
-            COUNT["runs finished before their kill"] += 1
+        r.kill_after(rng.uniform(0.05, seconds))
         COUNT["output comparisons"] += 1
         check(read_set(out) in (old, ref), "matchnet-patchset, timed kill %d: a partial set at OUT" % (i + 1))
         rerun("matchnet-patchset, timed kill %d" % (i + 1))
