@@ -91,21 +91,21 @@ def costs(rows):
 
 def estimate(c, images, nodes, cores, k):
     ranks = nodes * cores
-    workers = ranks  # rank 0 matches too, between writes
     ppi = c.get("retrieval_pairs_per_image", float(k))
     e = {"images": images, "nodes": nodes, "cores_per_node": cores, "ranks": ranks,
          "pairs_per_image": ppi, "pairs": images * ppi}
     e["describe_s"] = images * c["describe_core_s_per_image"] / ranks
     e["register_s"] = images * c.get("register_s_per_image", 0.0)
     e["select_s"] = images * c.get("retrieval_select_s_per_image", 0.0)
-    e["match_s"] = e["pairs"] * c["match_core_s_per_pair"] / workers
+    # Every rank matches, rank 0 too (between its writes).
+    e["match_s"] = e["pairs"] * c["match_core_s_per_pair"] / ranks
     e["writer_s"] = e["pairs"] / c["writer_pairs_per_s"] if "writer_pairs_per_s" in c else None
     e["wall_s"] = e["describe_s"] + e["register_s"] + e["select_s"] + max(e["match_s"], e["writer_s"] or 0)
     e["store_bytes"] = images * c["store_bytes_per_image"]
     e["db_bytes"] = images * c["db_bytes_per_image"] + e["pairs"] * c["db_bytes_per_pair"]
     ex = images * (images - 1) / 2
     e["exhaustive_pairs"] = ex
-    e["exhaustive_match_s"] = ex * c["match_core_s_per_pair"] / workers
+    e["exhaustive_match_s"] = ex * c["match_core_s_per_pair"] / ranks
     e["exhaustive_writer_s"] = ex / c["writer_pairs_per_s"] if "writer_pairs_per_s" in c else None
     e["exhaustive_db_bytes"] = images * c["db_bytes_per_image"] + ex * c["db_bytes_per_pair"]
     return e
