@@ -59,10 +59,12 @@ static const char *layer_kind(const mn_layer *l)
 
 /* Median seconds per patch of each layer (and of the whole) over repeats;
  * each repeat runs about 0.1 s worth of chunks. */
+static int chunk_n = MN_CHUNK; /* --chunk: images per call of the [C][N][H][W] path */
+
 static void profile(const mn_model *m, mn_scratch *s, int blocked, const uint8_t *px, int repeats, double *med,
                     double *total)
 {
-    const int n = blocked ? MN_NB : MN_CHUNK;
+    const int n = blocked ? MN_NB : chunk_n;
     float *desc = malloc(sizeof(float) * (size_t)n * m->desc_dim);
     static double samples[MN_MAX_LAYERS + 1][MAX_REP];
     double prof[MN_MAX_LAYERS];
@@ -105,15 +107,18 @@ int main(int argc, char **argv)
             repeats = atoi(argv[++i]);
         else if (strcmp(argv[i], "--json") == 0)
             json = 1;
+        else if (strcmp(argv[i], "--chunk") == 0 && i + 1 < argc)
+            chunk_n = atoi(argv[++i]);
         else if (argv[i][0] != '-' && !path)
             path = argv[i];
         else {
-            fprintf(stderr, "usage: bench_layers MODEL.mnw [--repeats R] [--json]\n");
+            fprintf(stderr, "usage: bench_layers MODEL.mnw [--repeats R] [--chunk N] [--json]\n");
             return 2;
         }
     }
-    if (!path || repeats < 1 || repeats > MAX_REP) {
-        fprintf(stderr, "usage: bench_layers MODEL.mnw [--repeats R (1..%d)] [--json]\n", MAX_REP);
+    if (!path || repeats < 1 || repeats > MAX_REP || chunk_n < 1 || chunk_n > MN_CHUNK) {
+        fprintf(stderr, "usage: bench_layers MODEL.mnw [--repeats R (1..%d)] [--chunk N (1..%d)] [--json]\n", MAX_REP,
+                MN_CHUNK);
         return 2;
     }
     mn_model *m = NULL;
@@ -153,7 +158,7 @@ int main(int argc, char **argv)
             macs_total += layer_macs(&m->layers[k]);
         printf("per-layer profile, one thread, medians of %d repeats, microseconds per patch\n", repeats);
         printf("before: [C][N][H][W] im2col + product (chunks of %d); after: blocked path '%s' (blocks of %d)\n",
-               MN_CHUNK, isa, MN_NB);
+               chunk_n, isa, MN_NB);
         printf("%-6s %-8s %-11s %9s %9s %8s %8s %7s %7s %s\n", "layer", "kind", "shape", "MMACs", "before", "after",
                "GFLOP/s", "share", "share", "");
         printf("%-6s %-8s %-11s %9s %9s %8s %8s %7s %7s\n", "", "", "", "", "us", "us", "after", "before", "after");

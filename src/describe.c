@@ -35,6 +35,12 @@ static void mn_describe_task(void *ctx, mn_scratch *scratch, int thread, size_t 
     mn_tower_run(j->m, scratch, j->reference, j->px8, j->pxf, begin, end, j->desc);
 }
 
+static void mn_split_task(void *ctx, mn_scratch *scratch, int thread, size_t begin, size_t end)
+{
+    (void)thread, (void)begin, (void)end;
+    mn_tower_split_work(ctx, scratch);
+}
+
 static mn_status mn_describe(const char *fn, mn_session *s, const uint8_t *px8, const float *pxf,
                              size_t n, float *desc)
 {
@@ -54,6 +60,15 @@ static mn_status mn_describe(const char *fn, mn_session *s, const uint8_t *px8, 
         if (!isfinite(pxf[i]))
             return mn_error(MN_ERR_INVALID_ARGUMENT, fn, "patch %zu: pixel (%zu, %zu) is not finite", i / pp,
                             i % pp % (size_t)m->patch, i % pp / (size_t)m->patch);
+    const int threads = mn_session_threads(s);
+    if (n < MN_NB / 2 && threads > 1 && !mn_session_reference(s)) {
+        /* Too few patches to give each thread its own: the threads share
+         * the layers of one chunk instead (the same numbers). */
+        mn_tower_split split;
+        mn_tower_split_init(&split, m, px8, pxf, (int)n, desc, threads);
+        mn_session_parallel(s, mn_split_task, &split, (size_t)threads, 1);
+        return MN_OK;
+    }
     mn_describe_job job = {m, mn_session_reference(s), px8, pxf, desc};
     /* Whole blocks per thread: blocks then start at multiples of MN_NB
      * whatever the thread count, each patch takes the same path, and the

@@ -16,10 +16,11 @@
 #include <math.h>
 #include <string.h>
 
-static void mn_bias_relu_rows(float *out, int rows, size_t cols, const float *bias, int relu)
+/* Bias and ReLU on rows x cols of out (row stride ld). */
+static void mn_bias_relu_rows(float *out, int rows, size_t cols, size_t ld, const float *bias, int relu)
 {
     for (int r = 0; r < rows; r++) {
-        float *o = out + (size_t)r * cols, b = bias[r];
+        float *o = out + (size_t)r * ld, b = bias[r];
         if (relu) {
             for (size_t i = 0; i < cols; i++) {
                 float v = o[i] + b;
@@ -32,58 +33,77 @@ static void mn_bias_relu_rows(float *out, int rows, size_t cols, const float *bi
     }
 }
 
-/* col[(ci*k + ky)*k + kx][img][oy][ox] = in[ci][img][oy*s - pad + ky][ox*s - pad + kx] or 0. */
-static void mn_im2col(const mn_layer *l, int n, const float *in, float *col)
+/* Columns [c0, c1) of the im2col matrix, as a (c1 - c0)-wide matrix:
+ * col[(ci*k + ky)*k + kx][j - c0] for column j = (img, oy, ox) is
+ * in[ci][img][oy*s - pad + ky][ox*s - pad + kx], or 0 outside the image. */
+static void mn_im2col_cols(const mn_layer *l, int n, const float *in, size_t c0, size_t c1, float *col)
 {
     const int k = l->kernel, s = l->stride, pad = l->pad;
     const int H = l->in_h, W = l->in_w, OH = l->out_h, OW = l->out_w;
-    const size_t ncols = (size_t)n * OH * OW;
+    const size_t ohw = (size_t)OH * OW, width = c1 - c0;
     for (int ci = 0; ci < l->in_c; ci++)
         for (int ky = 0; ky < k; ky++)
             for (int kx = 0; kx < k; kx++) {
-                float *row = col + ((size_t)(ci * k + ky) * k + kx) * ncols;
+                float *row = col + ((size_t)(ci * k + ky) * k + kx) * width;
                 /* Output columns whose input column is inside the image. */
-                int ox0 = 0, ox1 = OW;
-                while (ox0 < OW && ox0 * s - pad + kx < 0)
-                    ox0++;
-                while (ox1 > ox0 && (ox1 - 1) * s - pad + kx >= W)
-                    ox1--;
-                for (int img = 0; img < n; img++) {
-                    const float *src = in + ((size_t)ci * n + img) * H * W;
-                    for (int oy = 0; oy < OH; oy++) {
-                        float *dst = row + ((size_t)img * OH + oy) * OW;
-                        int iy = oy * s - pad + ky;
-                        if (iy < 0 || iy >= H) {
-                            memset(dst, 0, sizeof(float) * (size_t)OW);
-                            continue;
-                        }
-                        const float *srow = src + (size_t)iy * W;
-                        for (int ox = 0; ox < ox0; ox++)
-                            dst[ox] = 0.0f;
-                        if (s == 1) {
-                            memcpy(dst + ox0, srow + ox0 - pad + kx, sizeof(float) * (size_t)(ox1 - ox0));
-                        } else {
-                            for (int ox = ox0; ox < ox1; ox++)
-                                dst[ox] = srow[ox * s - pad + kx];
-                        }
-                        for (int ox = ox1; ox < OW; ox++)
-                            dst[ox] = 0.0f;
+                int oxa = 0, oxb = OW;
+                while (oxa < OW && oxa * s - pad + kx < 0)
+                    oxa++;
+                while (oxb > oxa && (oxb - 1) * s - pad + kx >= W)
+                    oxb--;
+                /* One output row segment (img, oy, x0..x1) at a time, the
+                 * first one found by division, the rest by stepping. */
+                size_t img = c0 / ohw;
+                int oy = (int)(c0 % ohw / (size_t)OW), x0 = (int)(c0 % (size_t)OW);
+                for (size_t j = c0; j < c1; x0 = 0, oy = oy + 1 < OH ? oy + 1 : 0, img += oy == 0) {
+                    const int x1 = (size_t)(OW - x0) < c1 - j ? OW : x0 + (int)(c1 - j);
+                    float *dst = row + (j - c0); /* dst[ox - x0], x0 <= ox < x1 */
+                    const int iy = oy * s - pad + ky;
+                    j += (size_t)(x1 - x0);
+                    if (iy < 0 || iy >= H) {
+                        memset(dst, 0, sizeof(float) * (size_t)(x1 - x0));
+                        continue;
                     }
+                    const float *srow = in + ((size_t)ci * n + img) * H * W + (size_t)iy * W;
+                    int lo = x0 > oxa ? x0 : oxa, hi = x1 < oxb ? x1 : oxb;
+                    lo = lo < x1 ? lo : x1;
+                    hi = hi > lo ? hi : lo;
+                    for (int ox = x0; ox < lo; ox++)
+                        dst[ox - x0] = 0.0f;
+                    if (s == 1) {
+                        if (hi > lo)
+                            memcpy(dst + (lo - x0), srow + lo - pad + kx, sizeof(float) * (size_t)(hi - lo));
+                    } else {
+                        for (int ox = lo; ox < hi; ox++)
+                            dst[ox - x0] = srow[ox * s - pad + kx];
+                    }
+                    for (int ox = hi; ox < x1; ox++)
+                        dst[ox - x0] = 0.0f;
                 }
             }
 }
 
-void mn_conv_fast(const mn_layer *l, int n, const float *in, float *col, float *pack, float *out)
+void mn_conv_fast_cols(const mn_layer *l, int n, const float *in, size_t c0, size_t c1, float *col, float *pack,
+                       float *out)
 {
     const int K = l->in_c * l->kernel * l->kernel;
-    const size_t ncols = (size_t)n * l->out_h * l->out_w;
-    const float *b = in;
+    const size_t ncols = (size_t)n * l->out_h * l->out_w, width = c1 - c0;
+    const float *b = in + c0;
+    size_t ldb = ncols;
     if (!(l->kernel == 1 && l->stride == 1 && l->pad == 0)) {
-        mn_im2col(l, n, in, col);
+        mn_im2col_cols(l, n, in, c0, c1, col);
         b = col;
+        ldb = width;
     }
-    mn_gemm_stable(l->out_c, (int)ncols, K, l->weight, K, b, (int)ncols, out, (int)ncols, pack);
-    mn_bias_relu_rows(out, l->out_c, ncols, l->bias, l->relu);
+    /* The own kernel: each output's value depends on its row, its column
+     * and K only, so any split of the columns gives the same numbers. */
+    mn_gemm_stable(l->out_c, (int)width, K, l->weight, K, b, (int)ldb, out + c0, (int)ncols, pack);
+    mn_bias_relu_rows(out + c0, l->out_c, width, ncols, l->bias, l->relu);
+}
+
+void mn_conv_fast(const mn_layer *l, int n, const float *in, float *col, float *pack, float *out)
+{
+    mn_conv_fast_cols(l, n, in, 0, (size_t)n * l->out_h * l->out_w, col, pack, out);
 }
 
 void mn_conv_ref(const mn_layer *l, const float *in, float *out)
@@ -113,35 +133,43 @@ void mn_conv_ref(const mn_layer *l, const float *in, float *out)
 }
 
 /* Pool one H x W plane. Windows are clipped at the bottom and right edges
- * (they only overhang there in ceil mode). Max over rows first, then over
- * the k rows, so each input is read about twice instead of k*k times. */
-static void mn_pool_plane(const mn_layer *l, const float *in, float *out, float *rowmax)
+ * (they only overhang there in ceil mode). Max down the k rows of a window
+ * row first, over whole rows (contiguous: the compiler vectorises it), then
+ * across each window's k columns of that. */
+static void mn_pool_plane(const mn_layer *l, const float *in, float *out, float *colmax)
 {
     const int k = l->kernel, s = l->stride, H = l->in_h, W = l->in_w, OH = l->out_h, OW = l->out_w;
     for (int oy = 0; oy < OH; oy++) {
         int y0 = oy * s, y1 = y0 + k < H ? y0 + k : H;
-        for (int ox = 0; ox < OW; ox++)
-            rowmax[ox] = -FLT_MAX;
+        for (int x = 0; x < W; x++)
+            colmax[x] = -FLT_MAX;
         for (int y = y0; y < y1; y++) {
             const float *r = in + (size_t)y * W;
-            for (int ox = 0; ox < OW; ox++) {
-                int x0 = ox * s, x1 = x0 + k < W ? x0 + k : W;
-                float m = rowmax[ox];
-                for (int x = x0; x < x1; x++)
-                    m = r[x] > m ? r[x] : m;
-                rowmax[ox] = m;
-            }
+            for (int x = 0; x < W; x++)
+                colmax[x] = r[x] > colmax[x] ? r[x] : colmax[x];
         }
-        memcpy(out + (size_t)oy * OW, rowmax, sizeof(float) * (size_t)OW);
+        float *o = out + (size_t)oy * OW;
+        for (int ox = 0; ox < OW; ox++) {
+            int x0 = ox * s, x1 = x0 + k < W ? x0 + k : W;
+            float m = -FLT_MAX;
+            for (int x = x0; x < x1; x++)
+                m = colmax[x] > m ? colmax[x] : m;
+            o[ox] = m;
+        }
     }
+}
+
+void mn_maxpool_fast_planes(const mn_layer *l, size_t p0, size_t p1, const float *in, float *out)
+{
+    float colmax[MN_MAX_PATCH];
+    const size_t ip = (size_t)l->in_h * l->in_w, op = (size_t)l->out_h * l->out_w;
+    for (size_t p = p0; p < p1; p++)
+        mn_pool_plane(l, in + p * ip, out + p * op, colmax);
 }
 
 void mn_maxpool_fast(const mn_layer *l, int n, const float *in, float *out)
 {
-    float rowmax[MN_MAX_PATCH];
-    const size_t ip = (size_t)l->in_h * l->in_w, op = (size_t)l->out_h * l->out_w;
-    for (size_t p = 0; p < (size_t)l->in_c * n; p++)
-        mn_pool_plane(l, in + p * ip, out + p * op, rowmax);
+    mn_maxpool_fast_planes(l, 0, (size_t)l->in_c * n, in, out);
 }
 
 void mn_maxpool_ref(const mn_layer *l, const float *in, float *out)

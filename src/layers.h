@@ -13,6 +13,13 @@
  * col: im2col scratch, pack: mn_gemm_pack_floats() floats. */
 void mn_conv_fast(const mn_layer *l, int n, const float *in, float *col, float *pack, float *out);
 void mn_maxpool_fast(const mn_layer *l, int n, const float *in, float *out);
+/* Parts of the same, for splitting one chunk over threads: columns
+ * [c0, c1) of the convolution's output (c = (img * out_h + y) * out_w + x;
+ * col then holds the K x (c1 - c0) im2col part only), planes [p0, p1) of
+ * the pooling's (p = channel * n + img). Equal to the whole call's. */
+void mn_conv_fast_cols(const mn_layer *l, int n, const float *in, size_t c0, size_t c1, float *col, float *pack,
+                       float *out);
+void mn_maxpool_fast_planes(const mn_layer *l, size_t p0, size_t p1, const float *in, float *out);
 /* Reference path, one image in [C][H][W] layout. */
 void mn_conv_ref(const mn_layer *l, const float *in, float *out);
 void mn_maxpool_ref(const mn_layer *l, const float *in, float *out);

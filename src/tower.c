@@ -14,6 +14,8 @@
 #include "layers.h"
 #include "winograd.h"
 
+#include <sched.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -167,6 +169,118 @@ static void mn_tower_chunk(const mn_model *m, mn_scratch *s, const uint8_t *px8,
         memcpy(desc, cur, sizeof(float) * (size_t)n * m->desc_dim);
     else
         mn_chunk_to_rows(c, n, hw, cur, desc);
+}
+
+/* ---- one small block split over threads (tower.h) ---- */
+
+void mn_tower_split_init(mn_tower_split *j, const mn_model *m, const uint8_t *px8, const float *pxf, int n,
+                         float *desc, int threads)
+{
+    memset(j, 0, sizeof *j);
+    j->m = m, j->px8 = px8, j->pxf = pxf, j->n = n, j->desc = desc;
+    /* One piece a thread: measured faster than two (fewer packings of the
+     * weights), and a thread that starts late still has its piece taken. */
+    const size_t want = (size_t)(threads > 1 ? threads : 1);
+    int ns = 0, pieces = 0;
+    j->step[ns].layer = -1, j->step[ns].total = j->step[ns].per = 1, j->step[ns].first = pieces++;
+    ns++;
+    for (int k = 0; k < m->n_layers; k++) {
+        const mn_layer *l = &m->layers[k];
+        size_t total, grain;
+        if (l->type == MN_LAYER_CONV) {
+            total = (size_t)n * l->out_h * l->out_w;
+            grain = 32; /* whole strips of the product kernels where it can */
+        } else if (l->type == MN_LAYER_MAXPOOL) {
+            total = (size_t)l->in_c * n;
+            grain = 1;
+        } else {
+            break;
+        }
+        size_t per = (total + want - 1) / want;
+        per = (per + grain - 1) / grain * grain;
+        j->step[ns].layer = k, j->step[ns].total = total, j->step[ns].per = per, j->step[ns].first = pieces;
+        pieces += (int)((total + per - 1) / per);
+        ns++;
+    }
+    /* The rest, and the descriptors' layout, on one thread. */
+    j->step[ns].layer = m->n_layers, j->step[ns].total = j->step[ns].per = 1, j->step[ns].first = pieces++;
+    ns++;
+    j->n_steps = ns;
+    j->pieces = pieces;
+    atomic_init(&j->next, 0);
+    atomic_init(&j->done, 0);
+}
+
+/* The input of layer k (or of the tail) within the split's buffers: they
+ * swap once per conv or pool layer, starting from the normalised patches in
+ * act[0]. */
+static int mn_split_parity(int step)
+{
+    return (step - 1) & 1;
+}
+
+static void mn_split_piece(mn_tower_split *j, mn_scratch *s, int st, size_t b, size_t e)
+{
+    const mn_model *m = j->m;
+    const int layer = j->step[st].layer;
+    if (layer < 0) {
+        j->act[0] = s->act0, j->act[1] = s->act1;
+        mn_normalize(m, j->px8, j->pxf, (size_t)j->n * m->patch * m->patch, j->act[0]);
+        return;
+    }
+    float *cur = j->act[mn_split_parity(st)], *nxt = j->act[!mn_split_parity(st)], *t;
+    if (layer < m->n_layers) {
+        const mn_layer *l = &m->layers[layer];
+        if (l->type == MN_LAYER_CONV)
+            mn_conv_fast_cols(l, j->n, cur, b, e, s->col, s->pack, nxt);
+        else
+            mn_maxpool_fast_planes(l, b, e, cur, nxt);
+        return;
+    }
+    /* The tail: as mn_tower_chunk from its first fc or L2 layer. */
+    int k = 0, c = 1, rows = 0;
+    size_t hw = (size_t)m->patch * m->patch;
+    for (; k < m->n_layers && (m->layers[k].type == MN_LAYER_CONV || m->layers[k].type == MN_LAYER_MAXPOOL); k++)
+        c = m->layers[k].out_c, hw = (size_t)m->layers[k].out_h * m->layers[k].out_w;
+    for (; k < m->n_layers; k++) {
+        const mn_layer *l = &m->layers[k];
+        if (!rows) {
+            mn_chunk_to_rows(c, j->n, hw, cur, nxt);
+            t = cur, cur = nxt, nxt = t;
+            rows = 1;
+        }
+        if (l->type == MN_LAYER_FC) {
+            mn_fc_fast(l, j->n, cur, l->in_c, nxt, s->pack);
+            t = cur, cur = nxt, nxt = t;
+        } else {
+            mn_l2norm_rows(j->n, l->in_c, cur);
+        }
+    }
+    if (rows)
+        memcpy(j->desc, cur, sizeof(float) * (size_t)j->n * m->desc_dim);
+    else
+        mn_chunk_to_rows(c, j->n, hw, cur, j->desc);
+}
+
+void mn_tower_split_work(mn_tower_split *j, mn_scratch *s)
+{
+    for (;;) {
+        const int p = atomic_fetch_add_explicit(&j->next, 1, memory_order_relaxed);
+        if (p >= j->pieces)
+            return;
+        int st = 0;
+        while (st + 1 < j->n_steps && j->step[st + 1].first <= p)
+            st++;
+        /* Earlier steps' pieces were all claimed before this one, by
+         * threads that are running them: wait for them. */
+        for (int spin = 0; atomic_load_explicit(&j->done, memory_order_acquire) < j->step[st].first; spin++)
+            if (spin > 64)
+                sched_yield();
+        const size_t b = (size_t)(p - j->step[st].first) * j->step[st].per;
+        const size_t e = b + j->step[st].per < j->step[st].total ? b + j->step[st].per : j->step[st].total;
+        mn_split_piece(j, s, st, b, e);
+        atomic_fetch_add_explicit(&j->done, 1, memory_order_acq_rel);
+    }
 }
 
 /* The blocked path over one block of n <= MN_NB images: ops's layer

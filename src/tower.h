@@ -34,6 +34,37 @@ void mn_scratch_release(mn_scratch *s);
 /* Describe patches [begin, end); pixels as u8 or f32 (exactly one non-NULL). */
 void mn_tower_run(const mn_model *m, mn_scratch *s, int reference, const uint8_t *px8, const float *pxf,
                   size_t begin, size_t end, float *desc);
+/* A block of fewer than MN_NB / 2 patches (single patches, small batches)
+ * on the [C][N][H][W] path, split over threads inside the tower: each
+ * convolution by output columns, each pooling by planes, the rest (the
+ * normalisation, fully connected layers, L2) on one thread. Threads claim
+ * pieces in order and wait only for earlier layers' pieces, so a thread
+ * that starts late or never just finds less to do. Every piece computes
+ * exactly what the whole-chunk call does: results equal mn_tower_run's on
+ * one thread, bit for bit. */
+typedef struct mn_tower_split {
+    const mn_model *m;
+    const uint8_t *px8;
+    const float *pxf;
+    int n;
+    float *desc;
+    float *act[2]; /* the activations: the scratch of the thread that normalises */
+    int n_steps;
+    struct {
+        int layer;         /* -1: normalise; n_layers: from the first fc / L2 layer to the end */
+        size_t total, per; /* columns or planes, per piece */
+        int first;         /* index of the step's first piece */
+    } step[MN_MAX_LAYERS + 2];
+    int pieces;
+    _Atomic int next, done;
+} mn_tower_split;
+
+/* Plans the split of n (1..MN_CHUNK) patches for the given thread count. */
+void mn_tower_split_init(mn_tower_split *j, const mn_model *m, const uint8_t *px8, const float *pxf, int n,
+                         float *desc, int threads);
+/* One thread's share: claims and runs pieces until none are left. */
+void mn_tower_split_work(mn_tower_split *j, mn_scratch *s);
+
 /* One chunk through either fast path (blocked: n <= MN_NB, else n <= MN_CHUNK);
  * prof, when not NULL, gets each layer's seconds added (layer 0's includes
  * the normalisation). For the per-layer profile (bench/bench_layers.c). */

@@ -5,7 +5,8 @@
  *   - a patch's descriptor is bit-identical whatever the thread count, the
  *     batch size and the patch's place in the batch, among calls whose block
  *     holding it has 8 or more patches (the blocked path);
- *   - among blocks of fewer than 8 (the im2col path) the same holds, and the
+ *   - among blocks of fewer than 8 (the im2col path, split over threads
+ *     inside the layers when the whole call is that small) the same holds, and the
  *     two paths agree to 1e-5 relative (under MN_PRECISION=bf16, where the
  *     blocked path's convolutions run in bfloat16 and the im2col path's in
  *     fp32, to 5% of the descriptor's largest component);
@@ -119,6 +120,20 @@ static void check_describe(const char *name, const mn_model *m, const uint8_t *p
                   "from alone", name, n);
         }
     }
+    /* The same small calls on 2..4 threads, which share the layers of the
+     * one chunk (tower.h's split): bit-identical to one thread's. */
+    float *split = malloc(sizeof(float) * 7 * D);
+    for (int t = 2; t <= 4; t++) {
+        mn_session *s = session(m, t);
+        for (int n = 1; n <= 7; n++) {
+            CHECK_OK(mn_describe_u8(s1, px + (size_t)(7 - n) * pp, (size_t)n, small));
+            CHECK_OK(mn_describe_u8(s, px + (size_t)(7 - n) * pp, (size_t)n, split));
+            CHECK(same(small, split, (size_t)n * D), "%s: a call of %d small patches on %d threads differs from "
+                  "1 thread's", name, n, t);
+        }
+        mn_session_free(s);
+    }
+    free(split);
     /* Blocks of 16 + 7: the tail takes the im2col path, each of its patches
      * as alone. */
     float *tail = malloc(sizeof(float) * 23 * D), *alone = malloc(sizeof(float) * D);
