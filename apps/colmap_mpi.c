@@ -8,7 +8,8 @@
  * the database: it adds the images (from the store), selects the pairs,
  * leaves out those already done (a rerun resumes), and hands out blocks of
  * PAIR_BLOCK pairs, in the store's tiled order, to the other ranks as they
- * ask for work, matching OWN_BLOCK pairs at a time itself in between. Each worker reads the descriptors through its own cache,
+ * ask for work (IN_FLIGHT at a time each, so that a worker always has its
+ * next block), matching OWN_BLOCK pairs at a time itself in between. Each worker reads the descriptors through its own cache,
  * matches (and with --verify own verifies) the pairs and sends the results
  * back; rank 0 writes each block in one transaction. The database gets the
  * rows a single run writes, in another order.
@@ -37,6 +38,9 @@
 /* Pairs rank 0 matches between looking for the workers' results: a worker
  * waits at most that long (about 0.1 s) for its next block. */
 #define OWN_BLOCK 4
+/* Blocks a worker holds at once: the next is already queued while it
+ * works on one, so it never waits for rank 0 to look for its result. */
+#define IN_FLIGHT 2
 
 int mpi_start(int *argc, char ***argv, int *rank, int *size)
 {
@@ -252,9 +256,22 @@ int mpi_serve(context *ctx, const image_list *list, const pair_list *pairs, size
         return -1;
     }
     size_t next = 0;
-    int active = 0, rc = 0;
-    for (int w = 1; w < size; w++)
-        active += send_block(pairs, n_todo, &next, w);
+    int active = 0, rc = 0; /* blocks sent and not yet answered */
+    char *stopped = calloc((size_t)size, 1);
+    if (!stopped) {
+        error_line("out of memory");
+        match_buffers_free(&buf);
+        match_buffers_free(&own_buf);
+        store_cache_free(&cache);
+        return -1;
+    }
+    for (int k = 0; k < IN_FLIGHT; k++)
+        for (int w = 1; w < size; w++)
+            if (!stopped[w]) {
+                int sent = send_block(pairs, n_todo, &next, w);
+                active += sent;
+                stopped[w] = !sent;
+            }
     unsigned char *msg = NULL, *own = NULL;
     size_t cap = 0, own_cap = 0;
     /* Rank 0 matches too, OWN_BLOCK pairs at a time between the workers'
@@ -299,8 +316,18 @@ int mpi_serve(context *ctx, const image_list *list, const pair_list *pairs, size
             break;
         }
         mn_cli_progress_update(progress, "pairs", *n_pairs, n_todo, NULL);
-        active -= !send_block(pairs, n_todo, &next, st.MPI_SOURCE);
+        active--;
+        if (!stopped[st.MPI_SOURCE]) {
+            int sent = send_block(pairs, n_todo, &next, st.MPI_SOURCE);
+            active += sent;
+            stopped[st.MPI_SOURCE] = !sent;
+        }
     }
+    /* Workers not yet told to stop (rc != 0 leaves them to MPI_Abort). */
+    for (int w = 1; rc == 0 && w < size; w++)
+        if (!stopped[w])
+            send_block(pairs, n_todo, &next, w);
+    free(stopped);
     free(msg);
     free(own);
     match_buffers_free(&buf);
