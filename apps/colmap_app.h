@@ -63,6 +63,7 @@ typedef struct options {
     int camera_model;     /* COLMAP model id (colmap_convert.h); default SIMPLE_RADIAL */
     int reuse_keypoints;  /* describe the keypoints already in the database, add no image */
     int replace_matches;  /* match pairs again that already have matches */
+    int affine;           /* --affine: estimate each keypoint's ellipse, describe affine patches */
     int max_keypoints;
     int max_size;
     int threads;
@@ -83,7 +84,8 @@ typedef struct image_entry {
     int unreadable;        /* reported and skipped */
     int absent;            /* --reuse-keypoints: not in the database with keypoints; skipped */
     int in_shard;          /* --shard: this run handles the image (always 1 without) */
-    mn_keypoint *kp;       /* full-resolution keypoints, OpenCV convention (NULL with --store) */
+    mn_keypoint *kp;       /* full-resolution keypoints, OpenCV convention (NULL with --store;
+                            * --affine: the ellipses' equivalent circles, for their positions) */
     size_t nkp;
     float *desc;           /* nkp descriptors, or NULL until described (always with --store) */
     float *global;         /* retrieval:K: its global descriptor (image_list.global_dim floats), or NULL */
@@ -147,15 +149,16 @@ int image_list_read(const char *root, image_list *list);
 /** Free every entry and the list. */
 void image_list_free(image_list *list);
 
-/** Detect, describe and store a new image, or one in the database without
- *  keypoints (existing_id, existing_camera; 0 for none), in one
- *  transaction. 0 also when it cannot be read (reported, marked
- *  unreadable), -1 with ctx->err set. */
+/** Detect (with --affine also estimate the ellipses), describe and store
+ *  a new image, or one in the database without keypoints (existing_id,
+ *  existing_camera; 0 for none), in one transaction. 0 also when it cannot
+ *  be read (reported, marked unreadable), -1 with ctx->err set. */
 int image_add(context *ctx, image_entry *im, int64_t existing_id, int64_t existing_camera);
 
 /** Describe an image already in the database with all of its stored
  *  keypoints (a resumed run that has pairs left for it, or
- *  --reuse-keypoints). 0 also when it cannot be read (reported, marked
+ *  --reuse-keypoints); with --affine the rows' ellipses, similarity rows'
+ *  estimated here. 0 also when it cannot be read (reported, marked
  *  unreadable), -1 with ctx->err set. */
 int image_describe_stored(context *ctx, image_entry *im);
 
@@ -184,7 +187,8 @@ int image_check_stored(context *ctx, image_entry *im, int64_t db_rows);
 /** One image's keypoints and (float16-rounded) descriptors, read from or
  *  written to the store. */
 typedef struct store_entry {
-    mn_keypoint *kp; /* nkp, full resolution, OpenCV convention */
+    mn_keypoint *kp; /* nkp, full resolution, OpenCV convention (--affine: akp's equivalent circles) */
+    mn_affine_keypoint *akp; /* --affine: the nkp ellipses, full resolution; else NULL */
     float *desc;     /* nkp x ctx->dim */
     size_t nkp;
     int width, height; /* the full-resolution image */
@@ -198,13 +202,15 @@ int store_model_fingerprint(context *ctx, const mn_model *model, uint64_t *out);
 float store_half_round(float f);
 
 /** An image's store file: 1 and *out filled (with header_only, nkp, width
- *  and height only) when it exists and was written by a run with the same
- *  model, settings and image file; 0 when absent, stale or corrupt; -1
+ *  and height only; with --affine also akp) when it exists and was written
+ *  by a run with the same model, settings (--affine among them) and image
+ *  file; 0 when absent, stale or corrupt; -1
  *  with ctx->err set (out of memory). */
 int store_read(context *ctx, const char *name, int header_only, store_entry *out);
 
-/** Write an image's store file (through a temporary file and rename()).
- *  0 or -1 with ctx->err set. */
+/** Write an image's store file (through a temporary file and rename());
+ *  with --affine e->akp is written (e->kp is not). 0 or -1 with ctx->err
+ *  set. */
 int store_write(context *ctx, const char *name, const store_entry *e);
 
 /** Free an entry's arrays; a zeroed entry is accepted. */

@@ -3,6 +3,16 @@
  * image files under --images, each image loaded with the copy that
  * keypoints are detected and described on (shrunk to --max-size), its
  * keypoints and descriptors, and its camera, image and keypoints rows.
+ *
+ * --affine: each detected keypoint's ellipse is estimated
+ * (mn_affine_shape_estimate(), default parameters, as matchnet-match
+ * --affine) on the working copy, its affine patch described, and the
+ * ellipse is the keypoints row. Rows read back from the database (a
+ * resumed run, --reuse-keypoints) are described as the ellipses they are,
+ * except exact similarity frames (a11 = a22, a12 = -a21: 2- and 4-column
+ * rows, colmap feature_extractor's rows without
+ * --SiftExtraction.estimate_affine_shape, a circle of ours where no ellipse
+ * was found), whose ellipse is estimated here as for a new image.
  */
 #define _POSIX_C_SOURCE 200809L
 #include "colmap_app.h"
@@ -201,16 +211,21 @@ static void free_working_image(mn_image *full, mn_image *work)
 /* Keypoints, descriptors and the database rows                              */
 /* ------------------------------------------------------------------------ */
 
-/* Describe keypoints given in working-image coordinates. */
-static int describe(context *ctx, image_entry *im, const mn_image *work, const mn_keypoint *kp_work)
+/* Describe keypoints given in working-image coordinates: the circles
+ * kp_work, or with --affine the ellipses aff_work. */
+static int describe(context *ctx, image_entry *im, const mn_image *work, const mn_keypoint *kp_work,
+                    const mn_affine_keypoint *aff_work)
 {
     im->desc = malloc((im->nkp ? im->nkp : 1) * ctx->dim * sizeof *im->desc);
     if (!im->desc) {
         snprintf(ctx->err, sizeof ctx->err, "out of memory for %zu descriptors", im->nkp);
         return -1;
     }
-    if (mn_describe_keypoints(ctx->session, work->pixels, work->width, work->height, work->stride, kp_work, im->nkp,
-                              &ctx->ep, im->desc) != MN_OK) {
+    mn_status st = aff_work ? mn_describe_keypoints_affine(ctx->session, work->pixels, work->width, work->height,
+                                                           work->stride, aff_work, im->nkp, &ctx->ep, im->desc)
+                            : mn_describe_keypoints(ctx->session, work->pixels, work->width, work->height,
+                                                    work->stride, kp_work, im->nkp, &ctx->ep, im->desc);
+    if (st != MN_OK) {
         snprintf(ctx->err, sizeof ctx->err, "%s", mn_last_error());
         free(im->desc);
         im->desc = NULL;
@@ -233,6 +248,34 @@ static mn_keypoint scale_keypoint(mn_keypoint k, double sx, double sy, int to_fu
         k.size = (float)(k.size / (0.5 * (sx + sy)));
     }
     return k;
+}
+
+/* scale_keypoint() for an ellipse: x and y as there, A's rows (the image's
+ * x and y) by sx and sy. */
+static mn_affine_keypoint scale_affine(mn_affine_keypoint a, double sx, double sy, int to_full)
+{
+    if (!to_full) {
+        sx = 1.0 / sx;
+        sy = 1.0 / sy;
+    }
+    a.x = (float)((a.x + 0.5) * sx - 0.5);
+    a.y = (float)((a.y + 0.5) * sy - 0.5);
+    a.a11 = (float)(a.a11 * sx), a.a12 = (float)(a.a12 * sx);
+    a.a21 = (float)(a.a21 * sy), a.a22 = (float)(a.a22 * sy);
+    return a;
+}
+
+/* --affine: the ellipses of n keypoints of the working image. 0, or -1
+ * with ctx->err set. */
+static int estimate_shapes(context *ctx, const mn_image *work, const mn_keypoint *kw, size_t n,
+                           mn_affine_keypoint *out)
+{
+    if (mn_affine_shape_estimate(ctx->session, work->pixels, work->width, work->height, work->stride, kw, n, NULL,
+                                 out, NULL) != MN_OK) {
+        snprintf(ctx->err, sizeof ctx->err, "%s", mn_last_error());
+        return -1;
+    }
+    return 0;
 }
 
 /* A camera for an image of this size, as COLMAP's feature_extractor makes
@@ -318,17 +361,31 @@ static int detect_and_describe(context *ctx, image_entry *im, store_entry *e)
     }
     e->desc = malloc((e->nkp ? e->nkp : 1) * ctx->dim * sizeof *e->desc);
     e->kp = malloc((e->nkp ? e->nkp : 1) * sizeof *e->kp);
-    if (!e->desc || !e->kp) {
+    if (ctx->o->affine)
+        e->akp = malloc((e->nkp ? e->nkp : 1) * sizeof *e->akp);
+    if (!e->desc || !e->kp || (ctx->o->affine && !e->akp)) {
         snprintf(ctx->err, sizeof ctx->err, "out of memory for %zu descriptors", e->nkp);
         goto done;
     }
-    if (mn_describe_keypoints(ctx->session, work.pixels, work.width, work.height, work.stride, kw, e->nkp, &ctx->ep,
-                              e->desc) != MN_OK) {
+    if (ctx->o->affine && estimate_shapes(ctx, &work, kw, e->nkp, e->akp) != 0)
+        goto done;
+    mn_status st = e->akp ? mn_describe_keypoints_affine(ctx->session, work.pixels, work.width, work.height,
+                                                         work.stride, e->akp, e->nkp, &ctx->ep, e->desc)
+                          : mn_describe_keypoints(ctx->session, work.pixels, work.width, work.height, work.stride, kw,
+                                                  e->nkp, &ctx->ep, e->desc);
+    if (st != MN_OK) {
         snprintf(ctx->err, sizeof ctx->err, "%s", mn_last_error());
         goto done;
     }
-    for (size_t k = 0; k < e->nkp; k++)
-        e->kp[k] = scale_keypoint(kw[k], sx, sy, 1);
+    for (size_t k = 0; k < e->nkp; k++) {
+        if (e->akp) {
+            /* The equivalent circle, as a store file read back gives it. */
+            e->akp[k] = scale_affine(e->akp[k], sx, sy, 1);
+            e->kp[k] = mn_affine_to_keypoint(&e->akp[k]);
+        } else {
+            e->kp[k] = scale_keypoint(kw[k], sx, sy, 1);
+        }
+    }
     e->width = full.width;
     e->height = full.height;
     rc = 1;
@@ -340,13 +397,18 @@ done:
     return rc;
 }
 
-/* COLMAP's rows of n keypoints (malloc'ed), or NULL when out of memory. */
-static float *keypoint_rows(const mn_keypoint *kp, size_t n)
+/* COLMAP's rows of an entry's keypoints (malloc'ed; its ellipses when it
+ * has them), or NULL when out of memory. */
+static float *keypoint_rows(const store_entry *e)
 {
-    float *rows = malloc((n ? n : 1) * 6 * sizeof *rows);
+    float *rows = malloc((e->nkp ? e->nkp : 1) * 6 * sizeof *rows);
     if (rows)
-        for (size_t k = 0; k < n; k++)
-            colmap_keypoint_from_mn(&kp[k], rows + 6 * k);
+        for (size_t k = 0; k < e->nkp; k++) {
+            if (e->akp)
+                colmap_keypoint_from_affine(&e->akp[k], rows + 6 * k);
+            else
+                colmap_keypoint_from_mn(&e->kp[k], rows + 6 * k);
+        }
     return rows;
 }
 
@@ -364,7 +426,7 @@ int image_store(context *ctx, image_entry *im, float **rows, int *width, int *he
         if (rows) {
             *width = e.width;
             *height = e.height;
-            if (!(*rows = keypoint_rows(e.kp, e.nkp))) {
+            if (!(*rows = keypoint_rows(&e))) {
                 snprintf(ctx->err, sizeof ctx->err, "out of memory");
                 rc = -1;
             }
@@ -390,10 +452,11 @@ int image_add(context *ctx, image_entry *im, int64_t existing_id, int64_t existi
             im->nkp = e.nkp;
             width = e.width;
             height = e.height;
-            if (!(rows = keypoint_rows(im->kp, im->nkp))) {
+            if (!(rows = keypoint_rows(&e))) {
                 snprintf(ctx->err, sizeof ctx->err, "out of memory");
                 rc = -1;
             }
+            free(e.akp); /* matching needs the positions only */
         }
     }
     if (rc <= 0) {
@@ -421,7 +484,7 @@ int image_check_stored(context *ctx, image_entry *im, int64_t db_rows)
         if ((int64_t)e.nkp != db_rows) {
             snprintf(ctx->err, sizeof ctx->err,
                      "'%s' has %lld keypoints in the database but %zu in the store: the database was made with "
-                     "other settings (--max-keypoints, --max-size, the model); use another --store",
+                     "other settings (--max-keypoints, --max-size, --affine, the model); use another --store",
                      im->name, (long long)db_rows, e.nkp);
             return -1;
         }
@@ -436,7 +499,7 @@ int image_check_stored(context *ctx, image_entry *im, int64_t db_rows)
     if (rc == 1 && (n_db != im->nkp || memcmp(db, rows, n_db * 6 * sizeof *db) != 0)) {
         snprintf(ctx->err, sizeof ctx->err,
                  "'%s': its keypoints in the database differ from a detection with these settings "
-                 "(--max-keypoints, --max-size, another program?); use it without --store",
+                 "(--max-keypoints, --max-size, --affine, another program?); use it without --store",
                  im->name);
         rc = -1;
     }
@@ -445,10 +508,60 @@ int image_check_stored(context *ctx, image_entry *im, int64_t db_rows)
     return rc;
 }
 
+/* Whether a row's shape is a similarity (a rotation and a scale), exactly
+ * as COLMAP's FeatureKeypoint(x, y, scale, orientation) and
+ * colmap_keypoint_from_mn() write one. */
+static int is_similarity_row(const float row[6])
+{
+    return row[2] == row[5] && row[3] == -row[4];
+}
+
+/* --affine: rows -> ellipses of the working image in aw (n of them): the
+ * rows' own (colmap_keypoint_to_affine()), or for similarity rows that
+ * convert to a circle the ellipse estimated from that circle (kw is
+ * scratch for n keypoints, idx for n indices). Returns the rows that gave
+ * placeholders or circles in place of their shape (degenerate, reflected
+ * or not finite), or -1 with ctx->err set. */
+static long rows_to_ellipses(context *ctx, const mn_image *work, const float *rows, size_t n, double sx, double sy,
+                             mn_keypoint *kw, size_t *idx, mn_affine_keypoint *aw)
+{
+    long bad = 0;
+    size_t m = 0;
+    for (size_t k = 0; k < n; k++) {
+        const float *r = rows + 6 * k;
+        mn_keypoint circle;
+        if (is_similarity_row(r) && colmap_keypoint_to_mn(r, &circle) == 0) {
+            idx[m] = k;
+            kw[m++] = scale_keypoint(circle, sx, sy, 0);
+            continue;
+        }
+        mn_affine_keypoint a;
+        bad += colmap_keypoint_to_affine(r, &a) != 0;
+        aw[k] = scale_affine(a, sx, sy, 0);
+    }
+    /* The similarity rows' ellipses, found together (the session's threads),
+     * then put in their rows' places. */
+    mn_affine_keypoint *est = malloc((m ? m : 1) * sizeof *est);
+    if (!est) {
+        snprintf(ctx->err, sizeof ctx->err, "out of memory");
+        return -1;
+    }
+    if (estimate_shapes(ctx, work, kw, m, est) != 0) {
+        free(est);
+        return -1;
+    }
+    for (size_t j = 0; j < m; j++)
+        aw[idx[j]] = est[j];
+    free(est);
+    return bad;
+}
+
 int image_describe_stored(context *ctx, image_entry *im)
 {
     mn_image full = {0}, work = {0};
     mn_keypoint *kw = NULL;
+    mn_affine_keypoint *aw = NULL;
+    size_t *idx = NULL;
     float *rows = NULL;
     double sx, sy;
     int rc = -1;
@@ -457,24 +570,33 @@ int image_describe_stored(context *ctx, image_entry *im)
         return opened;
     if (colmap_db_read_keypoints(ctx->db, im->image_id, &rows, &im->nkp, ctx->err, sizeof ctx->err) != 0)
         goto done;
-    im->kp = malloc((im->nkp ? im->nkp : 1) * sizeof *im->kp);
-    kw = malloc((im->nkp ? im->nkp : 1) * sizeof *kw);
-    if (!im->kp || !kw) {
+    size_t n1 = im->nkp ? im->nkp : 1;
+    im->kp = malloc(n1 * sizeof *im->kp);
+    kw = malloc(n1 * sizeof *kw);
+    if (ctx->o->affine) {
+        aw = malloc(n1 * sizeof *aw);
+        idx = malloc(n1 * sizeof *idx);
+    }
+    if (!im->kp || !kw || (ctx->o->affine && (!aw || !idx))) {
         snprintf(ctx->err, sizeof ctx->err, "out of memory");
         goto done;
     }
-    size_t bad = 0;
+    long bad = 0;
     for (size_t k = 0; k < im->nkp; k++) {
         bad += colmap_keypoint_to_mn(rows + 6 * k, &im->kp[k]) != 0;
         kw[k] = scale_keypoint(im->kp[k], sx, sy, 0);
     }
+    if (ctx->o->affine && (bad = rows_to_ellipses(ctx, &work, rows, im->nkp, sx, sy, kw, idx, aw)) < 0)
+        goto done;
     if (bad)
-        error_line("'%s': %zu of its %zu keypoints in the database are degenerate or not finite; described as "
-                   "placeholders", im->name, bad, im->nkp);
-    rc = describe(ctx, im, &work, kw);
+        error_line("'%s': %ld of its %zu keypoints in the database are degenerate%s or not finite; described as %s",
+                   im->name, bad, im->nkp, aw ? ", reflected" : "", aw ? "circles or placeholders" : "placeholders");
+    rc = describe(ctx, im, &work, kw, aw);
 done:
     free(rows);
     free(kw);
+    free(aw);
+    free(idx);
     free_working_image(&full, &work);
     return rc;
 }

@@ -26,11 +26,14 @@
  *   60      4          i32 image height
  *   64      8          u64 number of keypoints n
  *   72      4          u32 name length L
- *   76      4          u32 0
+ *   76      4          u32 flags: 1 with --affine, else 0 (files of
+ *                      earlier versions have 0 here: still read)
  *   80      L          image name (relative to --images, no NUL)
  *   80+L    16 n       n keypoints (x, y, size, angle: f32, full resolution,
  *                      OpenCV convention), from a 4-aligned offset (L
- *                      padded with zeros to a multiple of 4)
+ *                      padded with zeros to a multiple of 4); with flag 1,
+ *           24 n       n ellipses instead (x, y, a11, a12, a21, a22: f32,
+ *                      mn_affine_keypoint, full resolution)
  *   ...     2 n dim    n x dim descriptors, IEEE float16
  *   end-8   8          u64 FNV-1a 64 of every byte before it
  *
@@ -60,6 +63,8 @@
 #define STORE_MAGIC "MNSTORE"
 #define STORE_VERSION 1u
 #define HEADER_BYTES 80
+/* The header's flags. */
+#define STORE_FLAG_AFFINE 1u
 
 /* The header fields that must equal this run's for a file to be used. */
 typedef struct store_header {
@@ -72,10 +77,11 @@ typedef struct store_header {
     int64_t file_size, file_mtime_ns;
     int32_t width, height;
     uint64_t nkp;
-    uint32_t name_len, zero;
+    uint32_t name_len, flags;
 } store_header;
 
 _Static_assert(sizeof(store_header) == HEADER_BYTES, "store header layout");
+_Static_assert(sizeof(mn_keypoint) == 16 && sizeof(mn_affine_keypoint) == 24, "store keypoint layout");
 
 static uint64_t fnv1a(uint64_t h, const void *data, size_t n)
 {
@@ -215,7 +221,8 @@ static int expected_header(const context *ctx, const char *name, store_header *h
                         .patch_size = ctx->ep.patch_size,
                         .file_size = (int64_t)st.st_size,
                         .file_mtime_ns = (int64_t)st.st_mtim.tv_sec * 1000000000 + st.st_mtim.tv_nsec,
-                        .name_len = (uint32_t)lb};
+                        .name_len = (uint32_t)lb,
+                        .flags = ctx->o->affine ? STORE_FLAG_AFFINE : 0};
     memcpy(h->magic, STORE_MAGIC, 8);
     return 0;
 }
@@ -225,12 +232,18 @@ static size_t name_padded(uint32_t len)
     return ((size_t)len + 3) & ~(size_t)3;
 }
 
+/* Bytes of one keypoint in a file with this header. */
+static size_t keypoint_bytes(const store_header *h)
+{
+    return h->flags & STORE_FLAG_AFFINE ? sizeof(mn_affine_keypoint) : sizeof(mn_keypoint);
+}
+
 /* Bytes of a file with this header, or 0 when its counts overflow. */
 static size_t file_bytes(const store_header *h)
 {
     if (h->nkp > (uint64_t)MAX_STORE_KEYPOINTS || h->dim == 0 || h->dim > 1u << 16)
         return 0;
-    return HEADER_BYTES + name_padded(h->name_len) + (size_t)h->nkp * (16 + 2 * (size_t)h->dim) + 8;
+    return HEADER_BYTES + name_padded(h->name_len) + (size_t)h->nkp * (keypoint_bytes(h) + 2 * (size_t)h->dim) + 8;
 }
 
 /* Whether a file's header is this run's for the image (counts aside). */
@@ -240,7 +253,7 @@ static int header_matches(const store_header *got, const store_header *want, con
            got->model == want->model && got->max_keypoints == want->max_keypoints &&
            got->max_size == want->max_size && got->scale_factor == want->scale_factor &&
            got->patch_size == want->patch_size && got->file_size == want->file_size &&
-           got->file_mtime_ns == want->file_mtime_ns && got->name_len == want->name_len && got->zero == 0 &&
+           got->file_mtime_ns == want->file_mtime_ns && got->name_len == want->name_len && got->flags == want->flags &&
            memcmp(file_name, name, want->name_len) == 0;
 }
 
@@ -278,7 +291,9 @@ int store_read(context *ctx, const char *name, int header_only, store_entry *out
     buf = malloc(n);
     out->kp = malloc((out->nkp ? out->nkp : 1) * sizeof *out->kp);
     out->desc = malloc((out->nkp ? out->nkp : 1) * ctx->dim * sizeof *out->desc);
-    if (!buf || !out->kp || !out->desc) {
+    if (got.flags & STORE_FLAG_AFFINE)
+        out->akp = malloc((out->nkp ? out->nkp : 1) * sizeof *out->akp);
+    if (!buf || !out->kp || !out->desc || ((got.flags & STORE_FLAG_AFFINE) && !out->akp)) {
         snprintf(ctx->err, sizeof ctx->err, "out of memory for the %zu descriptors of '%s'", out->nkp, name);
         rc = -1;
         goto done;
@@ -291,8 +306,14 @@ int store_read(context *ctx, const char *name, int header_only, store_entry *out
     if (sum != fnv1a(FNV_BASIS, buf, n - 8))
         goto done;
     const unsigned char *p = buf + HEADER_BYTES + name_padded(got.name_len);
-    memcpy(out->kp, p, out->nkp * sizeof *out->kp);
-    p += out->nkp * sizeof *out->kp;
+    if (out->akp) {
+        memcpy(out->akp, p, out->nkp * sizeof *out->akp);
+        for (size_t k = 0; k < out->nkp; k++)
+            out->kp[k] = mn_affine_to_keypoint(&out->akp[k]);
+    } else {
+        memcpy(out->kp, p, out->nkp * sizeof *out->kp);
+    }
+    p += out->nkp * keypoint_bytes(&got);
     for (size_t i = 0; i < out->nkp * ctx->dim; i++) {
         uint16_t hv;
         memcpy(&hv, p + 2 * i, 2);
@@ -310,6 +331,7 @@ done:
 void store_entry_free(store_entry *e)
 {
     free(e->kp);
+    free(e->akp);
     free(e->desc);
     *e = (store_entry){0};
 }
@@ -319,6 +341,10 @@ int store_write(context *ctx, const char *name, const store_entry *e)
     store_header h;
     if (expected_header(ctx, name, &h) != 0) {
         snprintf(ctx->err, sizeof ctx->err, "cannot stat '%s/%s': %s", ctx->o->images, name, strerror(errno));
+        return -1;
+    }
+    if ((h.flags & STORE_FLAG_AFFINE) && !e->akp) {
+        snprintf(ctx->err, sizeof ctx->err, "'%s': no affine shapes to store", name);
         return -1;
     }
     h.nkp = e->nkp;
@@ -335,8 +361,11 @@ int store_write(context *ctx, const char *name, const store_entry *e)
     memcpy(buf, &h, sizeof h);
     memcpy(buf + HEADER_BYTES, name, h.name_len);
     unsigned char *p = buf + HEADER_BYTES + name_padded(h.name_len);
-    memcpy(p, e->kp, e->nkp * sizeof *e->kp);
-    p += e->nkp * sizeof *e->kp;
+    if (h.flags & STORE_FLAG_AFFINE)
+        memcpy(p, e->akp, e->nkp * sizeof *e->akp);
+    else
+        memcpy(p, e->kp, e->nkp * sizeof *e->kp);
+    p += e->nkp * keypoint_bytes(&h);
     for (size_t i = 0; i < e->nkp * ctx->dim; i++) {
         uint16_t hv = half_from_float(e->desc[i]);
         memcpy(p + 2 * i, &hv, 2);
@@ -437,6 +466,9 @@ static int cache_load(store_cache *c, context *ctx, const image_list *list, size
         int found = store_read(ctx, list->v[i].name, 0, &e);
         if (found < 0)
             return -1;
+        /* Matching needs the positions only: the ellipses go. */
+        free(e.akp);
+        e.akp = NULL;
         if (found == 0 || e.nkp != list->v[i].nkp) {
             /* Checked before matching began: another run has since written
              * the file with other settings. */

@@ -35,6 +35,15 @@
  * feature_extractor stored (every row, so that the matches index them),
  * and adds no camera, image, keypoint or descriptor.
  *
+ * --affine (as matchnet-match --affine) estimates each keypoint's ellipse
+ * and describes its affine patch; the ellipses are the keypoint rows
+ * (x, y, a11, a12, a21, a22). Rows read back (--reuse-keypoints, a resumed
+ * run) are described as the ellipses they are, but similarity rows
+ * (COLMAP's without --SiftExtraction.estimate_affine_shape, 4-column rows)
+ * get their ellipse estimated (colmap_images.c). --store files record
+ * whether they hold ellipses, so that a run with the other setting makes
+ * them again.
+ *
  * This file holds the options and the top-level flow; colmap_app.h lists
  * the other parts (images, pairs, database).
  *
@@ -111,9 +120,9 @@ static int merge_options(options *o, const char **pos, int npos)
         error_line("--merge OUT needs the part databases as arguments");
         return 2;
     }
-    if (o->images || o->database || o->store || o->shard_spec || o->reuse_keypoints || o->pairs_spec) {
+    if (o->images || o->database || o->store || o->shard_spec || o->reuse_keypoints || o->pairs_spec || o->affine) {
         error_line("--merge takes only --single-camera and the part databases (not --images, --database, --store, "
-                   "--shard, --pairs or --reuse-keypoints)");
+                   "--shard, --pairs, --reuse-keypoints or --affine)");
         return 2;
     }
     static const char *parts[MAX_MERGE_PARTS];
@@ -224,6 +233,16 @@ static int parse_options(int argc, char **argv, options *o)
          .help = "detect and describe on a copy whose longer side is at\n"
                  "most PX (area resize); keypoints are stored in full-\n"
                  "resolution coordinates (default: full size)"},
+        {"affine", 0, MN_CLI_FLAG, &o->affine,
+         .help = "estimate each keypoint's affine shape (Baumberg's\n"
+                 "iteration, as matchnet-match --affine), describe its\n"
+                 "affine-normalised patch and store the ellipse as the\n"
+                 "keypoints row (x, y, a11, a12, a21, a22); keypoints\n"
+                 "without a stable ellipse keep their circle. With\n"
+                 "--reuse-keypoints: COLMAP's ellipses (feature_extractor\n"
+                 "--SiftExtraction.estimate_affine_shape 1) are described\n"
+                 "as they are; similarity rows (COLMAP's without it,\n"
+                 "4-column rows) get their ellipse estimated here"},
         {"threads", 0, MN_CLI_INT, &o->threads, 1, 64, .placeholder = "N",
          .help = "threads for describing and matching (default: cores, at most 8)"},
         {"model", 0, MN_CLI_STRING, &o->model, .placeholder = "PATH",
@@ -236,8 +255,9 @@ static int parse_options(int argc, char **argv, options *o)
                  "in a file of its own under DIR (created if absent) and\n"
                  "read them per pair through a cache, so memory does not\n"
                  "grow with the number of images; files made by another\n"
-                 "model or settings are made again. DIR must be on a file\n"
-                 "system every shard sees. Default: in memory (float32)"},
+                 "model or settings (--affine among them) are made\n"
+                 "again. DIR must be on a file system every shard sees.\n"
+                 "Default: in memory (float32)"},
         {"cache-mb", 0, MN_CLI_INT, &o->cache_mb, 0, 1 << 20, .placeholder = "MB",
          .help = "--store: the read cache's size (default 1024; 0:\nonly the pair at hand)"},
         {"shard", 0, MN_CLI_STRING, &o->shard_spec, .placeholder = "I/N",

@@ -6,13 +6,18 @@
  * match indices (against the ground truth of a rendered scene, which also
  * checks the column order of swapped pairs), resuming without duplicates,
  * an unreadable image, --single-camera, --max-size (keypoints back in
- * full-resolution coordinates), and refusal of foreign databases.
+ * full-resolution coordinates), --affine (its ellipses against
+ * mn_affine_shape_estimate(), its --store descriptors against
+ * mn_describe_keypoints_affine(), --reuse-keypoints --affine on its own
+ * rows and on similarity rows of 6 and 4 columns, a store of the other
+ * setting made again), and refusal of foreign databases.
  * With --colmap (test_colmap_reuse): --reuse-keypoints on the database
  * colmap feature_extractor makes of the views - its keypoints,
  * descriptors, cameras and images untouched, every pair matched with
  * indices into COLMAP's keypoint rows that agree with the scene, a rerun
  * skips, --replace-matches writes them again (and drops stale two-view
- * geometries), 4-column keypoint rows, a file colmap has not seen.
+ * geometries), 4-column keypoint rows, a file colmap has not seen, and
+ * --affine on COLMAP's (similarity) rows.
  *
  *   test_colmap PATH/TO/matchnet-colmap      run the checks
  *   test_colmap PATH/TO/matchnet-colmap --colmap PATH/TO/colmap
@@ -493,6 +498,27 @@ static void free_images(db_image *im, int n)
         free(im[k].kp);
 }
 
+/* Write an image's keypoint rows as COLMAP's older 4 columns (x, y, scale,
+ * orientation). */
+static void make_rows_4(sqlite3 *db, const db_image *v)
+{
+    float *r4 = malloc((size_t)v->nkp * 4 * sizeof *r4 + 4);
+    for (long long r = 0; r < v->nkp; r++) {
+        const float *k6 = v->kp + 6 * r;
+        r4[4 * r] = k6[0];
+        r4[4 * r + 1] = k6[1];
+        r4[4 * r + 2] = hypotf(k6[2], k6[4]);
+        r4[4 * r + 3] = atan2f(k6[4], k6[2]);
+    }
+    sqlite3_stmt *st;
+    sqlite3_prepare_v2(db, "UPDATE keypoints SET cols = 4, data = ? WHERE image_id = ?", -1, &st, NULL);
+    sqlite3_bind_blob(st, 1, r4, (int)(v->nkp * 16), SQLITE_TRANSIENT);
+    sqlite3_bind_int64(st, 2, v->id);
+    CHECK(sqlite3_step(st) == SQLITE_DONE, "cannot write 4-column keypoints: %s", sqlite3_errmsg(db));
+    sqlite3_finalize(st);
+    free(r4);
+}
+
 static int reuse_run(const char *images, const char *db_path, const char *more)
 {
     char args[1024];
@@ -638,23 +664,8 @@ static int run_reuse_checks(const char *colmap)
         for (int k = 0; k < n; k++)
             if (strcmp(im[k].name, "view2.pgm") == 0)
                 v2 = &im[k];
-        if (v2) {
-            float *r4 = malloc((size_t)v2->nkp * 4 * sizeof *r4 + 4);
-            for (long long r = 0; r < v2->nkp; r++) {
-                const float *k6 = v2->kp + 6 * r;
-                r4[4 * r] = k6[0];
-                r4[4 * r + 1] = k6[1];
-                r4[4 * r + 2] = hypotf(k6[2], k6[4]);
-                r4[4 * r + 3] = atan2f(k6[4], k6[2]);
-            }
-            sqlite3_stmt *st;
-            sqlite3_prepare_v2(db, "UPDATE keypoints SET cols = 4, data = ? WHERE image_id = ?", -1, &st, NULL);
-            sqlite3_bind_blob(st, 1, r4, (int)(v2->nkp * 16), SQLITE_TRANSIENT);
-            sqlite3_bind_int64(st, 2, v2->id);
-            CHECK(sqlite3_step(st) == SQLITE_DONE, "cannot write 4-column keypoints: %s", sqlite3_errmsg(db));
-            sqlite3_finalize(st);
-            free(r4);
-        }
+        if (v2)
+            make_rows_4(db, v2);
         CHECK(v2 != NULL, "view2.pgm not in the database");
         CHECK(sqlite3_exec(db, "DELETE FROM matches; DELETE FROM two_view_geometries", NULL, NULL, NULL) == SQLITE_OK,
               "cannot clear the matches");
@@ -671,8 +682,38 @@ static int run_reuse_checks(const char *colmap)
               "view2's 4-column keypoints were rewritten");
         check_matches(db, im4, n4, "matches", NVIEWS * (NVIEWS - 1) / 2);
         free_images(im4, n4);
+        free(matches);
+        matches = table_dump(db, MATCHES_SQL, &matches_len);
         sqlite3_close(db);
     }
+
+    /* 6. --affine on COLMAP's similarity rows (and view2's 4 columns):
+     * ellipses estimated, so other matches, still right; rows untouched. */
+    char *rows_before = NULL, *rows_after;
+    size_t rows_len = 0;
+    if ((db = open_db(db_path)) != NULL) {
+        rows_before = table_dump(db, colmap_tables[0], &rows_len);
+        sqlite3_close(db);
+    }
+    rc = reuse_run(images, db_path, "--affine --replace-matches");
+    err = stderr_text();
+    CHECK(rc == 0 && strstr(err, "10 pairs (10 matched now"), "--affine: status %d, stderr '%s'", rc, err);
+    free(err);
+    if ((db = open_db(db_path)) != NULL) {
+        db_image ima[NVIEWS + 1];
+        int na = read_images_cols(db, ima, NVIEWS + 1, 0);
+        size_t len_after;
+        rows_after = table_dump(db, colmap_tables[0], &len_after);
+        CHECK(rows_before && len_after == rows_len && memcmp(rows_after, rows_before, rows_len) == 0,
+              "--affine: COLMAP's keypoints changed");
+        free(rows_after);
+        CHECK(matches && !same_dump(db, MATCHES_SQL, matches, matches_len),
+              "--affine: the matches of similarity rows are those without --affine (no ellipse estimated?)");
+        check_matches(db, ima, na, "matches", NVIEWS * (NVIEWS - 1) / 2);
+        free_images(ima, na);
+        sqlite3_close(db);
+    }
+    free(rows_before);
 
     free_images(im, n);
     free(matches);
@@ -682,6 +723,261 @@ static int run_reuse_checks(const char *colmap)
     if (check_failures == 0 && system(cmd) != 0)
         fprintf(stderr, "cannot remove %s\n", tmpdir);
     return check_summary("test_colmap_reuse");
+}
+
+/* ------------------------------------------------------------------------ */
+/* --affine                                                                  */
+/* ------------------------------------------------------------------------ */
+
+/* The matches of a database's only pair (malloc'ed rows x 2), or NULL. */
+static uint32_t *only_pair_matches(const char *db_path, long long *rows)
+{
+    sqlite3 *db = open_db(db_path);
+    uint32_t *m = NULL;
+    *rows = 0;
+    if (!db)
+        return NULL;
+    sqlite3_stmt *st;
+    sqlite3_prepare_v2(db, "SELECT rows, data FROM matches", -1, &st, NULL);
+    if (sqlite3_step(st) == SQLITE_ROW && sqlite3_column_bytes(st, 1) == sqlite3_column_int64(st, 0) * 8) {
+        *rows = sqlite3_column_int64(st, 0);
+        m = malloc((size_t)*rows * 8 + 8);
+        memcpy(m, sqlite3_column_blob(st, 1), (size_t)*rows * 8);
+    }
+    CHECK(m && sqlite3_step(st) == SQLITE_DONE, "%s: want the matches of one pair", db_path);
+    sqlite3_finalize(st);
+    sqlite3_close(db);
+    return m;
+}
+
+/* The matches of a --reuse-keypoints --affine run (got) are the --affine
+ * run's (want): each set within 1% of the other (the rows' frames
+ * reach the descriptors through +0.5 and back, or are estimated again
+ * from circles; describing circles instead keeps about 95%). */
+static void check_same_matches(const char *what, const uint32_t *got, long long ng, const uint32_t *want,
+                               long long nw)
+{
+    long long common = 0;
+    for (long long i = 0; i < ng; i++)
+        for (long long j = 0; j < nw; j++)
+            if (got[2 * i] == want[2 * j] && got[2 * i + 1] == want[2 * j + 1]) {
+                common++;
+                break;
+            }
+    CHECK(nw > 100 && common >= 0.99 * ng && common >= 0.99 * nw,
+          "%s: %lld matches, %lld of them among the %lld of the --affine run", what, ng, common, nw);
+    printf("%s: %lld matches, %lld of them among the %lld of the --affine run\n", what, ng, common, nw);
+}
+
+static float half_to_float(uint16_t h)
+{
+    int e = (h >> 10) & 0x1f, m = h & 0x3ff;
+    float v = e == 0 ? ldexpf((float)m, -24) : e == 31 ? INFINITY : ldexpf((float)(m | 0x400), e - 25);
+    return h & 0x8000 ? -v : v;
+}
+
+/* The store file of an image: its flags word and (flag 1) its ellipses
+ * and float16 descriptors as floats, read by the layout colmap_store.c
+ * documents. Returns nkp, or -1. */
+static long long read_store_file(const char *store, const char *name, size_t dim, uint32_t *flags,
+                                 mn_affine_keypoint **akp, float **desc)
+{
+    uint64_t h = 0xcbf29ce484222325ull;
+    for (const char *c = name; *c; c++)
+        h = (h ^ (unsigned char)*c) * 0x100000001b3ull;
+    char path[256];
+    snprintf(path, sizeof path, "%s/%016llx.mnd", store, (unsigned long long)h);
+    size_t n;
+    unsigned char *f = read_file(path, &n);
+    *akp = NULL;
+    *desc = NULL;
+    if (!f || n < 88) {
+        CHECK(0, "no store file %s for %s", path, name);
+        free(f);
+        return -1;
+    }
+    uint64_t nkp;
+    uint32_t len;
+    memcpy(flags, f + 76, 4);
+    memcpy(&nkp, f + 64, 8);
+    memcpy(&len, f + 72, 4);
+    size_t off = 80 + ((len + 3u) & ~3u);
+    if (*flags != 1 || n != off + nkp * (24 + 2 * dim) + 8) {
+        free(f);
+        return (long long)nkp;
+    }
+    *akp = malloc(nkp * 24 + 1);
+    *desc = malloc(nkp * dim * sizeof **desc + 1);
+    memcpy(*akp, f + off, nkp * 24);
+    for (size_t i = 0; i < nkp * dim; i++) {
+        uint16_t v;
+        memcpy(&v, f + off + nkp * 24 + 2 * i, 2);
+        (*desc)[i] = half_to_float(v);
+    }
+    free(f);
+    return (long long)nkp;
+}
+
+/* An --affine database and store of the views in dir: 6-column rows that
+ * are mn_affine_shape_estimate()'s ellipses of the detector's keypoints
+ * (+0.5), many of them anisotropic, and store descriptors that are
+ * mn_describe_keypoints_affine()'s of those rows, rounded to float16. */
+static void check_affine_rows(const char *db_path, const char *dir, const char *store)
+{
+    sqlite3 *db = open_db(db_path);
+    if (!db)
+        return;
+    db_image im[2];
+    int n = read_images(db, im, 2);
+    sqlite3_close(db);
+    CHECK(n == 2, "--affine: %d images with keypoints", n);
+    mn_model *model = NULL;
+    mn_session *session = NULL;
+    CHECK_OK(mn_model_load_default(&model));
+    CHECK_OK(mn_session_create(model, NULL, &session));
+    size_t dim = model ? mn_model_descriptor_dim(model) : 0;
+    mn_extract_params ep = mn_extract_params_default();
+    ep.scale_factor = mn_detector_scale_factor(MN_DETECTOR_SIFT);
+    for (int k = 0; k < n && session; k++) {
+        char path[256];
+        snprintf(path, sizeof path, "%s/%s", dir, im[k].name);
+        mn_image img;
+        CHECK_OK(mn_image_load(path, &img));
+        static mn_keypoint kp[MAX_KP];
+        static mn_affine_keypoint want[MAX_KP];
+        size_t nkp = 0;
+        CHECK_OK(mn_keypoints_detect(&img, MN_DETECTOR_SIFT, MAX_KP, kp, &nkp));
+        CHECK_OK(mn_affine_shape_estimate(NULL, img.pixels, img.width, img.height, img.stride, kp, nkp, NULL, want,
+                                          NULL));
+        CHECK((long long)nkp == im[k].nkp, "--affine: %s: %lld rows, the detector gives %zu", im[k].name, im[k].nkp,
+              nkp);
+        int bad = 0, anisotropic = 0;
+        for (size_t i = 0; i < nkp && (long long)i < im[k].nkp; i++) {
+            /* The same bits: the same image, estimation and +0.5. */
+            const float *r = im[k].kp + 6 * i;
+            const float w[6] = {want[i].x + 0.5f, want[i].y + 0.5f, want[i].a11, want[i].a12, want[i].a21, want[i].a22};
+            for (int c = 0; c < 6; c++)
+                if (r[c] != w[c] && bad++ < 3)
+                    fprintf(stderr, "--affine: %s keypoint %zu column %d: %.9g, want %.9g\n", im[k].name, i, c, r[c],
+                            w[c]);
+            /* The axes' ratio from A A^T's eigenvalues. */
+            double p = r[2] * r[2] + r[3] * r[3], q = r[4] * r[4] + r[5] * r[5], o = r[2] * r[4] + r[3] * r[5];
+            double d = sqrt((p - q) * (p - q) / 4 + o * o), l1 = (p + q) / 2 + d, l2 = (p + q) / 2 - d;
+            anisotropic += l2 > 0 && sqrt(l1 / l2) > 1.3;
+        }
+        CHECK(bad == 0, "--affine: %s: %d keypoint values are not mn_affine_shape_estimate()'s", im[k].name, bad);
+        CHECK(anisotropic > im[k].nkp / 5, "--affine: %s: %d of %lld ellipses have axes more than 1.3:1",
+              im[k].name, anisotropic, im[k].nkp);
+        printf("--affine: %s: %d of %lld ellipses have axes more than 1.3:1\n", im[k].name, anisotropic, im[k].nkp);
+
+        uint32_t flags = 0;
+        mn_affine_keypoint *sk;
+        float *sd, *wd = malloc((nkp ? nkp : 1) * dim * sizeof *wd);
+        long long sn = read_store_file(store, im[k].name, dim, &flags, &sk, &sd);
+        CHECK(flags == 1 && sk && sn == (long long)nkp, "--affine: %s: store file flags %u, %lld keypoints", im[k].name,
+              flags, sn);
+        if (sk && sn == (long long)nkp) {
+            /* The store's ellipses are the rows (less 0.5), described here. */
+            int differ = 0;
+            for (size_t i = 0; i < nkp && (long long)i < im[k].nkp; i++) {
+                const float *r = im[k].kp + 6 * i;
+                differ += sk[i].x + 0.5f != r[0] || sk[i].y + 0.5f != r[1] || sk[i].a11 != r[2] ||
+                          sk[i].a12 != r[3] || sk[i].a21 != r[4] || sk[i].a22 != r[5];
+            }
+            CHECK(differ == 0, "--affine: %s: %d of the store's ellipses are not the database's", im[k].name, differ);
+            CHECK_OK(mn_describe_keypoints_affine(session, img.pixels, img.width, img.height, img.stride, sk, nkp, &ep,
+                                                  wd));
+            size_t off = 0;
+            int far = 0;
+            for (size_t i = 0; i < nkp * dim; i++)
+                if (fabsf(sd[i] - wd[i]) > fabsf(wd[i]) / 1024 + 1e-6f && far++ == 0)
+                    off = i;
+            CHECK(far == 0, "--affine: %s: %d store descriptor values differ from mn_describe_keypoints_affine()'s "
+                  "by more than float16 rounding (first: keypoint %zu value %zu, %g for %g)", im[k].name, far,
+                  off / dim, off % dim, far ? sd[off] : 0.0, far ? wd[off] : 0.0);
+        }
+        free(sk);
+        free(sd);
+        free(wd);
+        mn_image_free(&img);
+    }
+    mn_session_free(session);
+    mn_model_free(model);
+    free_images(im, n);
+}
+
+/* --affine on the two views in dir (1 pair): with --store after a run
+ * without it on the same store, then without again (each made the other's
+ * files again), in memory, and --reuse-keypoints --affine on its rows and
+ * on the similarity rows (6 and 4 columns) of the run without it. */
+static void check_affine(const char *dir)
+{
+    char args[1024], plain[128], plain2[128], affst[128], aff[128], reuse_aff[128], reuse_sim[128], store[128],
+        cmd[512];
+    snprintf(plain, sizeof plain, "%s/plain.db", tmpdir);
+    snprintf(plain2, sizeof plain2, "%s/plain2.db", tmpdir);
+    snprintf(affst, sizeof affst, "%s/affst.db", tmpdir);
+    snprintf(aff, sizeof aff, "%s/aff.db", tmpdir);
+    snprintf(reuse_aff, sizeof reuse_aff, "%s/reuse_aff.db", tmpdir);
+    snprintf(reuse_sim, sizeof reuse_sim, "%s/reuse_sim.db", tmpdir);
+    snprintf(store, sizeof store, "%s/affstore", tmpdir);
+    const struct {
+        const char *db, *affine, *store;
+    } runs[4] = {{plain, "", store}, {affst, "--affine", store}, {plain2, "", store}, {aff, "--affine", NULL}};
+    for (int r = 0; r < 4; r++) {
+        snprintf(args, sizeof args, "--images '%s' --database '%s' %s %s %s", dir, runs[r].db, runs[r].affine,
+                 runs[r].store ? "--store" : "", runs[r].store ? runs[r].store : "");
+        int rc = run(args);
+        CHECK(rc == 0, "%s: status %d", args, rc);
+        if (r == 1) /* before the next run makes the store files again */
+            check_affine_rows(affst, dir, store);
+    }
+    /* Without --affine again on the --affine store: the similarity rows. */
+    char *dump = NULL;
+    size_t len = 0;
+    sqlite3 *db = open_db(plain);
+    if (db) {
+        dump = table_dump(db, colmap_tables[0], &len);
+        sqlite3_close(db);
+    }
+    if ((db = open_db(plain2)) != NULL) {
+        CHECK(len > 1000 && same_dump(db, colmap_tables[0], dump, len),
+              "without --affine on a store made with it: keypoints differ from the first run's");
+        sqlite3_close(db);
+    }
+    free(dump);
+
+    long long n_want = 0, n_got = 0;
+    uint32_t *want = only_pair_matches(aff, &n_want), *got;
+    snprintf(cmd, sizeof cmd, "cp '%s' '%s' && cp '%s' '%s'", aff, reuse_aff, plain, reuse_sim);
+    CHECK(system(cmd) == 0, "%s", cmd);
+    if ((db = open_db(reuse_sim)) != NULL) {
+        db_image im[2];
+        int n = read_images(db, im, 2);
+        if (n == 2)
+            make_rows_4(db, &im[1]);
+        CHECK(n == 2, "%s: %d images", reuse_sim, n);
+        free_images(im, n);
+        sqlite3_close(db);
+    }
+    const char *reuse[2] = {reuse_aff, reuse_sim};
+    const char *what[2] = {"--reuse-keypoints --affine on --affine's rows",
+                           "--reuse-keypoints --affine on similarity rows of 6 and 4 columns"};
+    for (int r = 0; r < 2; r++) {
+        if ((db = open_db(reuse[r])) != NULL) {
+            CHECK(sqlite3_exec(db, "DELETE FROM matches; DELETE FROM two_view_geometries", NULL, NULL, NULL) ==
+                      SQLITE_OK,
+                  "cannot clear the matches");
+            sqlite3_close(db);
+        }
+        snprintf(args, sizeof args, "--images '%s' --database '%s' --reuse-keypoints --affine", dir, reuse[r]);
+        int rc = run(args);
+        CHECK(rc == 0, "%s: status %d", args, rc);
+        got = only_pair_matches(reuse[r], &n_got);
+        check_same_matches(what[r], got, n_got, want, n_want);
+        free(got);
+    }
+    free(want);
 }
 
 int main(int argc, char **argv)
@@ -815,6 +1111,10 @@ int main(int argc, char **argv)
             free(sm[k].kp);
         sqlite3_close(db);
     }
+
+    char two[160];
+    snprintf(two, sizeof two, "%s/two", tmpdir);
+    check_affine(two);
 
     /* Foreign databases are refused. */
     expect_refusal("missing table", "CREATE TABLE cameras(camera_id INTEGER, model INTEGER)", "not a COLMAP 3.8 database");

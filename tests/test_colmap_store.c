@@ -4,9 +4,10 @@
  * float16 (the table below, from numpy 1.24: np.float32(np.float16(x)),
  * except that values beyond the range saturate to +-65504 where numpy
  * gives infinity, as the store documents); a file written and read back
- * (keypoints exact, descriptors rounded); and the files it must treat as
- * absent: other settings, another model, another image file, a truncated
- * file, a flipped byte; and the LRU cache within its budget.
+ * (keypoints exact, descriptors rounded), also with --affine's ellipses;
+ * and the files it must treat as absent: other settings (--affine or not
+ * among them), another model, another image file, a truncated file, a
+ * flipped byte; and the LRU cache within its budget.
  */
 #define _POSIX_C_SOURCE 200809L
 #include "check.h"
@@ -139,6 +140,36 @@ int main(void)
     fclose(f);
     CHECK(store_read(&ctx, "sub/a.png", 1, &r) == 0, "a changed image file accepted");
     CHECK(store_write(&ctx, "sub/a.png", &e) == 0 && store_read(&ctx, "sub/a.png", 0, &r) == 1, "rewrite");
+    store_entry_free(&r);
+
+    /* --affine: ellipses in place of the keypoints, read back with their
+     * equivalent circles; a file of the other setting is absent. */
+    o.affine = 1;
+    CHECK(store_read(&ctx, "sub/a.png", 1, &r) == 0, "a file without ellipses accepted with --affine");
+    CHECK(store_write(&ctx, "sub/a.png", &e) != 0, "--affine: an entry without ellipses written");
+    mn_affine_keypoint ak[NKP];
+    for (int i = 0; i < NKP; i++)
+        ak[i] = (mn_affine_keypoint){i * 1.5f, 200.0f - i, 3.0f + i * 0.2f, -1.0f, 0.5f, 1.5f + i * 0.1f};
+    store_entry with_akp = e;
+    with_akp.akp = ak;
+    CHECK(store_write(&ctx, "sub/a.png", &with_akp) == 0 && store_read(&ctx, "sub/a.png", 0, &r) == 1,
+          "--affine: written file not read back: %s", ctx.err);
+    if (r.akp) {
+        CHECK(r.nkp == NKP && memcmp(r.akp, ak, sizeof ak) == 0, "--affine: ellipses changed");
+        int bad = 0;
+        for (int i = 0; i < NKP; i++) {
+            mn_keypoint c = mn_affine_to_keypoint(&ak[i]);
+            bad += memcmp(&r.kp[i], &c, sizeof c) != 0;
+        }
+        for (int i = 0; i < NKP * DIM; i++)
+            bad += r.desc[i] != store_half_round(desc[i]);
+        CHECK(bad == 0, "--affine: %d keypoints or descriptor values differ", bad);
+    }
+    CHECK(r.akp != NULL, "--affine: no ellipses read");
+    store_entry_free(&r);
+    o.affine = 0;
+    CHECK(store_read(&ctx, "sub/a.png", 1, &r) == 0, "a file with ellipses accepted without --affine");
+    CHECK(store_write(&ctx, "sub/a.png", &e) == 0 && store_read(&ctx, "sub/a.png", 0, &r) == 1 && !r.akp, "rewrite");
     store_entry_free(&r);
 
     /* Corrupt files: absent. */
