@@ -1,8 +1,9 @@
 // bench_match - matching and end-to-end cost against OpenCV SIFT, same run.
 //
-//   bench_match IMAGE [--repeats R] [--threads N] [--keypoints K]
+//   bench_match IMAGE [--repeats R] [--threads N] [--keypoints K] [--scale S]
 //
-// The pair: IMAGE enlarged 2x, and the same view rotated by 20 degrees and
+// The pair: IMAGE enlarged S times (default 2; 4 gives box_in_scene 8000
+// keypoints), and the same view rotated by 20 degrees and
 // zoomed by 0.9 (so both have about K keypoints). Medians over R runs of:
 // SIFT detect + compute on both, BFMatcher knnMatch(k = 2) + ratio 0.8; and
 // MatchNet: the same SIFT detection, mn_describe_keypoints, mn_match with
@@ -45,8 +46,9 @@ double median(std::vector<double> v)
 int main(int argc, char **argv)
 {
     if (argc < 2)
-        die("usage: bench_match IMAGE [--repeats R] [--threads N] [--keypoints K]");
+        die("usage: bench_match IMAGE [--repeats R] [--threads N] [--keypoints K] [--scale S]");
     int repeats = 5, threads = 2, kp_max = 2000;
+    double scale = 2.0;
     for (int i = 2; i + 1 < argc; i += 2) {
         std::string a = argv[i];
         if (a == "--repeats")
@@ -55,6 +57,8 @@ int main(int argc, char **argv)
             threads = std::atoi(argv[i + 1]);
         else if (a == "--keypoints")
             kp_max = std::atoi(argv[i + 1]);
+        else if (a == "--scale")
+            scale = std::atof(argv[i + 1]);
         else
             die("unknown option");
     }
@@ -62,7 +66,9 @@ int main(int argc, char **argv)
     if (src.empty())
         die("cannot read the image");
     cv::Mat a, b;
-    cv::resize(src, a, cv::Size(), 2.0, 2.0, cv::INTER_CUBIC);
+    if (!(scale > 0.1 && scale <= 8.0))
+        die("--scale: expected 0.1..8");
+    cv::resize(src, a, cv::Size(), scale, scale, cv::INTER_CUBIC);
     cv::Mat rot = cv::getRotationMatrix2D(cv::Point2f(a.cols / 2.0f, a.rows / 2.0f), 20.0, 0.9);
     cv::warpAffine(a, b, rot, a.size(), cv::INTER_LINEAR, cv::BORDER_REFLECT);
     cv::setNumThreads(threads);

@@ -183,8 +183,10 @@ typedef struct mn_session mn_session;
  *    16 holding it has 8 or more patches. Patches go through the tower in
  *    blocks of 16 (the block's images are the lanes of the vector
  *    arithmetic); a block of fewer than 8 (a small call, or a call's last
- *    block) takes an im2col path that costs no empty lanes. Among such
- *    blocks the same holds; between the two paths results agree to rounding
+ *    block) takes an im2col path that costs no empty lanes; when a whole
+ *    call is that small, its threads share each layer's work instead of
+ *    the patches (so batch 1 uses them too). Among such blocks the same
+ *    holds; between the two paths results agree to rounding
  *    (about 1e-7 relative), not to the last bit.
  *  - Metric projections and probabilities, and the matcher's neighbours and
  *    distances, are bit-identical whatever the thread count and however
