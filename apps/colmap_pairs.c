@@ -14,9 +14,11 @@
 #include <errno.h>
 #include <limits.h>
 #include <math.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 /* The keyword part that text (len bytes) starts with, or -1 for a file. */
 static int term_keyword(const char *text, size_t len)
@@ -236,28 +238,34 @@ static double gps_distance2(const image_entry *a, const image_entry *b)
  * is read once for all of them while it is in cache. */
 #define ROW_BLOCK 8
 
-/* retrieval:K or spatial:K: each image with its K closest, the pairs
- * appended sorted (a pair found from both sides is deduplicated later). */
-static int select_nearest(enum pair_mode mode, long k, const image_list *list, pair_list *out)
+/* One thread's rows of select_nearest(): [r0, r1). */
+typedef struct nearest_job {
+    enum pair_mode mode;
+    long k;
+    const image_list *list;
+    size_t r0, r1;
+    pair_list out; /* this thread's pairs, in row order */
+    int rc;
+} nearest_job;
+
+static void *nearest_rows(void *arg)
 {
+    nearest_job *job = arg;
+    const image_list *list = job->list;
+    const enum pair_mode mode = job->mode;
     const size_t n = list->n;
     candidate *c = malloc((n ? n : 1) * sizeof *c);
     double *score = malloc((n ? n : 1) * ROW_BLOCK * sizeof *score);
-    if (!c || !score) {
-        free(c), free(score);
-        error_line("out of memory");
-        return -1;
-    }
-    size_t first = out->n;
-    for (size_t i0 = 0; i0 < n; i0 += ROW_BLOCK) {
-        size_t i1 = i0 + ROW_BLOCK < n ? i0 + ROW_BLOCK : n;
+    job->rc = !c || !score ? -1 : 0;
+    for (size_t i0 = job->r0; job->rc == 0 && i0 < job->r1; i0 += ROW_BLOCK) {
+        size_t i1 = i0 + ROW_BLOCK < job->r1 ? i0 + ROW_BLOCK : job->r1;
         for (size_t j = 0; j < n; j++)
             for (size_t i = i0; i < i1; i++)
                 if (i != j && has_key(list, i, mode) && has_key(list, j, mode))
                     score[(i - i0) * n + j] = mode == PAIRS_RETRIEVAL
                                                   ? dot(list->v[i].global, list->v[j].global, list->global_dim)
                                                   : -gps_distance2(&list->v[i], &list->v[j]);
-        for (size_t i = i0; i < i1; i++) {
+        for (size_t i = i0; i < i1 && job->rc == 0; i++) {
             if (!has_key(list, i, mode))
                 continue;
             size_t nc = 0;
@@ -265,15 +273,57 @@ static int select_nearest(enum pair_mode mode, long k, const image_list *list, p
                 if (j != i && has_key(list, j, mode))
                     c[nc++] = (candidate){j, score[(i - i0) * n + j]};
             qsort(c, nc, sizeof *c, compare_candidates);
-            for (size_t r = 0; r < nc && r < (size_t)k; r++)
-                if (pair_push(out, i < c[r].j ? i : c[r].j, i < c[r].j ? c[r].j : i) != 0) {
-                    free(c), free(score);
-                    error_line("out of memory");
-                    return -1;
-                }
+            for (size_t r = 0; r < nc && r < (size_t)job->k; r++)
+                if (pair_push(&job->out, i < c[r].j ? i : c[r].j, i < c[r].j ? c[r].j : i) != 0)
+                    job->rc = -1;
         }
     }
     free(c), free(score);
+    return NULL;
+}
+
+/* retrieval:K or spatial:K: each image with its K closest, the pairs
+ * appended sorted (a pair found from both sides is deduplicated later).
+ * Rows are split over --threads threads (each row's choice depends on that
+ * row alone, so the list is the same for any thread count): comparing
+ * every image with every other is N^2 dot products of 16,384 floats. */
+static int select_nearest(enum pair_mode mode, long k, const image_list *list, int threads, pair_list *out)
+{
+    const size_t n = list->n;
+    if (threads <= 0) { /* --threads unset: the library's default, the cores up to 8 */
+        long cores = sysconf(_SC_NPROCESSORS_ONLN);
+        threads = cores < 1 ? 1 : cores > 8 ? 8 : (int)cores;
+    }
+    size_t nt = (size_t)threads < n ? (size_t)threads : (n ? n : 1);
+    nearest_job *jobs = calloc(nt, sizeof *jobs);
+    pthread_t *tid = calloc(nt, sizeof *tid);
+    char *started = calloc(nt, 1);
+    int rc = jobs && tid && started ? 0 : -1;
+    for (size_t t = 0; rc == 0 && t < nt; t++) {
+        jobs[t] = (nearest_job){mode, k, list, n * t / nt, n * (t + 1) / nt, {0}, 0};
+        /* A thread that cannot start has its rows run here, below. */
+        started[t] = t > 0 && pthread_create(&tid[t], NULL, nearest_rows, &jobs[t]) == 0;
+    }
+    if (rc == 0)
+        nearest_rows(&jobs[0]);
+    size_t first = out->n;
+    for (size_t t = 0; rc == 0 && t < nt; t++) {
+        if (t > 0 && started[t])
+            pthread_join(tid[t], NULL);
+        else if (t > 0)
+            nearest_rows(&jobs[t]);
+    }
+    for (size_t t = 0; jobs && t < nt; t++) {
+        for (size_t p = 0; rc == 0 && jobs[t].rc == 0 && p < jobs[t].out.n; p++)
+            rc = pair_push(out, jobs[t].out.v[p][0], jobs[t].out.v[p][1]);
+        rc = rc == 0 && jobs[t].rc != 0 ? -1 : rc;
+        free(jobs[t].out.v);
+    }
+    free(jobs), free(tid), free(started);
+    if (rc != 0) {
+        error_line("out of memory");
+        return -1;
+    }
     if (out->n > first) /* out->v may still be NULL */
         qsort(out->v + first, out->n - first, sizeof *out->v, compare_pairs);
     return 0;
@@ -369,7 +419,7 @@ int pair_list_select(const options *o, const image_list *list, pair_list *out)
         if (term->mode == PAIRS_EXHAUSTIVE || term->mode == PAIRS_SEQUENTIAL) {
             rc = select_generated(term->mode == PAIRS_SEQUENTIAL ? term->n : 0, list, out);
         } else if (term->mode == PAIRS_RETRIEVAL || term->mode == PAIRS_SPATIAL) {
-            rc = select_nearest(term->mode, term->n, list, out);
+            rc = select_nearest(term->mode, term->n, list, o->threads, out);
         } else {
             char *path = strndup(term->file, term->file_len);
             if (!path) {

@@ -129,6 +129,10 @@ def retrieval(exe, tmp):
 
     # The saved codebook from here on: learning it again takes seconds.
     cb = ["--codebook", os.path.join(tmp, "cb.bin")]
+    # Rows split over threads: the same pairs from 1 and 3 threads.
+    one, _, _ = pairs("t1", "retrieval:2", *cb, "--threads", "1")
+    three, _, _ = pairs("t3", "retrieval:2", *cb, "--threads", "3")
+    check(one == three and len(one) >= 8, "retrieval:2 on 1 and 3 threads: %s, %s" % (one, three))
     r1, _, _ = pairs("r1", "retrieval:1", *cb)
     union, _, _ = pairs("u", "retrieval:1+sequential:1", *cb)
     seq = [(names[i], names[i + 1]) for i in range(len(names) - 1)]
