@@ -49,7 +49,9 @@
 // maps one onto the other within 2 px, with sizes within 25% and
 // orientations within 20 degrees (so detector noise is part of the data, as
 // in the UBC set). Patches are cut by libmatchnet's mn_extract_patches with
-// MN_SCALE_SIFT, exactly as at inference time.
+// MN_SCALE_SIFT, exactly as at inference time; with --affine (every mode) at
+// each keypoint's estimated ellipse, as --affine cuts them at inference
+// (the correspondences stay those of the keypoints: only the cut changes).
 //
 // Pairs: half matching; the non-matching half in three equal kinds, none
 // chosen with a descriptor: random (another point), spatial (a keypoint 4-32
@@ -145,6 +147,27 @@ std::string correspondences(const Pool &pool)
     return std::to_string(pool.positives.size()) + " correspondences";
 }
 
+// --affine: patches cut at each keypoint's estimated ellipse
+// (mn_affine_shape_estimate, default parameters, then
+// mn_extract_patches_affine), as matchnet-match --affine and
+// matchnet-colmap --affine cut them at inference; else similarity frames.
+bool g_affine = false;
+
+// The patches (PP bytes each) of keypoints k of a grey image.
+mn_status cut_patches(const cv::Mat &grey, const std::vector<mn_keypoint> &k, uint8_t *out)
+{
+    if (k.empty())
+        return MN_OK;
+    if (!g_affine)
+        return mn_extract_patches(grey.data, grey.cols, grey.rows, grey.step, k.data(), k.size(), nullptr, out);
+    std::vector<mn_affine_keypoint> a(k.size());
+    mn_status st = mn_affine_shape_estimate(nullptr, grey.data, grey.cols, grey.rows, grey.step, k.data(), k.size(),
+                                            nullptr, a.data(), nullptr);
+    return st != MN_OK ? st
+                       : mn_extract_patches_affine(grey.data, grey.cols, grey.rows, grey.step, a.data(), a.size(),
+                                                   nullptr, out);
+}
+
 bool is_dir(const std::string &p)
 {
     struct stat st;
@@ -235,9 +258,7 @@ Side describe_side(const cv::Mat &img, cv::Ptr<cv::SIFT> &sift)
         if (k.size > 0)
             s.kps.push_back(mn_keypoint{k.pt.x, k.pt.y, k.size, k.angle});
     s.patches.resize(s.kps.size() * PP);
-    if (!s.kps.empty() &&
-        mn_extract_patches(img.data, img.cols, img.rows, img.step, s.kps.data(), s.kps.size(), nullptr,
-                           s.patches.data()) != MN_OK) {
+    if (cut_patches(img, s.kps, s.patches.data()) != MN_OK) {
         mn_cli_error(PROG, "%s", mn_last_error());
         std::exit(1);
     }
@@ -648,8 +669,7 @@ std::vector<uint8_t> cut(const SceneImage &im, const std::vector<int> &which)
     for (int i : which)
         k.push_back(im.kps[(size_t)i].kp);
     std::vector<uint8_t> out(k.size() * PP);
-    if (!k.empty() && mn_extract_patches(im.grey.data, im.grey.cols, im.grey.rows, im.grey.step, k.data(), k.size(),
-                                         nullptr, out.data()) != MN_OK)
+    if (cut_patches(im.grey, k, out.data()) != MN_OK)
         die(mn_last_error());
     return out;
 }
@@ -963,7 +983,7 @@ int usage()
                  "                         [--every K --offset J] [--max-keypoints N] [--positives-only]\n"
                  "       matchnet-patchset --colmap SPARSE_TXT_DIR --images IMAGES_DIR [--colmap ... --images ...]\n"
                  "                         --out OUTDIR [--pairs N] [--max-keypoints N] [--seed S] [--positives-only]\n"
-                 "       (and --progress auto|always|never)\n");
+                 "       (and --progress auto|always|never; --affine: affine-normalised patches)\n");
     return 2;
 }
 
@@ -1009,6 +1029,8 @@ int main(int argc, char **argv)
             offset = std::atoi(val().c_str());
         else if (a == "--positives-only")
             positives_only = true;
+        else if (a == "--affine")
+            g_affine = true;
         else if (a == "--max-keypoints")
             max_kp = std::atoi(val().c_str());
         else if (a == "--progress") {
