@@ -35,11 +35,14 @@
 #define TAG_RESULT 2
 /* Pairs per message and per transaction: as a single run commits them. */
 #define MPI_PAIR_BLOCK 16
-/* Pairs rank 0 matches between looking for the workers' results: a worker
- * waits at most that long (about 0.1 s) for its next block. */
-#define OWN_BLOCK 4
+/* Pairs rank 0 matches between looking for the workers' results. One
+ * (about 25 ms): a result larger than Open MPI's eager limit (most blocks')
+ * leaves its worker waiting in MPI_Send until rank 0 receives it (4 pairs
+ * there: 2 ranks at 1.62x one rank; 1 pair: 1.74x). An MPI_Isend does not
+ * help: the transfer then waits for the worker's next MPI call instead. */
+#define OWN_BLOCK 1
 /* Blocks a worker holds at once: the next is already queued while it
- * works on one, so it never waits for rank 0 to look for its result. */
+ * works on one, so it never waits for rank 0 to send it one. */
 #define IN_FLIGHT 2
 
 int mpi_start(int *argc, char ***argv, int *rank, int *size)
