@@ -125,12 +125,16 @@ int mpi_share_counts(image_list *list, size_t *max_kp)
 }
 
 /* Send the next block of pairs (none: stop) to a worker; *next moves on.
- * Returns whether pairs were sent. */
-static int send_block(const pair_list *pairs, size_t n_todo, size_t *next, int worker)
+ * Blocks shrink towards the end (a share of what is left per rank and
+ * block in flight), so that no rank is left with a long block while the
+ * others have nothing. Returns whether pairs were sent. */
+static int send_block(const pair_list *pairs, size_t n_todo, size_t *next, int worker, int ranks)
 {
     unsigned long long v[2 * MPI_PAIR_BLOCK];
+    const size_t share = (n_todo - *next) / ((size_t)ranks * (IN_FLIGHT + 1));
+    const int most = share >= MPI_PAIR_BLOCK ? MPI_PAIR_BLOCK : share < 1 ? 1 : (int)share;
     int n = 0;
-    while (n < MPI_PAIR_BLOCK && *next < n_todo) {
+    while (n < most && *next < n_todo) {
         v[2 * n] = pairs->v[*next][0];
         v[2 * n + 1] = pairs->v[*next][1];
         n++;
@@ -271,7 +275,7 @@ int mpi_serve(context *ctx, const image_list *list, const pair_list *pairs, size
     for (int k = 0; k < IN_FLIGHT; k++)
         for (int w = 1; w < size; w++)
             if (!stopped[w]) {
-                int sent = send_block(pairs, n_todo, &next, w);
+                int sent = send_block(pairs, n_todo, &next, w, size);
                 active += sent;
                 stopped[w] = !sent;
             }
@@ -321,7 +325,7 @@ int mpi_serve(context *ctx, const image_list *list, const pair_list *pairs, size
         mn_cli_progress_update(progress, "pairs", *n_pairs, n_todo, NULL);
         active--;
         if (!stopped[st.MPI_SOURCE]) {
-            int sent = send_block(pairs, n_todo, &next, st.MPI_SOURCE);
+            int sent = send_block(pairs, n_todo, &next, st.MPI_SOURCE, size);
             active += sent;
             stopped[st.MPI_SOURCE] = !sent;
         }
@@ -329,7 +333,7 @@ int mpi_serve(context *ctx, const image_list *list, const pair_list *pairs, size
     /* Workers not yet told to stop (rc != 0 leaves them to MPI_Abort). */
     for (int w = 1; rc == 0 && w < size; w++)
         if (!stopped[w])
-            send_block(pairs, n_todo, &next, w);
+            send_block(pairs, n_todo, &next, w, size);
     free(stopped);
     free(msg);
     free(own);
