@@ -89,6 +89,7 @@ typedef struct image_entry {
     size_t nkp;
     float *desc;           /* nkp descriptors, or NULL until described (always with --store) */
     float *global;         /* retrieval:K: its global descriptor (image_list.global_dim floats), or NULL */
+    int has_global;        /* retrieval:K with --store: its global descriptor is in image_list.global_fd */
     int has_gps;           /* spatial:K: EXIF GPS position found, in gps_xyz */
     double gps_xyz[3];     /* earth-centred (ECEF) metres */
 } image_entry;
@@ -97,6 +98,12 @@ typedef struct image_list {
     image_entry *v;
     size_t n, cap;
     size_t global_dim; /* floats in each image_entry.global */
+    /* With --store the global descriptors are not kept in memory but in an
+     * unlinked temporary file in the store folder, image i at offset
+     * i * global_dim floats, and compared in tiles (colmap_pairs.c), so that
+     * memory does not grow with the images. */
+    int global_file;   /* 1: global_fd holds them */
+    int global_fd;
 } image_list;
 
 /** Whether an entry takes part in pairs (neither unreadable nor absent). */

@@ -26,6 +26,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include <sys/stat.h>
 
 /* ------------------------------------------------------------------------ */
@@ -142,6 +143,8 @@ void image_list_free(image_list *list)
         free(list->v[i].desc);
         free(list->v[i].global);
     }
+    if (list->global_file)
+        close(list->global_fd);
     free(list->v);
     *list = (image_list){0};
 }

@@ -206,7 +206,7 @@ static int compare_pairs(const void *pa, const void *pb)
 static int has_key(const image_list *list, size_t i, enum pair_mode mode)
 {
     const image_entry *im = &list->v[i];
-    return image_usable(im) && (mode == PAIRS_RETRIEVAL ? im->global != NULL : im->has_gps);
+    return image_usable(im) && (mode == PAIRS_RETRIEVAL ? im->global != NULL || im->has_global : im->has_gps);
 }
 
 /* a . b over n floats in 16 running sums: a fixed order (the same result
@@ -282,18 +282,161 @@ static void *nearest_rows(void *arg)
     return NULL;
 }
 
+/* ---- retrieval:K on global descriptors in a file (image_list.global_fd) ---- */
+
+/* One thread's rows [t0, t1) of a row tile against a column tile. */
+typedef struct tile_job {
+    const image_list *list;
+    long k;
+    const float *rows, *cols; /* tiles of global_dim floats per image */
+    size_t r0, c0, c1;        /* the row tile starts at image r0; columns are images [c0, c1) */
+    size_t t0, t1;            /* this thread's rows, images */
+    candidate *top;           /* per row of the tile: its k best so far, best first */
+    size_t *ntop;
+} tile_job;
+
+/* Keep c among row's best k (compare_candidates order: the same k a full
+ * sort of the row would give first). */
+static void top_insert(candidate *top, size_t *n, long k, candidate c)
+{
+    size_t m = *n;
+    if (m == (size_t)k && compare_candidates(&c, &top[m - 1]) >= 0)
+        return;
+    if (m < (size_t)k)
+        m++;
+    size_t p = m - 1;
+    while (p > 0 && compare_candidates(&c, &top[p - 1]) < 0) {
+        top[p] = top[p - 1];
+        p--;
+    }
+    top[p] = c;
+    *n = m;
+}
+
+static void *tile_rows(void *arg)
+{
+    tile_job *job = arg;
+    const size_t dim = job->list->global_dim;
+    for (size_t i = job->t0; i < job->t1; i++) {
+        if (!has_key(job->list, i, PAIRS_RETRIEVAL))
+            continue;
+        const float *a = job->rows + (i - job->r0) * dim;
+        candidate *top = job->top + (i - job->r0) * (size_t)job->k;
+        size_t *n = job->ntop + (i - job->r0);
+        for (size_t j = job->c0; j < job->c1; j++)
+            if (j != i && has_key(job->list, j, PAIRS_RETRIEVAL))
+                top_insert(top, n, job->k, (candidate){j, dot(a, job->cols + (j - job->c0) * dim, dim)});
+    }
+    return NULL;
+}
+
+/* Images [i0, i1) of the file into buf. 0 or -1 (reported). */
+static int read_globals(const image_list *list, size_t i0, size_t i1, float *buf)
+{
+    const size_t bytes = list->global_dim * sizeof(float);
+    char *p = (char *)buf;
+    for (size_t done = 0, want = (i1 - i0) * bytes; done < want;) {
+        ssize_t got = pread(list->global_fd, p + done, want - done, (off_t)(i0 * bytes + done));
+        if (got < 0 && errno == EINTR)
+            continue;
+        if (got <= 0) {
+            /* Past the last image written: a file hole's zeros (images
+             * without a descriptor are never compared). */
+            if (got == 0) {
+                memset(p + done, 0, want - done);
+                break;
+            }
+            error_line("cannot read the global descriptors back: %s", strerror(errno));
+            return -1;
+        }
+        done += (size_t)got;
+    }
+    return 0;
+}
+
+/* select_nearest() for global descriptors in a file: a tile of rows at a
+ * time against every tile of columns, each tile at most half of
+ * --cache-mb, keeping each row's k best as the columns go by. The pairs
+ * are those of the in-memory comparison (same dot products, same order). */
+static int select_nearest_tiled(long k, const image_list *list, int threads, size_t budget, pair_list *out)
+{
+    const size_t n = list->n, dim = list->global_dim;
+    const size_t row_bytes = dim * sizeof(float);
+    size_t tile = budget / 2 / (row_bytes ? row_bytes : 1);
+    tile = tile < 2 ? 2 : tile; /* --cache-mb 0: two images a tile */
+    tile = tile < n ? tile : (n ? n : 1);
+    if (k > (long)n)
+        k = (long)(n ? n : 1);
+    float *rows = malloc(tile * dim * sizeof *rows), *cols = malloc(tile * dim * sizeof *cols);
+    candidate *top = malloc(tile * (size_t)k * sizeof *top);
+    size_t *ntop = malloc(tile * sizeof *ntop);
+    tile_job *jobs = calloc((size_t)threads, sizeof *jobs);
+    pthread_t *tid = calloc((size_t)threads, sizeof *tid);
+    char *started = calloc((size_t)threads, 1);
+    int rc = rows && cols && top && ntop && jobs && tid && started ? 0 : -1;
+    if (rc != 0)
+        error_line("out of memory for tiles of global descriptors");
+    size_t first = out->n;
+    for (size_t r0 = 0; rc == 0 && r0 < n; r0 += tile) {
+        const size_t r1 = r0 + tile < n ? r0 + tile : n;
+        if (read_globals(list, r0, r1, rows) != 0) {
+            rc = -1;
+            break;
+        }
+        memset(ntop, 0, tile * sizeof *ntop);
+        for (size_t c0 = 0; rc == 0 && c0 < n; c0 += tile) {
+            const size_t c1 = c0 + tile < n ? c0 + tile : n;
+            const float *cb = cols;
+            if (c0 == r0) {
+                cb = rows; /* the row tile itself */
+            } else if (read_globals(list, c0, c1, cols) != 0) {
+                rc = -1;
+                break;
+            }
+            const size_t nt = (size_t)threads < r1 - r0 ? (size_t)threads : r1 - r0;
+            for (size_t t = 0; t < nt; t++) {
+                jobs[t] = (tile_job){list, k, rows, cb, r0, c0, c1, r0 + (r1 - r0) * t / nt,
+                                     r0 + (r1 - r0) * (t + 1) / nt, top, ntop};
+                started[t] = t > 0 && pthread_create(&tid[t], NULL, tile_rows, &jobs[t]) == 0;
+            }
+            tile_rows(&jobs[0]);
+            for (size_t t = 1; t < nt; t++) {
+                if (started[t])
+                    pthread_join(tid[t], NULL);
+                else
+                    tile_rows(&jobs[t]); /* not started: run here */
+            }
+        }
+        for (size_t i = r0; rc == 0 && i < r1; i++)
+            for (size_t q = 0; rc == 0 && q < ntop[i - r0]; q++) {
+                size_t j = top[(i - r0) * (size_t)k + q].j;
+                if (pair_push(out, i < j ? i : j, i < j ? j : i) != 0) {
+                    error_line("out of memory");
+                    rc = -1;
+                }
+            }
+    }
+    free(rows), free(cols), free(top), free(ntop), free(jobs), free(tid), free(started);
+    if (rc == 0 && out->n > first)
+        qsort(out->v + first, out->n - first, sizeof *out->v, compare_pairs);
+    return rc;
+}
+
 /* retrieval:K or spatial:K: each image with its K closest, the pairs
  * appended sorted (a pair found from both sides is deduplicated later).
  * Rows are split over --threads threads (each row's choice depends on that
  * row alone, so the list is the same for any thread count): comparing
  * every image with every other is N^2 dot products of 16,384 floats. */
-static int select_nearest(enum pair_mode mode, long k, const image_list *list, int threads, pair_list *out)
+static int select_nearest(enum pair_mode mode, long k, const image_list *list, int threads, size_t budget,
+                          pair_list *out)
 {
     const size_t n = list->n;
     if (threads <= 0) { /* --threads unset: the library's default, the cores up to 8 */
         long cores = sysconf(_SC_NPROCESSORS_ONLN);
         threads = cores < 1 ? 1 : cores > 8 ? 8 : (int)cores;
     }
+    if (mode == PAIRS_RETRIEVAL && list->global_file)
+        return select_nearest_tiled(k, list, threads, budget, out);
     size_t nt = (size_t)threads < n ? (size_t)threads : (n ? n : 1);
     nearest_job *jobs = calloc(nt, sizeof *jobs);
     pthread_t *tid = calloc(nt, sizeof *tid);
@@ -419,7 +562,7 @@ int pair_list_select(const options *o, const image_list *list, pair_list *out)
         if (term->mode == PAIRS_EXHAUSTIVE || term->mode == PAIRS_SEQUENTIAL) {
             rc = select_generated(term->mode == PAIRS_SEQUENTIAL ? term->n : 0, list, out);
         } else if (term->mode == PAIRS_RETRIEVAL || term->mode == PAIRS_SPATIAL) {
-            rc = select_nearest(term->mode, term->n, list, o->threads, out);
+            rc = select_nearest(term->mode, term->n, list, o->threads, (size_t)o->cache_mb << 20, out);
         } else {
             char *path = strndup(term->file, term->file_len);
             if (!path) {

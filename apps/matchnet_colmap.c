@@ -63,6 +63,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #define MAX_KEYPOINTS_LIMIT 1000000L
 /* Pairs written per transaction. */
@@ -748,21 +749,65 @@ static int pair_keys(run *r)
         return -1;
     size_t gdim = retrieval_global_dim(&r->cb);
     r->list.global_dim = gdim;
-    for (size_t i = 0; i < r->list.n && pair_spec_uses(o, PAIRS_RETRIEVAL); i++) {
+    if (!pair_spec_uses(o, PAIRS_RETRIEVAL))
+        return 0;
+    /* With --store: into an unlinked file in the store (list.global_fd), one
+     * image's vector in memory at a time. */
+    float *one = NULL;
+    if (o->store) {
+        size_t len = strlen(o->store) + 32;
+        char *path = malloc(len);
+        one = malloc(gdim * sizeof *one);
+        int fd = -1;
+        if (path && one) {
+            snprintf(path, len, "%s/globals.tmp.XXXXXX", o->store);
+            fd = mkstemp(path);
+            if (fd >= 0)
+                unlink(path);
+        }
+        if (fd < 0) {
+            error_line("cannot make a file for the global descriptors in '%s': %s", o->store,
+                       path && one ? strerror(errno) : "out of memory");
+            free(path), free(one);
+            return -1;
+        }
+        free(path);
+        r->list.global_file = 1;
+        r->list.global_fd = fd;
+    }
+    for (size_t i = 0; i < r->list.n; i++) {
         image_entry *im = &r->list.v[i];
         store_entry e = {0};
         const float *d;
-        if (image_descriptors(r, im, &e, &d) != 0)
+        if (image_descriptors(r, im, &e, &d) != 0) {
+            free(one);
             return -1;
-        if (d && !(im->global = malloc(gdim * sizeof *im->global))) {
+        }
+        if (d && !one && !(im->global = malloc(gdim * sizeof *im->global))) {
             store_entry_free(&e);
             error_line("out of memory for global descriptors");
             return -1;
         }
         if (d)
-            retrieval_vlad(&r->cb, d, im->nkp, im->global);
+            retrieval_vlad(&r->cb, d, im->nkp, one ? one : im->global);
         store_entry_free(&e);
+        if (d && one) {
+            const size_t bytes = gdim * sizeof *one;
+            const char *p = (const char *)one;
+            for (size_t done = 0; done < bytes;) {
+                ssize_t w = pwrite(r->list.global_fd, p + done, bytes - done, (off_t)(i * bytes + done));
+                if (w <= 0) {
+                    error_line("cannot write the global descriptors in '%s': %s", o->store,
+                               w < 0 ? strerror(errno) : "no space");
+                    free(one);
+                    return -1;
+                }
+                done += (size_t)w;
+            }
+            im->has_global = 1;
+        }
     }
+    free(one);
     return 0;
 }
 

@@ -226,6 +226,15 @@ def main():
                   "--pair-list", p("ret.txt"))
     ret_pairs = sorted(open(p("ret.txt")))
     check(rc == 0 and 4 <= len(ret_pairs) <= 8, f"retrieval:2 with --store: {rc} {err} {ret_pairs}")
+    # With the store the global descriptors go to a file and are compared in
+    # tiles (two images a tile under --cache-mb 0); without it, in memory:
+    # the same pairs either way.
+    for tag, more in (("memory", []), ("tiles", ["--store", store, "--cache-mb", "0"])):
+        rc, err = run(exe, *common, "--database", p(f"ret_{tag}.db"), "--pairs", "retrieval:2", *more,
+                      "--pair-list", p(f"ret_{tag}.txt"))
+        got = sorted(open(p(f"ret_{tag}.txt"))) if rc == 0 else None
+        check(got == ret_pairs, f"retrieval:2, global descriptors in {tag}: {rc} {err} {got} != {ret_pairs}")
+    check(not glob.glob(os.path.join(store, "globals.tmp.*")), "a global descriptor file was left in the store")
     lists = []
     for i in range(2):
         lists.append(p(f"ret{i}.txt"))
