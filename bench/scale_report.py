@@ -133,8 +133,11 @@ def main():
         ap.add_argument(a, type=int, required=True)
     o = ap.parse_args()
     rows = read_rows(o.rows)
-    c = costs(rows)
-    e = estimate(c, o.est_images, o.est_nodes, o.est_cores, o.retrieval)
+    # Costs and the estimate come from the 1 rank x 1 thread rows: a run
+    # without that configuration gets the tables only.
+    have_one = any(r["config"] == "1x1" for r in rows)
+    c = costs(rows) if have_one else None
+    e = estimate(c, o.est_images, o.est_nodes, o.est_cores, o.retrieval) if have_one else None
     L = []
     L.append("CPU: %s, %d cores; --max-keypoints %d, --store with --cache-mb %d, --verify %s; "
              "exhaustive pairs up to the size shown, retrieval:%d beyond." % (
@@ -171,51 +174,55 @@ def main():
         L.append("Speed-ups per image described and per whole match step. Under mpirun rank 0 selects the pairs, "
                  "writes the database and matches a few pairs at a time between the other ranks' results; the "
                  "last column is its CPU time over the match step's wall time.")
-    L.append("")
-    L.append("Costs (1 rank x 1 thread, core seconds): describe %.3f s per image%s; match %.2f ms per pair "
-             "(least squares over the exhaustive rows: match s = %.2f + %.5f x pairs)%s; store %.0f kB per image; "
-             "database %.1f kB per image (cameras, images, keypoints) and %.0f bytes per pair (matches%s); "
-             "writer %s." % (
-                 c["describe_core_s_per_image"],
-                 " (the describe steps less registering) and %.3f s per image to register it: written into a new "
-                 "database from the store (timed alone)" % c["register_s_per_image"]
-                 if "register_s_per_image" in c else "",
-                 1000 * c["match_core_s_per_pair"], c["match_fixed_s"],
-                 c["match_core_s_per_pair"],
-                 "; retrieval selection (codebook, VLAD) %.3f s per image, %.1f pairs per image" % (
-                     c["retrieval_select_s_per_image"], c["retrieval_pairs_per_image"])
-                 if "retrieval_select_s_per_image" in c else "",
-                 c["store_bytes_per_image"] / 1e3, c["db_bytes_per_image"] / 1e3, c["db_bytes_per_pair"],
-                 ", two-view geometries" if o.verify == "own" else "",
-                 "%.0f pairs per second (%s)" % (c["writer_pairs_per_s"], c["writer_measured_on"])
-                 if "writer_pairs_per_s" in c else "not measured"))
-    L.append("")
-    L.append("Estimate for %d images on %d nodes x %d cores (%d ranks x 1 thread, rank 0 the writer), "
-             "retrieval:%d (%.1f pairs per image measured), per-core costs as measured here:" % (
-                 e["images"], e["nodes"], e["cores_per_node"], e["ranks"], o.retrieval, e["pairs_per_image"]))
-    L.append("")
-    L.append("    describe = I x d / R                   = %d x %.3f / %d = %s" % (
-        e["images"], c["describe_core_s_per_image"], e["ranks"], hms(e["describe_s"])))
-    L.append("    register = I x r (rank 0 alone)        = %d x %.4f = %s" % (
-        e["images"], c.get("register_s_per_image", 0.0), hms(e["register_s"])))
-    L.append("    select   = I x v (rank 0 alone)        = %d x %.4f = %s" % (
-        e["images"], c.get("retrieval_select_s_per_image", 0.0), hms(e["select_s"])))
-    L.append("    match    = P x m / R                   = %.0f x %.5f / %d = %s" % (
-        e["pairs"], c["match_core_s_per_pair"], e["ranks"], hms(e["match_s"])))
-    L.append("    writer   = P / w                       = %.0f / %.0f = %s" % (
-        e["pairs"], c.get("writer_pairs_per_s", float("nan")), hms(e["writer_s"])))
-    L.append("    wall    ~= describe + register + select + max(match, writer) = %s" % hms(e["wall_s"]))
-    L.append("    data: store I x s = %s on the shared file system; database I x b_i + P x b_p = %s" % (
-        gb(e["store_bytes"]), gb(e["db_bytes"])))
-    L.append("    exhaustive instead: P = I(I-1)/2 = %.3g pairs: match %s, writer %s, database %s" % (
-        e["exhaustive_pairs"], hms(e["exhaustive_match_s"]), hms(e["exhaustive_writer_s"]),
-        gb(e["exhaustive_db_bytes"])))
-    L.append("")
-    L.append("(I images, R ranks, P pairs; d, r, m, v, s, b_i, b_p, w the costs above. Assumes the nodes' cores are "
-             "as fast as these, ideal scaling of describing and matching, and a store file system that takes "
-             "R x s / d bytes per second while describing and gives rank 0 I x s bytes for registering (and again "
-             "for retrieval's VLAD); w is the replay of the writes on this machine's disk, and rank 0 also "
-             "receives P x b_p bytes of results. Start-up (mpirun, loading the model: about 1 s) left out.)")
+    if not have_one:
+        L.append("")
+        L.append("No 1 rank x 1 thread rows (--configs without 1x1): no per-image and per-pair costs, no estimate.")
+    else:
+        L.append("")
+        L.append("Costs (1 rank x 1 thread, core seconds): describe %.3f s per image%s; match %.2f ms per pair "
+                 "(least squares over the exhaustive rows: match s = %.2f + %.5f x pairs)%s; store %.0f kB per image; "
+                 "database %.1f kB per image (cameras, images, keypoints) and %.0f bytes per pair (matches%s); "
+                 "writer %s." % (
+                     c["describe_core_s_per_image"],
+                     " (the describe steps less registering) and %.3f s per image to register it: written into a new "
+                     "database from the store (timed alone)" % c["register_s_per_image"]
+                     if "register_s_per_image" in c else "",
+                     1000 * c["match_core_s_per_pair"], c["match_fixed_s"],
+                     c["match_core_s_per_pair"],
+                     "; retrieval selection (codebook, VLAD) %.3f s per image, %.1f pairs per image" % (
+                         c["retrieval_select_s_per_image"], c["retrieval_pairs_per_image"])
+                     if "retrieval_select_s_per_image" in c else "",
+                     c["store_bytes_per_image"] / 1e3, c["db_bytes_per_image"] / 1e3, c["db_bytes_per_pair"],
+                     ", two-view geometries" if o.verify == "own" else "",
+                     "%.0f pairs per second (%s)" % (c["writer_pairs_per_s"], c["writer_measured_on"])
+                     if "writer_pairs_per_s" in c else "not measured"))
+        L.append("")
+        L.append("Estimate for %d images on %d nodes x %d cores (%d ranks x 1 thread, rank 0 the writer), "
+                 "retrieval:%d (%.1f pairs per image measured), per-core costs as measured here:" % (
+                     e["images"], e["nodes"], e["cores_per_node"], e["ranks"], o.retrieval, e["pairs_per_image"]))
+        L.append("")
+        L.append("    describe = I x d / R                   = %d x %.3f / %d = %s" % (
+            e["images"], c["describe_core_s_per_image"], e["ranks"], hms(e["describe_s"])))
+        L.append("    register = I x r (rank 0 alone)        = %d x %.4f = %s" % (
+            e["images"], c.get("register_s_per_image", 0.0), hms(e["register_s"])))
+        L.append("    select   = I x v (rank 0 alone)        = %d x %.4f = %s" % (
+            e["images"], c.get("retrieval_select_s_per_image", 0.0), hms(e["select_s"])))
+        L.append("    match    = P x m / R                   = %.0f x %.5f / %d = %s" % (
+            e["pairs"], c["match_core_s_per_pair"], e["ranks"], hms(e["match_s"])))
+        L.append("    writer   = P / w                       = %.0f / %.0f = %s" % (
+            e["pairs"], c.get("writer_pairs_per_s", float("nan")), hms(e["writer_s"])))
+        L.append("    wall    ~= describe + register + select + max(match, writer) = %s" % hms(e["wall_s"]))
+        L.append("    data: store I x s = %s on the shared file system; database I x b_i + P x b_p = %s" % (
+            gb(e["store_bytes"]), gb(e["db_bytes"])))
+        L.append("    exhaustive instead: P = I(I-1)/2 = %.3g pairs: match %s, writer %s, database %s" % (
+            e["exhaustive_pairs"], hms(e["exhaustive_match_s"]), hms(e["exhaustive_writer_s"]),
+            gb(e["exhaustive_db_bytes"])))
+        L.append("")
+        L.append("(I images, R ranks, P pairs; d, r, m, v, s, b_i, b_p, w the costs above. Assumes the nodes' cores are "
+                 "as fast as these, ideal scaling of describing and matching, and a store file system that takes "
+                 "R x s / d bytes per second while describing and gives rank 0 I x s bytes for registering (and again "
+                 "for retrieval's VLAD); w is the replay of the writes on this machine's disk, and rank 0 also "
+                 "receives P x b_p bytes of results. Start-up (mpirun, loading the model: about 1 s) left out.)")
     md = "\n".join(L) + "\n"
     with open(o.md, "w") as f:
         f.write(md)
