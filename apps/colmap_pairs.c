@@ -282,6 +282,28 @@ static void *nearest_rows(void *arg)
     return NULL;
 }
 
+/* Run fn on each of the n jobs (size bytes apart from jobs): job 0 here,
+ * the others on threads of their own. A job whose thread cannot start (all
+ * of them, without memory for the handles) runs here after, so the work
+ * is the same in any case. Returns when every job is done. */
+static void run_jobs(void *(*fn)(void *), void *jobs, size_t size, size_t n)
+{
+    char *job = jobs;
+    pthread_t *tid = n > 1 ? malloc((n - 1) * sizeof *tid) : NULL;
+    char *started = n > 1 ? calloc(n - 1, 1) : NULL;
+    for (size_t t = 1; tid && started && t < n; t++)
+        started[t - 1] = pthread_create(&tid[t - 1], NULL, fn, job + t * size) == 0;
+    if (n > 0)
+        fn(job);
+    for (size_t t = 1; t < n; t++) {
+        if (started && started[t - 1])
+            pthread_join(tid[t - 1], NULL);
+        else
+            fn(job + t * size);
+    }
+    free(tid), free(started);
+}
+
 /* ---- retrieval:K on global descriptors in a file (image_list.global_fd) ---- */
 
 /* One thread's rows [t0, t1) of a row tile against a column tile. */
@@ -333,24 +355,16 @@ static void *tile_rows(void *arg)
 /* Images [i0, i1) of the file into buf. 0 or -1 (reported). */
 static int read_globals(const image_list *list, size_t i0, size_t i1, float *buf)
 {
-    const size_t bytes = list->global_dim * sizeof(float);
-    char *p = (char *)buf;
-    for (size_t done = 0, want = (i1 - i0) * bytes; done < want;) {
-        ssize_t got = pread(list->global_fd, p + done, want - done, (off_t)(i0 * bytes + done));
-        if (got < 0 && errno == EINTR)
-            continue;
-        if (got <= 0) {
-            /* Past the last image written: a file hole's zeros (images
-             * without a descriptor are never compared). */
-            if (got == 0) {
-                memset(p + done, 0, want - done);
-                break;
-            }
-            error_line("cannot read the global descriptors back: %s", strerror(errno));
-            return -1;
-        }
-        done += (size_t)got;
+    const size_t bytes = list->global_dim * sizeof(float), want = (i1 - i0) * bytes;
+    size_t got;
+    int e = mn_out_file_read_at(list->global_fd, buf, want, (off_t)(i0 * bytes), &got);
+    if (e != 0) {
+        error_line("cannot read the global descriptors back: %s", strerror(e));
+        return -1;
     }
+    /* Past the last image written: a file hole's zeros (images without a
+     * descriptor are never compared). */
+    memset((char *)buf + got, 0, want - got);
     return 0;
 }
 
@@ -371,9 +385,7 @@ static int select_nearest_tiled(long k, const image_list *list, int threads, siz
     candidate *top = malloc(tile * (size_t)k * sizeof *top);
     size_t *ntop = malloc(tile * sizeof *ntop);
     tile_job *jobs = calloc((size_t)threads, sizeof *jobs);
-    pthread_t *tid = calloc((size_t)threads, sizeof *tid);
-    char *started = calloc((size_t)threads, 1);
-    int rc = rows && cols && top && ntop && jobs && tid && started ? 0 : -1;
+    int rc = rows && cols && top && ntop && jobs ? 0 : -1;
     if (rc != 0)
         error_line("out of memory for tiles of global descriptors");
     size_t first = out->n;
@@ -394,18 +406,10 @@ static int select_nearest_tiled(long k, const image_list *list, int threads, siz
                 break;
             }
             const size_t nt = (size_t)threads < r1 - r0 ? (size_t)threads : r1 - r0;
-            for (size_t t = 0; t < nt; t++) {
+            for (size_t t = 0; t < nt; t++)
                 jobs[t] = (tile_job){list, k, rows, cb, r0, c0, c1, r0 + (r1 - r0) * t / nt,
                                      r0 + (r1 - r0) * (t + 1) / nt, top, ntop};
-                started[t] = t > 0 && pthread_create(&tid[t], NULL, tile_rows, &jobs[t]) == 0;
-            }
-            tile_rows(&jobs[0]);
-            for (size_t t = 1; t < nt; t++) {
-                if (started[t])
-                    pthread_join(tid[t], NULL);
-                else
-                    tile_rows(&jobs[t]); /* not started: run here */
-            }
+            run_jobs(tile_rows, jobs, sizeof *jobs, nt);
         }
         for (size_t i = r0; rc == 0 && i < r1; i++)
             for (size_t q = 0; rc == 0 && q < ntop[i - r0]; q++) {
@@ -416,7 +420,7 @@ static int select_nearest_tiled(long k, const image_list *list, int threads, siz
                 }
             }
     }
-    free(rows), free(cols), free(top), free(ntop), free(jobs), free(tid), free(started);
+    free(rows), free(cols), free(top), free(ntop), free(jobs);
     if (rc == 0 && out->n > first)
         qsort(out->v + first, out->n - first, sizeof *out->v, compare_pairs);
     return rc;
@@ -431,38 +435,25 @@ static int select_nearest(enum pair_mode mode, long k, const image_list *list, i
                           pair_list *out)
 {
     const size_t n = list->n;
-    if (threads <= 0) { /* --threads unset: the library's default, the cores up to 8 */
-        long cores = sysconf(_SC_NPROCESSORS_ONLN);
-        threads = cores < 1 ? 1 : cores > 8 ? 8 : (int)cores;
-    }
+    if (threads <= 0) /* matchnet-colmap resolves --threads' default; other callers get one */
+        threads = 1;
     if (mode == PAIRS_RETRIEVAL && list->global_file)
         return select_nearest_tiled(k, list, threads, budget, out);
     size_t nt = (size_t)threads < n ? (size_t)threads : (n ? n : 1);
     nearest_job *jobs = calloc(nt, sizeof *jobs);
-    pthread_t *tid = calloc(nt, sizeof *tid);
-    char *started = calloc(nt, 1);
-    int rc = jobs && tid && started ? 0 : -1;
-    for (size_t t = 0; rc == 0 && t < nt; t++) {
+    int rc = jobs ? 0 : -1;
+    for (size_t t = 0; rc == 0 && t < nt; t++)
         jobs[t] = (nearest_job){mode, k, list, n * t / nt, n * (t + 1) / nt, {0}, 0};
-        /* A thread that cannot start has its rows run here, below. */
-        started[t] = t > 0 && pthread_create(&tid[t], NULL, nearest_rows, &jobs[t]) == 0;
-    }
     if (rc == 0)
-        nearest_rows(&jobs[0]);
+        run_jobs(nearest_rows, jobs, sizeof *jobs, nt);
     size_t first = out->n;
-    for (size_t t = 0; rc == 0 && t < nt; t++) {
-        if (t > 0 && started[t])
-            pthread_join(tid[t], NULL);
-        else if (t > 0)
-            nearest_rows(&jobs[t]);
-    }
     for (size_t t = 0; jobs && t < nt; t++) {
         for (size_t p = 0; rc == 0 && jobs[t].rc == 0 && p < jobs[t].out.n; p++)
             rc = pair_push(out, jobs[t].out.v[p][0], jobs[t].out.v[p][1]);
         rc = rc == 0 && jobs[t].rc != 0 ? -1 : rc;
         free(jobs[t].out.v);
     }
-    free(jobs), free(tid), free(started);
+    free(jobs);
     if (rc != 0) {
         error_line("out of memory");
         return -1;

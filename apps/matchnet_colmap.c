@@ -56,6 +56,7 @@
 #include "colmap_convert.h"
 #include "colmap_exif.h"
 #include "colmap_retrieval.h"
+#include "out_file.h"
 #include "test_point.h"
 
 #include <errno.h>
@@ -282,6 +283,8 @@ static int parse_options(int argc, char **argv, options *o)
         error_line("unexpected argument '%s' (only --merge takes databases as arguments)", pos[0]);
         rc = 2;
     }
+    if (rc == 0 && o->threads == 0) /* resolved once: the session and the pair selection share it */
+        o->threads = mn_default_num_threads();
     if (rc == 0)
         rc = pair_spec_parse(o);
     if (rc == 0)
@@ -793,16 +796,11 @@ static int pair_keys(run *r)
         store_entry_free(&e);
         if (d && one) {
             const size_t bytes = gdim * sizeof *one;
-            const char *p = (const char *)one;
-            for (size_t done = 0; done < bytes;) {
-                ssize_t w = pwrite(r->list.global_fd, p + done, bytes - done, (off_t)(i * bytes + done));
-                if (w <= 0) {
-                    error_line("cannot write the global descriptors in '%s': %s", o->store,
-                               w < 0 ? strerror(errno) : "no space");
-                    free(one);
-                    return -1;
-                }
-                done += (size_t)w;
+            int we = mn_out_file_write_at(r->list.global_fd, one, bytes, (off_t)(i * bytes));
+            if (we != 0) {
+                error_line("cannot write the global descriptors in '%s': %s", o->store, strerror(we));
+                free(one);
+                return -1;
             }
             im->has_global = 1;
         }

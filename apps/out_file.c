@@ -30,6 +30,38 @@ int mn_out_file_write_all(int fd, const void *data, size_t n)
     return 0;
 }
 
+int mn_out_file_write_at(int fd, const void *data, size_t n, off_t off)
+{
+    const unsigned char *p = data;
+    while (n > 0) {
+        ssize_t w = pwrite(fd, p, n, off);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w <= 0)
+            return w < 0 ? errno : ENOSPC;
+        p += w, off += w;
+        n -= (size_t)w;
+    }
+    return 0;
+}
+
+int mn_out_file_read_at(int fd, void *buf, size_t n, off_t off, size_t *got)
+{
+    unsigned char *p = buf;
+    *got = 0;
+    while (*got < n) {
+        ssize_t r = pread(fd, p + *got, n - *got, off + (off_t)*got);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r < 0)
+            return errno;
+        if (r == 0)
+            break; /* the end of the file */
+        *got += (size_t)r;
+    }
+    return 0;
+}
+
 /* The PID in NAME = BASE.tmp.PID.K, or 0 when NAME is not such a name. */
 static long temporary_pid(const char *name, const char *base)
 {

@@ -9,6 +9,7 @@
 #define MN_APPS_OUT_FILE_H
 
 #include <stddef.h>
+#include <sys/types.h>
 
 #ifdef __cplusplus
 extern "C" {
@@ -25,6 +26,16 @@ int mn_out_file_write(const char *path, const void *data, size_t n);
 /* Write all n bytes to fd, again after EINTR and short writes. Returns 0
  * or an errno (EIO when write() wrote nothing). */
 int mn_out_file_write_all(int fd, const void *data, size_t n);
+
+/* Write all n bytes to fd at offset off (pwrite(), again after EINTR and
+ * short writes). Returns 0 or an errno (ENOSPC when pwrite() wrote
+ * nothing). */
+int mn_out_file_write_at(int fd, const void *data, size_t n, off_t off);
+
+/* Read up to n bytes of fd at offset off (pread(), again after EINTR and
+ * short reads) into buf, stopping only at the end of the file; *got: the
+ * bytes read. Returns 0 or an errno. */
+int mn_out_file_read_at(int fd, void *buf, size_t n, off_t off, size_t *got);
 
 /* Remove the temporary files that killed runs left beside path's target:
  * PATH.tmp.PID.K (this file's and mn_matches_draw_with()'s naming) whose

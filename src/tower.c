@@ -127,6 +127,37 @@ static void mn_chunk_to_rows(int c, int n, size_t hw, const float *in, float *ou
             memcpy(out + ((size_t)img * c + ch) * hw, in + ((size_t)ch * n + img) * hw, sizeof(float) * hw);
 }
 
+/* The layers from k0 on (fc and L2 layers; k0 = n_layers: none) of the
+ * [C][N][H][W] path: cur holds the chunk's activations, c channels of hw
+ * values, nxt is a buffer of the same size; the descriptors go to desc as
+ * rows. prof and t0: as in mn_tower_chunk (prof may be NULL). */
+static void mn_chunk_tail(const mn_model *m, mn_scratch *s, int k0, int c, size_t hw, int n, float *cur,
+                          float *nxt, float *desc, double *prof, double t0)
+{
+    if (k0 >= m->n_layers) {
+        mn_chunk_to_rows(c, n, hw, cur, desc);
+        return;
+    }
+    float *t;
+    mn_chunk_to_rows(c, n, hw, cur, nxt);
+    t = cur, cur = nxt, nxt = t;
+    for (int k = k0; k < m->n_layers; k++) {
+        const mn_layer *l = &m->layers[k];
+        if (l->type == MN_LAYER_FC) {
+            mn_fc_fast(l, n, cur, l->in_c, nxt, s->pack);
+            t = cur, cur = nxt, nxt = t;
+        } else {
+            mn_l2norm_rows(n, l->in_c, cur);
+        }
+        if (prof) {
+            double t1 = mn_seconds();
+            prof[k] += t1 - t0;
+            t0 = t1;
+        }
+    }
+    memcpy(desc, cur, sizeof(float) * (size_t)n * m->desc_dim);
+}
+
 /* The [C][N][H][W] path: im2col + one matrix product per convolution over
  * the chunk, then bias/ReLU and pooling as separate passes. It serves the
  * blocks too small for the blocked path (see MN_NB). */
@@ -138,25 +169,17 @@ static void mn_tower_chunk(const mn_model *m, mn_scratch *s, const uint8_t *px8,
     double t0 = prof ? mn_seconds() : 0.0;
     /* One input channel: [1][n][P][P] is just the patches in order. */
     mn_normalize(m, px8, pxf, (size_t)n * pp, cur);
-    int c = 1, rows = 0; /* rows: activations already in [n][dim] layout */
+    int c = 1, k = 0;
     size_t hw = pp;
-    for (int k = 0; k < m->n_layers; k++) {
+    for (; k < m->n_layers; k++) {
         const mn_layer *l = &m->layers[k];
-        if (!rows && (l->type == MN_LAYER_FC || l->type == MN_LAYER_L2NORM)) {
-            mn_chunk_to_rows(c, n, hw, cur, nxt);
-            t = cur, cur = nxt, nxt = t;
-            rows = 1;
-        }
-        switch (l->type) {
-        case MN_LAYER_CONV: mn_conv_fast(l, n, cur, s->col, s->pack, nxt); break;
-        case MN_LAYER_MAXPOOL: mn_maxpool_fast(l, n, cur, nxt); break;
-        case MN_LAYER_FC: mn_fc_fast(l, n, cur, l->in_c, nxt, s->pack); break;
-        case MN_LAYER_L2NORM:
-            mn_l2norm_rows(n, l->in_c, cur);
-            break;
-        }
-        if (l->type != MN_LAYER_L2NORM)
-            t = cur, cur = nxt, nxt = t;
+        if (l->type == MN_LAYER_CONV)
+            mn_conv_fast(l, n, cur, s->col, s->pack, nxt);
+        else if (l->type == MN_LAYER_MAXPOOL)
+            mn_maxpool_fast(l, n, cur, nxt);
+        else
+            break; /* the fc and L2 layers: mn_chunk_tail */
+        t = cur, cur = nxt, nxt = t;
         c = l->out_c;
         hw = (size_t)l->out_h * l->out_w;
         if (prof) {
@@ -165,10 +188,7 @@ static void mn_tower_chunk(const mn_model *m, mn_scratch *s, const uint8_t *px8,
             t0 = t1;
         }
     }
-    if (rows)
-        memcpy(desc, cur, sizeof(float) * (size_t)n * m->desc_dim);
-    else
-        mn_chunk_to_rows(c, n, hw, cur, desc);
+    mn_chunk_tail(m, s, k, c, hw, n, cur, nxt, desc, prof, t0);
 }
 
 /* ---- one small block split over threads (tower.h) ---- */
@@ -228,7 +248,7 @@ static void mn_split_piece(mn_tower_split *j, mn_scratch *s, int st, size_t b, s
         mn_normalize(m, j->px8, j->pxf, (size_t)j->n * m->patch * m->patch, j->act[0]);
         return;
     }
-    float *cur = j->act[mn_split_parity(st)], *nxt = j->act[!mn_split_parity(st)], *t;
+    float *cur = j->act[mn_split_parity(st)], *nxt = j->act[!mn_split_parity(st)];
     if (layer < m->n_layers) {
         const mn_layer *l = &m->layers[layer];
         if (l->type == MN_LAYER_CONV)
@@ -237,29 +257,12 @@ static void mn_split_piece(mn_tower_split *j, mn_scratch *s, int st, size_t b, s
             mn_maxpool_fast_planes(l, b, e, cur, nxt);
         return;
     }
-    /* The tail: as mn_tower_chunk from its first fc or L2 layer. */
-    int k = 0, c = 1, rows = 0;
+    /* The tail (fc and L2 layers, the descriptors' layout), as in mn_tower_chunk. */
+    int k = 0, c = 1;
     size_t hw = (size_t)m->patch * m->patch;
     for (; k < m->n_layers && (m->layers[k].type == MN_LAYER_CONV || m->layers[k].type == MN_LAYER_MAXPOOL); k++)
         c = m->layers[k].out_c, hw = (size_t)m->layers[k].out_h * m->layers[k].out_w;
-    for (; k < m->n_layers; k++) {
-        const mn_layer *l = &m->layers[k];
-        if (!rows) {
-            mn_chunk_to_rows(c, j->n, hw, cur, nxt);
-            t = cur, cur = nxt, nxt = t;
-            rows = 1;
-        }
-        if (l->type == MN_LAYER_FC) {
-            mn_fc_fast(l, j->n, cur, l->in_c, nxt, s->pack);
-            t = cur, cur = nxt, nxt = t;
-        } else {
-            mn_l2norm_rows(j->n, l->in_c, cur);
-        }
-    }
-    if (rows)
-        memcpy(j->desc, cur, sizeof(float) * (size_t)j->n * m->desc_dim);
-    else
-        mn_chunk_to_rows(c, j->n, hw, cur, j->desc);
+    mn_chunk_tail(m, s, k, c, hw, j->n, cur, nxt, j->desc, NULL, 0.0);
 }
 
 void mn_tower_split_work(mn_tower_split *j, mn_scratch *s)
