@@ -63,10 +63,15 @@ eng_tuned="$eng_blas"
 if [ -n "$tuned_core" ]; then
     eng_tuned=$(MN_GEMM=blas OPENBLAS_CORETYPE="$tuned_core" "$build/bench/bench_engine" "${args[@]}")
 fi
-# The bfloat16 Winograd products (MN_PRECISION=bf16), where the CPU has them.
-eng_bf16=null
+# Where the CPU has AVX512-BF16, the precision the default did not run
+# (src/kernels/cpu.c's table: bfloat16 on AMD, fp32 on Intel).
+eng_other=null
 if grep -qw avx512_bf16 /proc/cpuinfo; then
-    eng_bf16=$(MN_PRECISION=bf16 "$build/bench/bench_engine" "${args[@]}")
+    if printf '%s' "$eng" | grep -q bfloat16; then
+        eng_other=$(MN_PRECISION=fp32 "$build/bench/bench_engine" "${args[@]}")
+    else
+        eng_other=$(MN_PRECISION=bf16 "$build/bench/bench_engine" "${args[@]}")
+    fi
 fi
 dnn=$("$build/bench/bench_dnn" "$model" "$onnx" --threads "$threads" --repeats "$repeats")
 tch=$("$PY" bench/bench_torch.py "$model" --threads "$threads" --repeats "$repeats")
@@ -77,9 +82,9 @@ mat=$("$build/bench/bench_match" samples/data/box_in_scene.png --threads "$threa
 lay=$("$build/bench/bench_layers" "$model" --repeats "$repeats" --json)
 
 "$PY" - "$eng" "$eng_blas" "$eng_tuned" "$dnn" "$tch" "$default_core" "$tuned_core" "$arch" "$mat" "$lay" \
-    "$eng_bf16" "$cpu_model" "$cpu_flags" <<'PYEOF'
+    "$eng_other" "$cpu_model" "$cpu_flags" <<'PYEOF'
 import json, sys
-eng_bf16 = json.loads(sys.argv[11])
+eng_other = json.loads(sys.argv[11])
 cpu = {"model": sys.argv[12], "flags": sys.argv[13].split()}
 eng, eng0, eng1, dnn, tch = (json.loads(a) for a in sys.argv[1:6])
 default_core, tuned_core, arch = sys.argv[6], sys.argv[7], sys.argv[8]
@@ -96,15 +101,18 @@ print("%-18s %11s %11s %11s %11s %11s %9s %9s" % ("patches/s (median)", "matchne
 for name, e, t, d in rows:
     print("%-18s %11.1f %11.1f %11.1f %11.1f %11.1f %8.2fx %8.2fx" % (
         name, eng[e], eng0[e], eng1[e], tch[t], dnn[d], eng[e] / tch[t], eng[e] / dnn[d]))
-if eng_bf16:
+# eng_other: the precision the default did not run.
+other = None
+if eng_other:
+    other = "fp32" if "bfloat16" in eng["blas"] else "bf16"
     for name, e, t, d in rows:
         print("%-18s %11.1f %11s %11s %11.1f %11.1f %8.2fx %8.2fx" % (
-            name.replace("tower", "bf16"), eng_bf16[e], "-", "-", tch[t], dnn[d], eng_bf16[e] / tch[t],
-            eng_bf16[e] / dnn[d]))
-print("matchnet: as installed (%s)" % eng["blas"])
-if eng_bf16:
-    print("bf16: MN_PRECISION=bf16 (%s); batch-64 spread %.0f-%.0f" % (eng_bf16["blas"], eng_bf16["tower_b64_min"],
-                                                                      eng_bf16["tower_b64_max"]))
+            name.replace("tower", other), eng_other[e], "-", "-", tch[t], dnn[d], eng_other[e] / tch[t],
+            eng_other[e] / dnn[d]))
+print("matchnet: as installed, default precision (%s)" % eng["blas"])
+if eng_other:
+    print("%s: MN_PRECISION=%s (%s); batch-64 spread %.0f-%.0f" % (other, other, eng_other["blas"],
+                                                                  eng_other["tower_b64_min"], eng_other["tower_b64_max"]))
 print("CPU: %s (%s)" % (cpu["model"], " ".join(cpu["flags"])))
 print("* engine on OpenBLAS alone, detected core %s; ** on OpenBLAS alone, core %s" % (default_core, tuned))
 print("%-18s %11.0f %11.0f %11.0f" % ("metric pairs/s", eng["metric_two_stage_pairs_per_s"],
@@ -132,13 +140,15 @@ res = {
     "metric_plain_pairs_per_s": eng["metric_plain_pairs_per_s"],
     "torch_metric_pairs_per_s": tch["torch_metric_pairs_per_s"],
     "engine": eng["blas"], "blas_core_detected": default_core, "blas_core_tuned": tuned,
-    "bf16": None if not eng_bf16 else {
-        "tower_b1_patches_per_s": eng_bf16["tower_b1_patches_per_s"],
-        "tower_b64_patches_per_s": eng_bf16["tower_b64_patches_per_s"],
-        "tower_b256_patches_per_s": eng_bf16["tower_b256_patches_per_s"],
-        "ratio_vs_fp32_b64": round(eng_bf16["tower_b64_patches_per_s"] / eng["tower_b64_patches_per_s"], 2),
-        "ratio_vs_opencv_dnn": round(eng_bf16["tower_b64_patches_per_s"] / dnn["opencv_dnn_b64_patches_per_s"], 2),
-        "spread": [eng_bf16["tower_b64_min"], eng_bf16["tower_b64_max"]]},
+    "precision": "bf16" if "bfloat16" in eng["blas"] else "fp32",
+    "other_precision": None if not eng_other else {
+        "precision": other,
+        "tower_b1_patches_per_s": eng_other["tower_b1_patches_per_s"],
+        "tower_b64_patches_per_s": eng_other["tower_b64_patches_per_s"],
+        "tower_b256_patches_per_s": eng_other["tower_b256_patches_per_s"],
+        "ratio_vs_default_b64": round(eng_other["tower_b64_patches_per_s"] / eng["tower_b64_patches_per_s"], 2),
+        "ratio_vs_opencv_dnn": round(eng_other["tower_b64_patches_per_s"] / dnn["opencv_dnn_b64_patches_per_s"], 2),
+        "spread": [eng_other["tower_b64_min"], eng_other["tower_b64_max"]]},
     "opencv_dnn_max_abs_diff": dnn["opencv_dnn_vs_matchnet_max_abs_diff"],
     "match_ratio_vs_bfmatcher": mat["match_ratio_vs_bfmatcher"],
     "match_metric_ratio_vs_bfmatcher": mat["match_metric_ratio_vs_bfmatcher"],

@@ -196,13 +196,16 @@ typedef struct mn_session mn_session;
  *    product kernels (OpenBLAS or own, so between OpenBLAS cores) and with
  *    MN_GEMM, MN_SIMD or MN_WINOGRAD overrides, results agree to rounding
  *    (about 1e-6 relative; test_golden holds each to PyTorch within 1e-4).
- *  - MN_PRECISION=bf16 (opt-in, on CPUs with AVX512-BF16) runs the
- *    blocked path's Winograd products in bfloat16: every promise above
- *    holds except that the blocked and im2col paths then agree to 5% of a
- *    descriptor's largest component (test_determinism under bf16; the
- *    shipped model: cosine >= 0.9997 with fp32, Oxford patch FPR95
- *    unchanged, bench/README.md), and the results are bfloat16's, not
- *    fp32's, within the same bound.
+ *  - Precision: on AMD CPUs with AVX512-BF16 (Zen 4) the blocked path's
+ *    Winograd products run in bfloat16 by default, where it is 1.3x faster
+ *    (MN_PRECISION=fp32 turns it off; MN_PRECISION=bf16 turns it on on
+ *    other CPUs with AVX512-BF16; mn_blas_info() says which runs). Every
+ *    promise above holds in bfloat16 except that the blocked and im2col
+ *    paths then agree to 8% of a descriptor's largest component, and the
+ *    results are bfloat16's, within the same bound of fp32's and PyTorch's
+ *    (test_golden, test_determinism; the shipped model on real patches:
+ *    cosine >= 0.9997 with fp32, Oxford patch FPR95 and correct matches
+ *    unchanged, bench/README.md).
  * Creating a session sets OpenBLAS to one thread
  * (openblas_set_num_threads(1)): BLAS threads inside the library's threads
  * would only contend for the cores.
@@ -259,9 +262,10 @@ MN_API int mn_default_num_threads(void);
  * the thread-count promise but, on the Haswell and Zen cores, not the
  * batch-place one), avx2, avx512 or generic; MN_SIMD=generic, avx2 or
  * avx512 (the tower's vector code); MN_WINOGRAD=0, read when a model is
- * loaded, makes every convolution direct; MN_PRECISION=bf16 puts the
- * Winograd products on the AVX512-BF16 kernel where the CPU has it
- * ("libmatchnet's AVX-512 BF16 kernel (bfloat16)"; see mn_session_params).
+ * loaded, makes every convolution direct; MN_PRECISION=fp32|bf16 chooses
+ * the Winograd products' precision where the CPU has AVX512-BF16 (bf16:
+ * "libmatchnet's AVX-512 BF16 kernel (bfloat16)", the default on AMD
+ * CPUs; see mn_session_params).
  * Never NULL.
  */
 MN_API const char *mn_blas_info(void);

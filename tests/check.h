@@ -48,6 +48,39 @@ static double max_abs_diff(const float *a, const float *b, size_t n, size_t *whe
     return m;
 }
 
+/* Whether the blocked path's Winograd products run in bfloat16 (the
+ * default where the CPU has AVX512-BF16; MN_PRECISION=fp32 turns it off):
+ * matchnet.h's bfloat16 bound then applies to descriptors from that path.
+ * Needs matchnet.h. */
+#define CHECK_BF16_ACTIVE() (strstr(mn_blas_info(), "bfloat16") != NULL)
+
+/* matchnet.h's bound for bfloat16 descriptors: each within this fraction
+ * of its largest component of the fp32 (or PyTorch) one (measured: up to
+ * 0.057, test_golden's 4096-D test model). */
+#define CHECK_BF16_BOUND 8e-2
+
+/* Largest over the rows of d values of |a - b| / max |b| in the row (rows
+ * of b all zero count |a - b| alone): the bfloat16 bound's measure. */
+static double max_row_rel_diff(const float *a, const float *b, size_t rows, size_t d, size_t *where)
+{
+    double worst = 0.0;
+    if (where)
+        *where = 0;
+    for (size_t r = 0; r < rows; r++) {
+        double scale = 0.0;
+        for (size_t i = 0; i < d; i++)
+            scale = fabs((double)b[r * d + i]) > scale ? fabs((double)b[r * d + i]) : scale;
+        size_t w;
+        double e = max_abs_diff(a + r * d, b + r * d, d, &w) / (scale > 0.0 ? scale : 1.0);
+        if (!(e <= worst)) {
+            worst = isnan(e) ? INFINITY : e;
+            if (where)
+                *where = r * d + w;
+        }
+    }
+    return worst;
+}
+
 static int check_summary(const char *name)
 {
     printf("%s: %d checks, %d failed\n", name, check_count, check_failures);

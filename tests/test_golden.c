@@ -3,6 +3,10 @@
  * the three architectures: descriptors and match probabilities within 1e-4,
  * at batch 1 and at batch 13 (not a multiple of any block size), through
  * u8 and f32 input, fast and reference paths, plain and two-stage metric.
+ * Where the blocked path runs in bfloat16 (the default on CPUs with
+ * AVX512-BF16), its descriptors are checked against matchnet.h's bfloat16
+ * bound and the probabilities made from them within BF16_PROB; CTest runs
+ * the test again under MN_PRECISION=fp32 (test_golden_fp32).
  *
  * MN_TEST_FAST_ONLY=1 leaves the reference path out: the per-instruction-set
  * and per-OpenBLAS-core runs set it, as the reference path is plain C that
@@ -53,6 +57,32 @@ static void check_desc(const char *what, const float *got, const float *want, si
     CHECK(e <= TOL, "%s: max abs error %.3g at %zu (got %.6f, PyTorch %.6f)", what, e, w, got[w], want[w]);
 }
 
+/* Descriptors of the blocked path (8 or more patches): PyTorch's within
+ * 1e-4 in fp32; in bfloat16 (CHECK_BF16_ACTIVE), each within matchnet.h's
+ * bound of its largest component. */
+static void check_blocked_desc(const char *what, const float *got, const float *want, size_t rows, size_t d)
+{
+    if (!CHECK_BF16_ACTIVE()) {
+        check_desc(what, got, want, rows * d);
+        return;
+    }
+    size_t w;
+    double e = max_row_rel_diff(got, want, rows, d, &w);
+    CHECK(e <= CHECK_BF16_BOUND, "%s (bfloat16): error %.3g of the descriptor's largest component at %zu (got "
+          "%.6f, PyTorch %.6f)", what, e, w, got[w], want[w]);
+    printf("%s (bfloat16): %.3g of the largest component\n", what, e);
+}
+
+/* Match probabilities from the blocked path's descriptors, end to end:
+ * PyTorch's within 1e-4 in fp32; in bfloat16 within 0.01 for the shipped
+ * model (measured 0.002) and 0.15 for the test models, whose random
+ * metric networks turn a descriptor's error into far more (measured
+ * 0.07-0.08). */
+static double bf16_prob_bound(const char *arch)
+{
+    return strcmp(arch, "shipped") == 0 ? 1e-2 : 0.15;
+}
+
 static void run_arch(const char *arch, const char *model_path)
 {
     char path[1024];
@@ -101,11 +131,17 @@ static void run_arch(const char *arch, const char *model_path)
         /* Full batch, u8 then f32. */
         CHECK_OK(mn_describe_u8(s, g.patches, n, desc));
         snprintf(what, sizeof what, "%s %s u8 batch %zu", arch, path_name, n);
-        check_desc(what, desc, g.desc, n * d);
+        if (reference)
+            check_desc(what, desc, g.desc, n * d);
+        else
+            check_blocked_desc(what, desc, g.desc, n, d);
         memset(desc, 0, n * d * sizeof *desc);
         CHECK_OK(mn_describe_f32(s, pxf, n, desc));
         snprintf(what, sizeof what, "%s %s f32 batch %zu", arch, path_name, n);
-        check_desc(what, desc, g.desc, n * d);
+        if (reference)
+            check_desc(what, desc, g.desc, n * d);
+        else
+            check_blocked_desc(what, desc, g.desc, n, d);
 
         /* Metric on PyTorch's own descriptors, so this isolates the metric net. */
         CHECK_OK(mn_metric_score_all(s, g.desc, n, g.desc, n, prob));
@@ -136,7 +172,14 @@ static void run_arch(const char *arch, const char *model_path)
         CHECK_OK(mn_describe_u8(s, g.patches, n, desc));
         CHECK_OK(mn_metric_score_all(s, desc, n, desc, n, prob));
         snprintf(what, sizeof what, "%s %s end to end", arch, path_name);
-        check_desc(what, prob, g.prob, n * n);
+        if (reference || !CHECK_BF16_ACTIVE()) {
+            check_desc(what, prob, g.prob, n * n);
+        } else {
+            e = max_abs_diff(prob, g.prob, n * n, &w);
+            CHECK(e <= bf16_prob_bound(arch), "%s (bfloat16): max abs error %.3g at %zu (got %.6f, PyTorch %.6f)", what, e, w,
+                  prob[w], g.prob[w]);
+            printf("%s (bfloat16): probabilities within %.3g\n", what, e);
+        }
         for (size_t k = 0; k < n * n; k++)
             CHECK(prob[k] >= 0.0f && prob[k] <= 1.0f, "%s: prob %zu = %f outside [0,1]", arch, k, prob[k]);
         free(want);

@@ -32,9 +32,23 @@
  *                    convolutions, most of the tower's work) in bfloat16 on
  *                    AVX512-BF16 (gemm_avx512bf16.c), everything else in
  *                    fp32; ignored where the CPU lacks AVX512-BF16 or
- *                    MN_GEMM names a kernel. fp32 (the default) keeps the
- *                    results PyTorch's within 1e-4; bf16's bounds are in
- *                    matchnet.h (mn_blas_info() says which runs)
+ *                    MN_GEMM names a kernel. fp32 keeps the results
+ *                    PyTorch's within 1e-4; bf16's bounds are in matchnet.h
+ *                    (mn_blas_info() says which runs)
+ *
+ * Without MN_PRECISION the precision is a fixed table too, from the same
+ * measurements (bench/README.md; both precisions meet the accuracy bounds
+ * of matchnet.h on the shipped model):
+ *
+ *   CPU                          default  why
+ *   AMD with AVX512-BF16 (Zen 4) bf16     vdpbf16ps does twice the
+ *                                         multiply-adds of Zen 4's 512-bit
+ *                                         FMA: the tower 1.30x (3081 against
+ *                                         2377 patches/s, batch 64, 2 cores)
+ *   Intel with AVX512-BF16       fp32     not measured (Sapphire Rapids' two
+ *   (Cooper Lake, Sapphire                512-bit FMA ports already match
+ *   Rapids)                               vdpbf16ps's rate on paper)
+ *   any other                    fp32     no bfloat16 instruction
  *   MN_WINOGRAD=0    every convolution direct (read when a model is loaded)
  */
 #include "cpu.h"
@@ -63,6 +77,7 @@ static void mn_cpu_probe(void)
     c->has_avx512 = fma && __builtin_cpu_supports("avx512f");
 #if defined(MN_HAVE_BF16_KERNEL)
     c->has_avx512bf16 = c->has_avx512 && __builtin_cpu_supports("avx512bf16");
+    c->bf16_default = c->has_avx512bf16 && __builtin_cpu_is("amd"); /* the table above */
 #endif
 #endif
     const mn_kernel best = c->has_avx512 ? MN_KERNEL_AVX512 : c->has_avx2 ? MN_KERNEL_AVX2 : MN_KERNEL_GENERIC;
@@ -81,9 +96,12 @@ static void mn_cpu_probe(void)
     } else if (env_is(gemm, "generic")) {
         c->gemm_fixed = MN_KERNEL_BLAS; /* the packed Winograd layout exists for the vector kernels only */
         c->gemm_stable = MN_KERNEL_GENERIC;
-    } else if (env_is(getenv("MN_PRECISION"), "bf16") && c->has_avx512bf16) {
-        c->gemm_fixed = MN_KERNEL_AVX512_BF16;
-        c->bf16 = 1;
+    } else if (c->has_avx512bf16) {
+        const char *precision = getenv("MN_PRECISION");
+        if (env_is(precision, "bf16") || (!env_is(precision, "fp32") && c->bf16_default)) {
+            c->gemm_fixed = MN_KERNEL_AVX512_BF16;
+            c->bf16 = 1;
+        }
     }
 
     const char *simd = getenv("MN_SIMD");
