@@ -417,12 +417,17 @@ typedef enum mn_affine_orientation {
      *  within 80% of the highest, the one nearest the keypoint's own angle
      *  carried into the normalised frame, so that SIFT's duplicate
      *  keypoints (one per strong peak) keep their distinct orientations.
-     *  Covariant with affine maps of the image. */
+     *  Covariant with affine maps of the image (the default). On real
+     *  multi-view photographs it turns one view of about 8% of the
+     *  matching pairs to another peak (strecha-entry-P10; README,
+     *  "Affine shapes"). */
     MN_AFFINE_ORIENT_GRADIENT = 0,
     /** Keep the keypoint's angle as an image direction: the patch's x axis
      *  points along (cos angle, sin angle) in the image, as with
-     *  mn_keypoint. Cheaper; not covariant under anisotropic maps (the
-     *  detector's angle is measured on the circle). */
+     *  mn_keypoint. Cheaper, and as stable as the detector's angle (1% of
+     *  strecha-entry-P10's matching pairs turned), but not covariant under
+     *  anisotropic maps (the detector's angle is measured on the circle):
+     *  it loses most of the affine patches' gain beyond 2:1. */
     MN_AFFINE_ORIENT_KEEP = 1
 } mn_affine_orientation;
 
@@ -430,10 +435,16 @@ typedef enum mn_affine_orientation {
 typedef enum mn_affine_result {
     /** The iteration reached an isotropic frame: the ellipse is returned. */
     MN_AFFINE_CONVERGED = 0,
-    /** max_iterations passed without reaching it: the circle is returned. */
+    /** max_iterations passed without reaching it: the last frame of the
+     *  iteration is returned. */
     MN_AFFINE_NOT_CONVERGED = 1,
-    /** The ellipse grew more elongated than max_anisotropy (an edge, a
-     *  one-dimensional texture): the circle is returned. */
+    /** The ellipse would grow more elongated than max_anisotropy (an edge,
+     *  a one-dimensional texture): the iteration went on with each frame
+     *  brought back to max_anisotropy (axes' ratio; det A kept), and its
+     *  last frame is returned; or, for a straight edge (no gradient across
+     *  it), the frame it had reached. Not the circle: where one view of a
+     *  point stays within the bound and another does not, the two frames
+     *  then still roughly agree. */
     MN_AFFINE_TOO_ANISOTROPIC = 2,
     /** No gradient in the window (a flat region, or one outside the image
      *  where the replicated border is constant): the circle is returned. */
@@ -478,10 +489,11 @@ MN_API mn_affine_params mn_affine_params_default(void);
  * from a Gaussian pyramid, so large keypoints are low-passed as in
  * mn_extract_patches(); outside the image the border is replicated.
  *
- * out[k] is keypoints[k]'s affine keypoint; when the iteration fails
- * (results[k] != MN_AFFINE_CONVERGED) it is the keypoint's circle,
- * mn_affine_from_keypoint(&keypoints[k]), so out always has one usable
- * entry per keypoint; drop the failed ones if only ellipses are wanted.
+ * out[k] is keypoints[k]'s affine keypoint, one usable entry per
+ * keypoint: where the iteration did not converge (results[k]), the frame
+ * it reached, at most max_anisotropy elongated (see mn_affine_result);
+ * for a flat window, the keypoint's circle, mn_affine_from_keypoint().
+ * Drop the failed ones if only converged ellipses are wanted.
  * results: NULL, or n bytes receiving an mn_affine_result each.
  *
  * session: NULL to work on the calling thread, or a session whose threads

@@ -163,6 +163,26 @@ static double mn_anisotropy(const double A[4])
     return det > 0.0 ? l1 / det : INFINITY;
 }
 
+/* A := A V diag(c1, c2) V^T, V the right singular vectors of A: its
+ * singular values brought to the ratio max_ratio, their product (det A,
+ * the keypoint's scale) kept. For A more elongated than max_ratio. */
+static void mn_clamp_anisotropy(double A[4], double max_ratio)
+{
+    const double a = A[0] * A[0] + A[2] * A[2], b = A[0] * A[1] + A[2] * A[3], c = A[1] * A[1] + A[3] * A[3];
+    double l1, l2, vx, vy;
+    mn_eig2(a, b, c, &l1, &l2, &vx, &vy);
+    const double det = fabs(A[0] * A[3] - A[1] * A[2]);
+    if (!(det > 0.0) || !(l1 / det > max_ratio))
+        return;
+    const double s1 = sqrt(l1), s2 = det / s1; /* singular values, s1 >= s2 */
+    const double c1 = sqrt(det * max_ratio) / s1, c2 = sqrt(det / max_ratio) / s2;
+    /* B = c1 v v^T + c2 u u^T, v = (vx, vy), u = (-vy, vx). */
+    const double b11 = c1 * vx * vx + c2 * vy * vy, b12 = (c1 - c2) * vx * vy, b22 = c1 * vy * vy + c2 * vx * vx;
+    const double n0 = A[0] * b11 + A[1] * b12, n1 = A[0] * b12 + A[1] * b22;
+    const double n2 = A[2] * b11 + A[3] * b12, n3 = A[2] * b12 + A[3] * b22;
+    A[0] = n0, A[1] = n1, A[2] = n2, A[3] = n3;
+}
+
 /* A := A R(phi). */
 static void mn_rotate_frame(double A[4], double phi)
 {
@@ -261,13 +281,19 @@ static uint8_t mn_affine_one(const mn_pyramid *pyr, mn_affine_work *w, const mn_
         const double b2 = A[2] * u11 + A[3] * u12, b3 = A[2] * u12 + A[3] * u22;
         A[0] = b0, A[1] = b1, A[2] = b2, A[3] = b3;
         if (mn_anisotropy(A) > p->max_anisotropy) {
+            mn_clamp_anisotropy(A, p->max_anisotropy);
             result = MN_AFFINE_TOO_ANISOTROPIC;
-            break;
+        } else {
+            result = MN_AFFINE_NOT_CONVERGED;
         }
     }
-    if (result != MN_AFFINE_CONVERGED) {
+    if (result == MN_AFFINE_FLAT) {
         *out = mn_affine_from_keypoint(k);
         return result;
+    }
+    if (result != MN_AFFINE_CONVERGED) {
+        mn_clamp_anisotropy(A, p->max_anisotropy);
+        mn_affine_gradients(pyr, w, k->x, k->y, A);
     }
     /* The ellipse is A's; now its rotation. The keypoint's angle is an
      * image direction d = (cos theta, sin theta): a gradient direction for
@@ -283,7 +309,7 @@ static uint8_t mn_affine_one(const mn_pyramid *pyr, mn_affine_work *w, const mn_
     mn_rotate_frame(A, phi);
     out->x = k->x, out->y = k->y;
     out->a11 = (float)A[0], out->a12 = (float)A[1], out->a21 = (float)A[2], out->a22 = (float)A[3];
-    return MN_AFFINE_CONVERGED;
+    return result;
 }
 
 /* Keypoints per task of the session's threads. */
