@@ -35,6 +35,7 @@
  *                    MN_GEMM names a kernel. fp32 keeps the results
  *                    PyTorch's within 1e-4; bf16's bounds are in matchnet.h
  *                    (mn_blas_info() says which runs)
+ *   MN_WINOGRAD=0    every convolution direct (read when a model is loaded)
  *
  * Without MN_PRECISION the precision is a fixed table too, from the same
  * measurements (bench/README.md; both precisions meet the accuracy bounds
@@ -43,13 +44,12 @@
  *   CPU                          default  why
  *   AMD with AVX512-BF16 (Zen 4) bf16     vdpbf16ps does twice the
  *                                         multiply-adds of Zen 4's 512-bit
- *                                         FMA: the tower 1.30x (3081 against
- *                                         2377 patches/s, batch 64, 2 cores)
+ *                                         FMA: the tower 1.31x (3076 against
+ *                                         2352 patches/s, batch 64, 2 cores)
  *   Intel with AVX512-BF16       fp32     not measured (Sapphire Rapids' two
  *   (Cooper Lake, Sapphire                512-bit FMA ports already match
  *   Rapids)                               vdpbf16ps's rate on paper)
  *   any other                    fp32     no bfloat16 instruction
- *   MN_WINOGRAD=0    every convolution direct (read when a model is loaded)
  */
 #include "cpu.h"
 
