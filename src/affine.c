@@ -152,28 +152,19 @@ static void mn_eig2(double a, double b, double c, double *l1, double *l2, double
     *vx = cos(th), *vy = sin(th);
 }
 
-/* Ratio of A's singular values, >= 1 (infinite for a singular A). */
-static double mn_anisotropy(const double A[4])
-{
-    const double a = A[0] * A[0] + A[2] * A[2], b = A[0] * A[1] + A[2] * A[3], c = A[1] * A[1] + A[3] * A[3];
-    double l1, l2, vx, vy;
-    mn_eig2(a, b, c, &l1, &l2, &vx, &vy);
-    const double det = fabs(A[0] * A[3] - A[1] * A[2]);
-    /* s1 / s2 = s1^2 / det, without the cancellation of l2. */
-    return det > 0.0 ? l1 / det : INFINITY;
-}
-
-/* A := A V diag(c1, c2) V^T, V the right singular vectors of A: its
- * singular values brought to the ratio max_ratio, their product (det A,
- * the keypoint's scale) kept. For A more elongated than max_ratio. */
-static void mn_clamp_anisotropy(double A[4], double max_ratio)
+/* Where A is more elongated than max_ratio (the ratio of its singular
+ * values; A is never singular here: each step keeps det A), A := A V
+ * diag(c1, c2) V^T, V the right singular vectors of A: its singular values
+ * brought to the ratio max_ratio, their product (det A, the keypoint's
+ * scale) kept. Returns whether it did. */
+static int mn_clamp_anisotropy(double A[4], double max_ratio)
 {
     const double a = A[0] * A[0] + A[2] * A[2], b = A[0] * A[1] + A[2] * A[3], c = A[1] * A[1] + A[3] * A[3];
     double l1, l2, vx, vy;
     mn_eig2(a, b, c, &l1, &l2, &vx, &vy);
     const double det = fabs(A[0] * A[3] - A[1] * A[2]);
     if (!(det > 0.0) || !(l1 / det > max_ratio))
-        return;
+        return 0;
     const double s1 = sqrt(l1), s2 = det / s1; /* singular values, s1 >= s2 */
     const double c1 = sqrt(det * max_ratio) / s1, c2 = sqrt(det / max_ratio) / s2;
     /* B = c1 v v^T + c2 u u^T, v = (vx, vy), u = (-vy, vx). */
@@ -181,6 +172,7 @@ static void mn_clamp_anisotropy(double A[4], double max_ratio)
     const double n0 = A[0] * b11 + A[1] * b12, n1 = A[0] * b12 + A[1] * b22;
     const double n2 = A[2] * b11 + A[3] * b12, n3 = A[2] * b12 + A[3] * b22;
     A[0] = n0, A[1] = n1, A[2] = n2, A[3] = n3;
+    return 1;
 }
 
 /* A := A R(phi). */
@@ -280,21 +272,17 @@ static uint8_t mn_affine_one(const mn_pyramid *pyr, mn_affine_work *w, const mn_
         const double b0 = A[0] * u11 + A[1] * u12, b1 = A[0] * u12 + A[1] * u22;
         const double b2 = A[2] * u11 + A[3] * u12, b3 = A[2] * u12 + A[3] * u22;
         A[0] = b0, A[1] = b1, A[2] = b2, A[3] = b3;
-        if (mn_anisotropy(A) > p->max_anisotropy) {
-            mn_clamp_anisotropy(A, p->max_anisotropy);
-            result = MN_AFFINE_TOO_ANISOTROPIC;
-        } else {
-            result = MN_AFFINE_NOT_CONVERGED;
-        }
+        result = mn_clamp_anisotropy(A, p->max_anisotropy) ? MN_AFFINE_TOO_ANISOTROPIC : MN_AFFINE_NOT_CONVERGED;
     }
     if (result == MN_AFFINE_FLAT) {
         *out = mn_affine_from_keypoint(k);
         return result;
     }
-    if (result != MN_AFFINE_CONVERGED) {
-        mn_clamp_anisotropy(A, p->max_anisotropy);
+    /* Every step was brought within max_anisotropy above; after the last
+     * one the gradients are not yet A's, and only the gradient
+     * orientation reads them. */
+    if (result != MN_AFFINE_CONVERGED && p->orientation == MN_AFFINE_ORIENT_GRADIENT)
         mn_affine_gradients(pyr, w, k->x, k->y, A);
-    }
     /* The ellipse is A's; now its rotation. The keypoint's angle is an
      * image direction d = (cos theta, sin theta): a gradient direction for
      * SIFT, which in the frame is A^T d. */

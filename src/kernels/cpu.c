@@ -70,6 +70,7 @@ static int env_is(const char *env, const char *value)
 static void mn_cpu_probe(void)
 {
     mn_cpu *c = &mn_cpu_state;
+    int bf16_default = 0; /* bfloat16 is this CPU's default precision (the table above) */
 #if defined(MN_HAVE_X86_KERNELS)
     __builtin_cpu_init();
     const int fma = __builtin_cpu_supports("fma") != 0;
@@ -77,7 +78,7 @@ static void mn_cpu_probe(void)
     c->has_avx512 = fma && __builtin_cpu_supports("avx512f");
 #if defined(MN_HAVE_BF16_KERNEL)
     c->has_avx512bf16 = c->has_avx512 && __builtin_cpu_supports("avx512bf16");
-    c->bf16_default = c->has_avx512bf16 && __builtin_cpu_is("amd"); /* the table above */
+    bf16_default = c->has_avx512bf16 && __builtin_cpu_is("amd"); /* the table above */
 #endif
 #endif
     const mn_kernel best = c->has_avx512 ? MN_KERNEL_AVX512 : c->has_avx2 ? MN_KERNEL_AVX2 : MN_KERNEL_GENERIC;
@@ -98,7 +99,7 @@ static void mn_cpu_probe(void)
         c->gemm_stable = MN_KERNEL_GENERIC;
     } else if (c->has_avx512bf16) {
         const char *precision = getenv("MN_PRECISION");
-        if (env_is(precision, "bf16") || (!env_is(precision, "fp32") && c->bf16_default)) {
+        if (env_is(precision, "bf16") || (!env_is(precision, "fp32") && bf16_default)) {
             c->gemm_fixed = MN_KERNEL_AVX512_BF16;
             c->bf16 = 1;
         }

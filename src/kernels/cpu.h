@@ -24,7 +24,6 @@ typedef struct mn_cpu {
     int has_avx2;          /* AVX2 + FMA */
     int has_avx512;        /* AVX-512F + FMA */
     int has_avx512bf16;    /* AVX-512F + FMA + AVX512-BF16 (vdpbf16ps) */
-    int bf16_default;      /* bfloat16 is this CPU's default precision (cpu.c's table) */
     int bf16;              /* bfloat16 taken (the default or MN_PRECISION=bf16): the Winograd products in it */
     mn_isa tower;          /* MN_SIMD=generic|avx2|avx512, else the best built and present */
     mn_kernel gemm_fixed;  /* products of shapes fixed by the model (MN_GEMM, MN_PRECISION; see cpu.c) */
