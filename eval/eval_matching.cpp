@@ -14,7 +14,9 @@
 // mn_match_params_preset(MN_MATCH_METRIC)). Keys: method=metric|l2 (that
 // method's preset; put it first), k=N, p=MIN_PROBABILITY, ratio=R, mutual=0|1,
 // half=1 (the descriptors rounded to float16 first, as matchnet-colmap
-// --store keeps them).
+// --store keeps them), affine=gradient|keep (affine-normalised patches:
+// mn_affine_shape_estimate with that orientation, then
+// mn_describe_keypoints_affine; half does not apply to them).
 //
 // Per pair and method: matches, correct matches (the ground-truth homography
 // maps the first keypoint within 3 px of the second), precision, and the
@@ -68,6 +70,7 @@ struct Variant {
     bool sift = false; // SIFT descriptors + ratio test (the peer)
     mn_match_params p = mn_match_params_default();
     bool half = false; // descriptors rounded to float16
+    int affine = -1;   // -1: similarity patches; else affine-normalised ones with this mn_affine_orientation
 };
 
 struct PairResult {
@@ -167,7 +170,16 @@ Variant parse_variant(const std::string &spec)
             v.p.mutual = std::atoi(val.c_str());
         else if (k == "half")
             v.half = std::atoi(val.c_str()) != 0;
-        else
+        else if (k == "affine") {
+            if (val == "0")
+                v.affine = -1;
+            else if (val == "1" || val == "gradient")
+                v.affine = MN_AFFINE_ORIENT_GRADIENT;
+            else if (val == "keep")
+                v.affine = MN_AFFINE_ORIENT_KEEP;
+            else
+                die("variant " + spec + ": affine=" + val + ", expected 0, 1 (gradient) or keep");
+        } else
             die("variant " + spec + ": unknown key " + k);
     }
     return v;
@@ -179,6 +191,7 @@ struct Image {
     cv::Mat sift;             // SIFT descriptors
     std::vector<float> mdesc;   // MatchNet descriptors
     std::vector<float> mdesc16; // the same rounded to float16 (half=1)
+    std::vector<float> adesc[2]; // of affine-normalised patches, by mn_affine_orientation (affine=...)
 };
 
 } // namespace
@@ -211,7 +224,8 @@ int main(int argc, char **argv)
         } else if (a == "-h" || a == "--help") {
             std::printf("usage: matchnet-eval-matching --homography-dir DIR [--model PATH] [--max-keypoints N]\n"
                         "       [--threads N]\n"
-                        "       [--variant NAME:method=metric|l2,k=N,p=P,ratio=R,mutual=0|1,half=0|1]...\n"
+                        "       [--variant NAME:method=metric|l2,k=N,p=P,ratio=R,mutual=0|1,half=0|1,\n"
+                        "                  affine=0|gradient|keep]...\n"
                         "       [--progress auto|always|never]\n");
             return 0;
         } else
@@ -259,6 +273,19 @@ int main(int argc, char **argv)
             die(mn_last_error());
         im.mdesc16.resize(im.mdesc.size());
         std::transform(im.mdesc.begin(), im.mdesc.end(), im.mdesc16.begin(), mn_eval::half_round);
+        for (int o : {MN_AFFINE_ORIENT_GRADIENT, MN_AFFINE_ORIENT_KEEP}) {
+            if (std::none_of(variants.begin(), variants.end(), [o](const Variant &v) { return v.affine == o; }))
+                continue;
+            mn_affine_params ap = mn_affine_params_default();
+            ap.orientation = (mn_affine_orientation)o;
+            std::vector<mn_affine_keypoint> ak(k.size());
+            im.adesc[o].resize(k.size() * dim);
+            if (mn_affine_shape_estimate(session, im.gray.data, im.gray.cols, im.gray.rows, im.gray.step, k.data(),
+                                         k.size(), &ap, ak.data(), nullptr) != MN_OK ||
+                mn_describe_keypoints_affine(session, im.gray.data, im.gray.cols, im.gray.rows, im.gray.step,
+                                             ak.data(), ak.size(), nullptr, im.adesc[o].data()) != MN_OK)
+                die(mn_last_error());
+        }
         return im;
     };
 
@@ -316,8 +343,8 @@ int main(int argc, char **argv)
             std::snprintf(cell, sizeof cell, "%-8s 1-%-2d", name.c_str(), k);
             std::string row = cell;
             for (const Variant &v : variants) {
-                const float *da = v.half ? a.mdesc16.data() : a.mdesc.data();
-                const float *db = v.half ? b.mdesc16.data() : b.mdesc.data();
+                const float *da = v.affine >= 0 ? a.adesc[v.affine].data() : v.half ? a.mdesc16.data() : a.mdesc.data();
+                const float *db = v.affine >= 0 ? b.adesc[v.affine].data() : v.half ? b.mdesc16.data() : b.mdesc.data();
                 auto t0 = std::chrono::steady_clock::now();
                 std::vector<std::pair<int, int>> m;
                 std::vector<std::pair<std::pair<int, int>, double>> relaxed; // (match, score) for the sweep
