@@ -31,13 +31,15 @@
 // over the same pairs: SIFT's ratio, the ratio of the MatchNet L2 variants
 // (the match kept when best / second-best L2 distance <= t; their other
 // settings as given) and the probability of the metric variants (kept when
-// 1 - p <= t; no ratio test). "corr@P" is the mean number of correct
+// 1 - p <= t; their ratio test on 1 - p, off in the preset, as given). "corr@P" is the mean number of correct
 // matches per pair at the loosest threshold whose precision, pooled over
 // all pairs, is still SIFT's at ratio 0.8 (P). "ceiling" is the mean, per
 // pair, of the largest one-to-one pairing of the two images' keypoints
 // within 3 px under the true homography: what a perfect descriptor on these
-// keypoints could reach. Last line: JSON. On a terminal, a progress line on
-// stderr counts the pairs (--progress auto|always|never, apps/cli.h).
+// keypoints could reach. Then the curves: each method's correct matches per
+// pair at pooled precisions 0.7 .. 0.98 (the same sweep). Last line: JSON.
+// On a terminal, a progress line on stderr counts the pairs (--progress
+// auto|always|never, apps/cli.h).
 #include "cli.h"
 #include "matchnet.h"
 #include "half.h"
@@ -370,13 +372,14 @@ int main(int argc, char **argv)
                 }
                 double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
                 if (!v.sift) {
-                    // The same variant with its threshold relaxed (ratio off; for
-                    // the metric method also min_probability 0), each match scored
-                    // by what the threshold compares.
+                    // The same variant with its threshold relaxed (L2: ratio off;
+                    // metric: min_probability 0, its ratio test as given), each
+                    // match scored by what the threshold compares.
                     mn_match_params rp = v.p;
-                    rp.ratio = 1.0f;
                     if (rp.method == MN_MATCH_METRIC)
                         rp.min_probability = 0.0f;
+                    else
+                        rp.ratio = 1.0f;
                     std::vector<mn_dmatch> out(a.kps.size());
                     size_t n = 0;
                     if (mn_match(session, da, a.kps.size(), db, b.kps.size(), &rp, out.data(),
@@ -463,6 +466,8 @@ int main(int argc, char **argv)
                                      "\"sift_pooled_precision\": %.4f, \"methods\": {",
                   results[variants[0].name].size(), max_kp, ceiling, target);
     std::string json = head;
+    static const double curve_precisions[] = {0.7, 0.8, 0.85, 0.9, 0.95, 0.98};
+    std::vector<std::string> curves;
     for (size_t vi = 0; vi < variants.size(); vi++) {
         const std::vector<PairResult> &rs = results[variants[vi].name];
         double n = (double)rs.size(), mm = 0, mc = 0, mp = 0, h3 = 0, h5 = 0, h10 = 0;
@@ -489,11 +494,30 @@ int main(int argc, char **argv)
         std::snprintf(buf, sizeof buf,
                       "%s\"%s\": {\"matches\": %.2f, \"correct\": %.2f, \"precision\": %.4f, \"h_within_3px\": %.3f, "
                       "\"h_within_5px\": %.3f, \"h_within_10px\": %.3f, \"match_ms_median\": %.2f, "
-                      "\"correct_at_sift_precision\": %.2f, \"threshold_at_sift_precision\": %.4f}",
+                      "\"correct_at_sift_precision\": %.2f, \"threshold_at_sift_precision\": %.4f, \"curve\": [",
                       vi ? ", " : "", variants[vi].name.c_str(), mm, mc, mp, h3, h5, h10, med, cp, at.threshold);
         json += buf;
+        std::string line;
+        for (size_t c = 0; c < sizeof curve_precisions / sizeof *curve_precisions; c++) {
+            mn_eval::AtPrecision q = mn_eval::best_at_precision(pooled, curve_precisions[c]);
+            double qc = n > 0 ? (double)q.correct / n : 0;
+            std::snprintf(buf, sizeof buf, " %8.1f", qc);
+            line += buf;
+            std::snprintf(buf, sizeof buf, "%s[%.2f, %.2f, %.4f]", c ? ", " : "", curve_precisions[c], qc, q.threshold);
+            json += buf;
+        }
+        curves.push_back(variants[vi].name + std::string(24 - std::min<size_t>(24, variants[vi].name.size()), ' ') +
+                         line);
+        json += "]}";
     }
     json += "}}";
+    // The trade each method offers: its correct matches at fixed precisions.
+    std::printf("\ncorrect matches per pair at pooled precision (each method's threshold swept):\n%-24s", "method");
+    for (double c : curve_precisions)
+        std::printf(" %8.2f", c);
+    std::printf("\n");
+    for (const std::string &c : curves)
+        std::printf("%s\n", c.c_str());
     std::printf("%s\n", json.c_str());
     mn_session_free(session);
     mn_model_free(model);

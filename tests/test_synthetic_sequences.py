@@ -10,7 +10,8 @@ homography); only held-out photos are used (--every/--offset as
 matchnet-patchset's); an existing output is refused and nothing partial is
 left. Then matchnet-eval-matching with affine=gradient and affine=keep
 variants: the rows and the summary name them, their matches are mostly
-correct on a mild sequence, and a bad value is refused.
+correct on a mild sequence, each method's curve (correct matches at fixed
+precisions) falls as the precision rises, and a bad value is refused.
 """
 import argparse
 import os
@@ -124,14 +125,31 @@ def main():
         check(r.returncode == 0, "matchnet-eval-matching with affine=gradient and affine=keep", r.stderr[-1000:])
         rows = [l for l in r.stdout.splitlines() if l.startswith("one ")]
         check(len(rows) == 2, "two pairs", r.stdout[-2000:])
-        summary = {l.split()[0]: l.split() for l in r.stdout.splitlines()
-                   if l.split() and l.split()[0] in ("sift", "default", "ag", "ak")}
+        summary = {}  # the first row of each name: the summary table (the curves come after it)
+        for l in r.stdout.splitlines():
+            if l.split() and l.split()[0] in ("sift", "default", "ag", "ak"):
+                summary.setdefault(l.split()[0], l.split())
         check(sorted(summary) == ["ag", "ak", "default", "sift"], "the summary names every variant", str(summary))
         for name in ("ag", "ak"):
             if name in summary:
                 matches, correct, precision = (float(x) for x in summary[name][1:4])
                 check(matches > 30 and precision > 0.7,
                       "%s: mostly correct matches (%.1f, precision %.3f)" % (name, matches, precision))
+        # The curves: correct matches at rising precision never grow, and
+        # at SIFT's own precision SIFT's sweep gives at least its matches at 0.8.
+        lines = r.stdout.splitlines()
+        start = [i for i, l in enumerate(lines) if l.startswith("correct matches per pair at pooled precision")]
+        curves = {}
+        if start:
+            for l in lines[start[0] + 2:]:
+                f = l.split()
+                if len(f) == 7 and f[0] in ("sift", "default", "ag", "ak"):
+                    curves[f[0]] = [float(x) for x in f[1:]]
+        check(sorted(curves) == ["ag", "ak", "default", "sift"], "a curve per method", "\n".join(lines[-12:]))
+        for name, c in curves.items():
+            check(all(c[i] >= c[i + 1] for i in range(len(c) - 1)) and c[0] > 0,
+                  "%s: correct matches fall as the precision rises (%s)" % (name, c))
+        check('"curve": [[0.70, ' in r.stdout, "the JSON has the curves")
         r = subprocess.run([o.eval_matching, "--homography-dir", one, "--variant", "x:affine=sideways"],
                            capture_output=True, text=True)
         check(r.returncode != 0 and "affine=sideways" in r.stderr, "affine=sideways is refused", r.stderr)
