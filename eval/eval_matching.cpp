@@ -14,9 +14,9 @@
 // mn_match_params_preset(MN_MATCH_METRIC)). Keys: method=metric|l2 (that
 // method's preset; put it first), k=N, p=MIN_PROBABILITY, ratio=R, mutual=0|1,
 // half=1 (the descriptors rounded to float16 first, as matchnet-colmap
-// --store keeps them), affine=gradient|keep (affine-normalised patches:
-// mn_affine_shape_estimate with that orientation, then
-// mn_describe_keypoints_affine; half does not apply to them).
+// --store keeps them), affine=0|1|gradient|keep (affine-normalised patches:
+// mn_affine_shape_estimate with that orientation, 1 = gradient, then
+// mn_describe_keypoints_affine; not with half).
 //
 // Per pair and method: matches, correct matches (the ground-truth homography
 // maps the first keypoint within 3 px of the second), precision, and the
@@ -184,6 +184,8 @@ Variant parse_variant(const std::string &spec)
         } else
             die("variant " + spec + ": unknown key " + k);
     }
+    if (v.half && v.affine >= 0)
+        die("variant " + spec + ": half=1 applies to similarity patches only, not with affine");
     return v;
 }
 
