@@ -257,7 +257,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
     /* The image list: names up to a NUL, sorted and unique like a listing. */
     image_entry entries[MAX_IMAGES];
-    image_list list = {entries, 0, MAX_IMAGES};
+    image_list list = {.v = entries, .n = 0, .cap = MAX_IMAGES}; /* no global descriptors */
     int plain_names = 1; /* names that a pair-list line can carry */
     while (list.n < want && pos < size) {
         const uint8_t *nul = memchr(data + pos, '\0', size - pos);
