@@ -347,8 +347,10 @@ int main(int argc, char **argv)
             std::snprintf(cell, sizeof cell, "%-8s 1-%-2d", name.c_str(), k);
             std::string row = cell;
             for (const Variant &v : variants) {
-                const float *da = v.affine >= 0 ? a.adesc[v.affine].data() : v.half ? a.mdesc16.data() : a.mdesc.data();
-                const float *db = v.affine >= 0 ? b.adesc[v.affine].data() : v.half ? b.mdesc16.data() : b.mdesc.data();
+                auto descriptors = [&v](const Image &im) {
+                    return v.affine >= 0 ? im.adesc[v.affine].data() : v.half ? im.mdesc16.data() : im.mdesc.data();
+                };
+                const float *da = descriptors(a), *db = descriptors(b);
                 auto t0 = std::chrono::steady_clock::now();
                 std::vector<std::pair<int, int>> m;
                 std::vector<std::pair<std::pair<int, int>, double>> relaxed; // (match, score) for the sweep
@@ -499,7 +501,8 @@ int main(int argc, char **argv)
                       "\"correct_at_sift_precision\": %.2f, \"threshold_at_sift_precision\": %.4f, \"curve\": [",
                       vi ? ", " : "", variants[vi].name.c_str(), mm, mc, mp, h3, h5, h10, med, cp, at.threshold);
         json += buf;
-        std::string line;
+        std::snprintf(buf, sizeof buf, "%-24s", variants[vi].name.c_str());
+        std::string line = buf;
         for (size_t c = 0; c < sizeof curve_precisions / sizeof *curve_precisions; c++) {
             mn_eval::AtPrecision q = mn_eval::best_at_precision(pooled, curve_precisions[c]);
             double qc = n > 0 ? (double)q.correct / n : 0;
@@ -508,8 +511,7 @@ int main(int argc, char **argv)
             std::snprintf(buf, sizeof buf, "%s[%.2f, %.2f, %.4f]", c ? ", " : "", curve_precisions[c], qc, q.threshold);
             json += buf;
         }
-        curves.push_back(variants[vi].name + std::string(24 - std::min<size_t>(24, variants[vi].name.size()), ' ') +
-                         line);
+        curves.push_back(line);
         json += "]}";
     }
     json += "}}";
