@@ -24,7 +24,7 @@
  * output of a group (about (in_c + out_c) * alpha^2 * tiles * MN_NB floats)
  * stay within L2. */
 #ifndef MN_WINO_TILES
-#define MN_WINO_TILES 4
+#define MN_WINO_TILES 2
 #endif
 
 /* How the Winograd products of a conv layer run (tower.c fills it from
