@@ -194,7 +194,10 @@ void mn_maxpool_ref(const mn_layer *l, const float *in, float *out)
 void mn_fc_fast(const mn_layer *l, int n, const float *in, int ld_in, float *out, float *pack)
 {
     /* The row count follows the batch: the own kernel (mn_gemm_stable), on W^T. */
-    mn_gemm_stable(n, l->out_c, l->in_c, in, ld_in, l->weight_t, l->out_c, out, l->out_c, pack);
+    if (l->weight_p)
+        mn_gemm_stable_packed_b(n, l->out_c, l->in_c, in, ld_in, l->weight_p, out, l->out_c, pack);
+    else
+        mn_gemm_stable(n, l->out_c, l->in_c, in, ld_in, l->weight_t, l->out_c, out, l->out_c, pack);
     for (int r = 0; r < n; r++) {
         float *o = out + (size_t)r * l->out_c;
         for (int j = 0; j < l->out_c; j++) {
@@ -276,6 +279,24 @@ mn_status mn_fc_prepare(const char *fn, mn_model *m)
                         dst[(size_t)i * O + o] = l->weight[(size_t)o * I + i];
         l->weight_t = dst;
         dst += (size_t)I * O;
+    }
+    size_t packed = 0;
+    for (int k = 0; k < m->n_layers; k++)
+        if (m->layers[k].type == MN_LAYER_FC)
+            packed += mn_gemm_stable_packed_b_floats(m->layers[k].in_c, m->layers[k].out_c);
+    if (packed == 0)
+        return MN_OK;
+    m->weights_p = mn_malloc(packed * sizeof(float));
+    if (!m->weights_p)
+        return mn_error(MN_ERR_OUT_OF_MEMORY, fn, "out of memory for %zu packed weights", packed);
+    dst = m->weights_p;
+    for (int k = 0; k < m->n_layers; k++) {
+        mn_layer *l = &m->layers[k];
+        if (l->type != MN_LAYER_FC)
+            continue;
+        mn_gemm_stable_pack_b(l->in_c, l->out_c, l->weight_t, l->out_c, dst);
+        l->weight_p = dst;
+        dst += mn_gemm_stable_packed_b_floats(l->in_c, l->out_c);
     }
     return MN_OK;
 }

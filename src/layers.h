@@ -32,7 +32,8 @@ void mn_l2norm_rows(int n, int dim, float *x);
 int mn_pool_out_size(int in, int kernel, int stride, int pad, int ceil_mode);
 
 /* Transposed copies of the fc weights (weight_t), for the own product
- * kernels, which take B untransposed. */
+ * kernels, which take B untransposed, and of the tower's fc weights packed
+ * for the stable kernel (weight_p). */
 mn_status mn_fc_prepare(const char *fn, mn_model *m);
 /* Winograd weights for the eligible conv layers (winograd.c);
  * MN_WINOGRAD=0 in the environment leaves every convolution direct. */

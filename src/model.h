@@ -42,6 +42,11 @@ typedef struct mn_layer {
     /* fc: weight transposed, [in][out], for the own product kernels (which
      * take B untransposed). */
     const float *weight_t;
+    /* fc of the tower: weight_t packed once for mn_gemm_stable_packed_b
+     * (each block of patches multiplies it); NULL where the stable kernel
+     * packs nothing, and for the metric network, whose products are large
+     * enough to pack their own B and multiply halves of weight_t. */
+    const float *weight_p;
     /* conv with stride 1 and a 3x3 or 5x5 kernel: Winograd-transformed
      * weights G g G^T, [alpha * alpha][out_c][in_c] (winograd.h); NULL when
      * the layer runs as a direct convolution. */
@@ -67,6 +72,7 @@ struct mn_model {
     size_t max_metric;  /* floats: widest metric layer */
     float *weights;     /* all tensors, owned */
     float *weights_t;   /* transposed fc weights (weight_t), owned; NULL without fc layers */
+    float *weights_p;   /* packed tower fc weights (weight_p), owned; may be NULL */
     float *weights_wino; /* Winograd weights (wino_u), owned; may be NULL */
 };
 

@@ -162,6 +162,7 @@ void mn_model_free(mn_model *model)
         return;
     mn_free(model->weights);
     mn_free(model->weights_t);
+    mn_free(model->weights_p);
     mn_free(model->weights_wino);
     mn_free(model);
 }

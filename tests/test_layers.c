@@ -6,6 +6,7 @@
 #include "kernels/blas.h"
 #include "kernels/cpu.h"
 #include "kernels/gemm.h"
+#include "kernels/gemm_blocked.h"
 #include "kernels/isa.h"
 #include "layers.h"
 #include "check.h"
@@ -106,6 +107,17 @@ static void test_fc(int in, int out, int n, int relu)
     double e = max_abs_diff(y1, y2, (size_t)n * out, NULL);
     /* Summation order differs: allow float rounding that grows with the length. */
     CHECK(e < 1e-5 + 1e-7 * in * 4, "fc %d->%d n %d relu %d: fast vs reference %.3g", in, out, n, relu, e);
+    /* With the weights packed once (weight_p, the tower's fc layers): the same bits. */
+    const size_t np = mn_gemm_stable_packed_b_floats(in, out);
+    if (np > 0) {
+        float *wp = malloc(np * sizeof(float)), *y3 = malloc((size_t)n * out * sizeof(float));
+        mn_gemm_stable_pack_b(in, out, wt, out, wp);
+        l.weight_p = wp;
+        mn_fc_fast(&l, n, x, in + 3, y3, pack);
+        CHECK(memcmp(y1, y3, sizeof(float) * (size_t)n * out) == 0, "fc %d->%d n %d: packed weights change the result",
+              in, out, n);
+        free(wp), free(y3);
+    }
     free(w), free(b), free(x), free(y1), free(y2), free(wt), free(pack);
 }
 
@@ -158,6 +170,28 @@ static void test_gemm(int m, int n, int k, mn_kernel kind)
     double e = max_abs_diff(c1, c2, (size_t)m * (n + 3), NULL);
     CHECK(e < 1e-5 + 1e-7 * k * 4, "%s gemm %dx%dx%d: differs from BLAS by %.3g", mn_kernel_name(kind), m, n, k, e);
     free(a), free(b), free(c1), free(c2), free(pack);
+}
+
+/* B packed once (the tower's fc weights, mn_fc_prepare): the very bits of
+ * the product that packs B itself, with every kind of edge (k past KC, n past
+ * NC and off the strip width, one row). */
+static void test_gemm_packed_b(int m, int n, int k, mn_kernel kind)
+{
+    const mn_isa_kernels *row = mn_isa_kernels_for(kind);
+    if (!own_available(kind) || !row->pack_b_all)
+        return;
+    float *a = rand_buf((size_t)m * (k + 2)), *b = rand_buf((size_t)k * (n + 5));
+    float *bp = malloc(mn_gemm_packed_b_floats(row->strip, k, n) * sizeof(float));
+    float *c1 = malloc((size_t)m * (n + 3) * sizeof(float)), *c2 = malloc((size_t)m * (n + 3) * sizeof(float));
+    float *pack = malloc(mn_gemm_pack_floats() * sizeof(float));
+    for (size_t i = 0; i < (size_t)m * (n + 3); i++)
+        c1[i] = c2[i] = 123.0f;
+    row->pack_b_all(k, n, b, n + 5, bp);
+    row->gemm_packed_b(m, n, k, a, k + 2, bp, c1, n + 3, pack);
+    mn_gemm_own(kind, m, n, k, a, k + 2, b, n + 5, c2, n + 3, pack);
+    CHECK(memcmp(c1, c2, sizeof(float) * (size_t)m * (n + 3)) == 0,
+          "%s gemm %dx%dx%d on B packed once differs from packing B per call", mn_kernel_name(kind), m, n, k);
+    free(a), free(b), free(bp), free(c1), free(c2), free(pack);
 }
 
 /* bfloat16 of x, round to nearest even (as vcvtneps2bf16 on normal numbers). */
@@ -240,6 +274,10 @@ int main(void)
         test_gemm(96, 2048, 864, kind);
         test_gemm(24, 4096 + 7, 49, kind);
         test_gemm(13, 35, 517, kind);
+        test_gemm_packed_b(16, 256, 4096, kind); /* the bottleneck fc on one block */
+        test_gemm_packed_b(13, 1600, 300, kind);
+        test_gemm_packed_b(7, 33, 517, kind);
+        test_gemm_packed_b(1, 1, 1, kind);
     }
 
     /* The bfloat16 Winograd products: MatchNet's shapes (96 x 64 tiles x 96), odd k, k > 256, edges. */

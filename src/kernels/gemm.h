@@ -27,6 +27,11 @@ typedef void (*mn_gemm_fn)(int m, int n, int k, const float *a, int lda, const f
 /* The same on operands packed by the caller (below). */
 typedef void (*mn_gemm_prepacked_fn)(int m, int n, int k, const float *ap, const float *bp, float *c, int ldc);
 
+/* Packs B (k x n, ldb) once for the products below (gemm_blocked.h's blocks). */
+typedef void (*mn_pack_b_all_fn)(int k, int n, const float *b, int ldb, float *bp);
+/* C = A B with B packed by the kernel's mn_pack_b_all_fn; pack as for mn_gemm_fn. */
+typedef void (*mn_gemm_packed_b_fn)(int m, int n, int k, const float *a, int lda, const float *bp, float *c, int ldc,
+                                    float *pack);
 /* Packs A (m x k, lda) for mn_gemm_prepacked(kind, ...). */
 typedef void (*mn_pack_a_fn)(int m, int k, const float *a, int lda, float *ap);
 
@@ -45,6 +50,15 @@ void mn_gemm_stable(int m, int n, int k, const float *a, int lda, const float *b
  * CPU has it). pack as above (unused by GENERIC). */
 void mn_gemm_own(mn_kernel kind, int m, int n, int k, const float *a, int lda, const float *b, int ldb, float *c,
                  int ldc, float *pack);
+/* mn_gemm_stable with B packed once by the caller (the fully connected
+ * layers' weights, which every batch multiplies): the same values to the
+ * bit, without packing B (4 MB for the 4096 x 256 bottleneck) on every
+ * call. mn_gemm_stable_packed_b_floats: floats of the packed B, 0 where the
+ * stable kernel packs nothing (generic C): then call mn_gemm_stable. */
+size_t mn_gemm_stable_packed_b_floats(int k, int n);
+void mn_gemm_stable_pack_b(int k, int n, const float *b, int ldb, float *bp);
+void mn_gemm_stable_packed_b(int m, int n, int k, const float *a, int lda, const float *bp, float *c, int ldc,
+                             float *pack);
 /* Floats of the packing scratch every product above takes (gemm_drive.c). */
 size_t mn_gemm_pack_floats(void);
 

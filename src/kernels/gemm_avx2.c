@@ -99,6 +99,17 @@ void mn_gemm_nn_avx2(int m, int n, int k, const float *a, int lda, const float *
     mn_gemm_drive(NR, pack_b, kernel_6x16, m, n, k, a, lda, b, ldb, c, ldc, pack);
 }
 
+void mn_gemm_pack_b_avx2(int k, int n, const float *b, int ldb, float *bp)
+{
+    mn_gemm_pack_b_blocks(NR, pack_b, k, n, b, ldb, bp);
+}
+
+void mn_gemm_nn_packed_b_avx2(int m, int n, int k, const float *a, int lda, const float *bp, float *c, int ldc,
+                              float *pack)
+{
+    mn_gemm_drive_packed_b(NR, kernel_6x16, m, n, k, a, lda, bp, c, ldc, pack);
+}
+
 void mn_gemm_prepacked_avx2(int m, int n, int k, const float *ap, const float *bp, float *c, int ldc)
 {
     mn_gemm_drive_prepacked(NR, kernel_6x16, m, n, k, ap, bp, c, ldc);

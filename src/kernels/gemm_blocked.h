@@ -37,6 +37,14 @@ void mn_gemm_pack_a(int mc, int kc, const float *a, int lda, float *ap);
 /* The blocked product around one micro-kernel (gemm_drive.c). */
 void mn_gemm_drive(int nr, mn_pack_b_fn pack_b, mn_micro_fn micro, int m, int n, int k, const float *a, int lda,
                    const float *b, int ldb, float *c, int ldc, float *pack);
+/* B (k x n) packed once, block by block in mn_gemm_drive's order, into
+ * mn_gemm_packed_b_floats(nr, k, n) floats; mn_gemm_drive_packed_b then
+ * runs the very loops of mn_gemm_drive on it (the same values to the bit)
+ * without packing B again (gemm_drive.c). */
+size_t mn_gemm_packed_b_floats(int nr, int k, int n);
+void mn_gemm_pack_b_blocks(int nr, mn_pack_b_fn pack_b, int k, int n, const float *b, int ldb, float *bp);
+void mn_gemm_drive_packed_b(int nr, mn_micro_fn micro, int m, int n, int k, const float *a, int lda,
+                            const float *bpk, float *c, int ldc, float *pack);
 /* The product on operands packed once by the caller (gemm_drive.c). */
 void mn_gemm_drive_prepacked(int nr, mn_micro_fn micro, int m, int n, int k, const float *ap, const float *bp,
                              float *c, int ldc);

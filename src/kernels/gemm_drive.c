@@ -29,16 +29,27 @@ void mn_gemm_pack_a(int mc, int kc, const float *a, int lda, float *ap)
     }
 }
 
-void mn_gemm_drive(int nr, mn_pack_b_fn pack_b, mn_micro_fn micro, int m, int n, int k, const float *a, int lda,
-                   const float *b, int ldb, float *c, int ldc, float *pack)
+static size_t mn_round_up(int n, int to)
 {
-    float *bp = (float *)(((uintptr_t)pack + 63) & ~(uintptr_t)63);
-    float *ap = bp + (size_t)MN_GEMM_KC * MN_GEMM_NC;
+    return (size_t)((n + to - 1) / to) * (size_t)to;
+}
+
+/* The loops of mn_gemm_drive; with bpk (B packed once, block after block in
+ * this order) the blocks are read from there instead of packed from b. */
+static void mn_gemm_loops(int nr, mn_pack_b_fn pack_b, mn_micro_fn micro, int m, int n, int k, const float *a,
+                          int lda, const float *b, int ldb, const float *bpk, float *c, int ldc, float *pack)
+{
+    float *scratch = (float *)(((uintptr_t)pack + 63) & ~(uintptr_t)63);
+    float *ap = scratch + (size_t)MN_GEMM_KC * MN_GEMM_NC;
     for (int jc = 0; jc < n; jc += MN_GEMM_NC) {
         int nc = n - jc < MN_GEMM_NC ? n - jc : MN_GEMM_NC;
         for (int pc = 0; pc < k; pc += MN_GEMM_KC) {
             int kc = k - pc < MN_GEMM_KC ? k - pc : MN_GEMM_KC;
-            pack_b(kc, nc, b + (size_t)pc * ldb + jc, ldb, bp);
+            const float *bp = bpk ? bpk : scratch;
+            if (bpk)
+                bpk += mn_round_up(nc, nr) * (size_t)kc;
+            else
+                pack_b(kc, nc, b + (size_t)pc * ldb + jc, ldb, scratch);
             for (int ic = 0; ic < m; ic += MN_GEMM_MC) {
                 int mc = m - ic < MN_GEMM_MC ? m - ic : MN_GEMM_MC;
                 mn_gemm_pack_a(mc, kc, a + (size_t)ic * lda + pc, lda, ap);
@@ -49,6 +60,38 @@ void mn_gemm_drive(int nr, mn_pack_b_fn pack_b, mn_micro_fn micro, int m, int n,
             }
         }
     }
+}
+
+void mn_gemm_drive(int nr, mn_pack_b_fn pack_b, mn_micro_fn micro, int m, int n, int k, const float *a, int lda,
+                   const float *b, int ldb, float *c, int ldc, float *pack)
+{
+    mn_gemm_loops(nr, pack_b, micro, m, n, k, a, lda, b, ldb, NULL, c, ldc, pack);
+}
+
+size_t mn_gemm_packed_b_floats(int nr, int k, int n)
+{
+    size_t total = 0;
+    for (int jc = 0; jc < n; jc += MN_GEMM_NC)
+        total += mn_round_up(n - jc < MN_GEMM_NC ? n - jc : MN_GEMM_NC, nr) * (size_t)k;
+    return total;
+}
+
+void mn_gemm_pack_b_blocks(int nr, mn_pack_b_fn pack_b, int k, int n, const float *b, int ldb, float *bp)
+{
+    for (int jc = 0; jc < n; jc += MN_GEMM_NC) {
+        int nc = n - jc < MN_GEMM_NC ? n - jc : MN_GEMM_NC;
+        for (int pc = 0; pc < k; pc += MN_GEMM_KC) {
+            int kc = k - pc < MN_GEMM_KC ? k - pc : MN_GEMM_KC;
+            pack_b(kc, nc, b + (size_t)pc * ldb + jc, ldb, bp);
+            bp += mn_round_up(nc, nr) * (size_t)kc;
+        }
+    }
+}
+
+void mn_gemm_drive_packed_b(int nr, mn_micro_fn micro, int m, int n, int k, const float *a, int lda,
+                            const float *bpk, float *c, int ldc, float *pack)
+{
+    mn_gemm_loops(nr, NULL, micro, m, n, k, a, lda, NULL, 0, bpk, c, ldc, pack);
 }
 
 void mn_gemm_drive_prepacked(int nr, mn_micro_fn micro, int m, int n, int k, const float *ap, const float *bp,

@@ -24,6 +24,8 @@ typedef struct mn_isa_kernels {
     mn_gemm_prepacked_fn gemm_prepacked; /* NULL: the Winograd products go to BLAS */
     int strip;                           /* B strip width of gemm_prepacked */
     mn_pack_a_fn pack_a;                 /* packs A for gemm_prepacked (NULL with it) */
+    mn_pack_b_all_fn pack_b_all;         /* packs B once for gemm_packed_b (NULL: generic) */
+    mn_gemm_packed_b_fn gemm_packed_b;   /* gemm on such a B, the same values as gemm */
     const mn_blocked_ops *blocked;       /* the blocked tower's layer kernels */
 } mn_isa_kernels;
 
@@ -41,9 +43,15 @@ void mn_gemm_nn_generic(int m, int n, int k, const float *a, int lda, const floa
 void mn_gemm_nn_avx2(int m, int n, int k, const float *a, int lda, const float *b, int ldb, float *c, int ldc,
                      float *pack);
 void mn_gemm_prepacked_avx2(int m, int n, int k, const float *ap, const float *bp, float *c, int ldc);
+void mn_gemm_pack_b_avx2(int k, int n, const float *b, int ldb, float *bp);
+void mn_gemm_nn_packed_b_avx2(int m, int n, int k, const float *a, int lda, const float *bp, float *c, int ldc,
+                              float *pack);
 void mn_gemm_nn_avx512(int m, int n, int k, const float *a, int lda, const float *b, int ldb, float *c, int ldc,
                        float *pack);
 void mn_gemm_prepacked_avx512(int m, int n, int k, const float *ap, const float *bp, float *c, int ldc);
+void mn_gemm_pack_b_avx512(int k, int n, const float *b, int ldb, float *bp);
+void mn_gemm_nn_packed_b_avx512(int m, int n, int k, const float *a, int lda, const float *bp, float *c, int ldc,
+                                float *pack);
 /* bfloat16 Winograd products (gemm_avx512bf16.c): A packed by mn_gemm_pack_a_bf16 into
  * mn_gemm_packed_a_bf16_words(m, k) 32-bit words (never more than mn_gemm_packed_a_floats). */
 void mn_gemm_prepacked_avx512bf16(int m, int n, int k, const float *ap, const float *bp, float *c, int ldc);
