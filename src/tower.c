@@ -40,6 +40,11 @@ static void mn_blocked_needs(const mn_model *m, size_t *frame, size_t *wino_v, s
         }
         size_t f = (size_t)l->in_c * hp * wp;
         *frame = f > *frame ? f : *frame;
+        if (k + 1 < m->n_layers && mn_blocked_conv_pool_fits(l, &m->layers[k + 1])) {
+            /* conv_pool's ring, in the wino_v scratch (MN_NB * wino_v floats). */
+            const size_t r = mn_blocked_ring_floats(l, &m->layers[k + 1]) / MN_NB;
+            *wino_v = r > *wino_v ? r : *wino_v;
+        }
     }
 }
 
@@ -308,6 +313,19 @@ static void mn_tower_blocked(const mn_blocked_ops *ops, const mn_model *m, mn_sc
             rows = 1;
         }
         int swap = 1;
+        if (k + 1 < m->n_layers && mn_blocked_conv_pool_fits(l, &m->layers[k + 1])) {
+            /* conv0 + pool0: the pooled rows only (the layer after is done). */
+            l = &m->layers[++k];
+            ops->conv_pool(&m->layers[k - 1], l, cur, s->frame, s->wino_v, nxt);
+            t = cur, cur = nxt, nxt = t;
+            c = l->out_c, h = l->out_h, w = l->out_w;
+            if (prof) {
+                double t1 = mn_seconds();
+                prof[k - 1] += t1 - t0;
+                t0 = t1;
+            }
+            continue;
+        }
         switch (l->type) {
         case MN_LAYER_CONV: ops->conv(l, &g, cur, s->frame, s->wino_v, s->wino_m, s->pack, nxt); break;
         case MN_LAYER_MAXPOOL: ops->pool(l, cur, nxt); break;

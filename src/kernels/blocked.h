@@ -51,11 +51,34 @@ typedef struct mn_blocked_ops {
                  float *wino_m, float *pack, float *out);
     /* Max-pooling, windows clipped at the bottom and right as the reference. */
     void (*pool)(const mn_layer *l, const float *in, float *out);
+    /* A direct convolution l (mn_blocked_conv_pool_fits) and the max-pooling
+     * p after it, in one pass: conv then pool's values, without the
+     * convolution's whole output. ring: mn_blocked_ring_floats(l, p). */
+    void (*conv_pool)(const mn_layer *l, const mn_layer *p, const float *in, float *frame, float *ring,
+                      float *out);
 } mn_blocked_ops;
 
 extern const mn_blocked_ops mn_blocked_generic;
 extern const mn_blocked_ops mn_blocked_avx2;   /* x86 builds only */
 extern const mn_blocked_ops mn_blocked_avx512; /* x86 builds only */
+
+/* The widest block of output channels a direct kernel keeps in registers
+ * (MN_CB of blocked_*.c). */
+#define MN_CB_MAX 8
+
+/* Whether conv_pool takes conv layer l and the layer p after it: a direct
+ * convolution, then max-pooling of its whole output with no padding. */
+static inline int mn_blocked_conv_pool_fits(const mn_layer *l, const mn_layer *p)
+{
+    return l->type == MN_LAYER_CONV && !l->wino_u && p->type == MN_LAYER_MAXPOOL && p->pad == 0 &&
+           p->in_c == l->out_c && p->in_h == l->out_h && p->in_w == l->out_w && p->kernel >= 1 && p->stride >= 1;
+}
+
+/* Floats of conv_pool's ring: MN_CB_MAX channels x the pool's k rows. */
+static inline size_t mn_blocked_ring_floats(const mn_layer *l, const mn_layer *p)
+{
+    return (size_t)MN_CB_MAX * p->kernel * l->out_w * MN_NB;
+}
 
 /* The padded input frame a conv layer of the blocked path reads: for a
  * Winograd layer whole 4x4 tiles plus the kernel's overhang, else exactly
