@@ -34,7 +34,9 @@ static void mn_blocked_needs(const mn_model *m, size_t *frame, size_t *wino_v, s
             size_t a = (size_t)MN_WINO_M + l->kernel - 1;
             /* Per image: columns rounded up to whole packed strips (32). */
             const size_t cols = ((size_t)MN_WINO_TILES * MN_NB + 31) / 32 * 32;
-            size_t v = (a * a * l->in_c * cols + MN_NB - 1) / MN_NB, mm = a * a * l->out_c * MN_WINO_TILES;
+            /* Each plane of V and row of M one line (MN_NB floats) longer (blocked.inc). */
+            size_t v = (a * a * (l->in_c * cols + MN_NB) + MN_NB - 1) / MN_NB,
+                   mm = (a * a * MN_WINO_TILES + 1) * l->out_c;
             *wino_v = v > *wino_v ? v : *wino_v;
             *wino_m = mm > *wino_m ? mm : *wino_m;
         }
