@@ -27,8 +27,11 @@
 
 #include "common.h"
 #include "model.h" /* MN_MAX_PATCH: the same bound as a model's patch */
+#include "kernels/cpu.h"
+#include "kernels/sample.h"
 
 #include <math.h>
+#include <stdint.h>
 #include <string.h>
 
 
@@ -316,12 +319,35 @@ static float mn_sample_levels(const mn_pyramid *pyr, int l0, int l1, float t, fl
     return val;
 }
 
-/* A g x g grid through frame f, into bytes (rounded) or floats. */
-static void mn_sample_grid(const mn_pyramid *pyr, const mn_frame *f, int g, uint8_t *out8, float *outf)
+/* Whether sample_avx2.c may cut this pyramid's patches: AVX2 (and not
+ * MN_SIMD=generic), and every byte offset of the image in 32 bits. */
+static int mn_sample_vector(const mn_pyramid *pyr)
+{
+#if defined(MN_HAVE_X86_KERNELS)
+    const mn_cpu *cpu = mn_cpu_get();
+    const size_t bytes = (size_t)(pyr->lv[0].h - 1) * pyr->stride + (size_t)pyr->lv[0].w;
+    return cpu->has_avx2 && cpu->tower != MN_ISA_GENERIC && bytes <= (size_t)INT32_MAX && bytes >= 4;
+#else
+    (void)pyr;
+    return 0;
+#endif
+}
+
+/* A g x g grid through frame f, into bytes (rounded) or floats; vector: the
+ * vector kernel may do it (the same values). */
+static void mn_sample_grid(const mn_pyramid *pyr, const mn_frame *f, int g, uint8_t *out8, float *outf, int vector)
 {
     int l0, l1;
     float t;
     mn_levels(pyr->n, f->level, &l0, &l1, &t);
+#if defined(MN_HAVE_X86_KERNELS)
+    if (vector && f->taps == 1 && out8) {
+        mn_sample_grid8_avx2(pyr, f, l0, l1, t, g, out8);
+        return;
+    }
+#else
+    (void)vector;
+#endif
     const float half = 0.5f * (float)g, inv_taps = 1.0f / (float)f->taps;
     for (int v = 0; v < g; v++) {
         const float pv = (float)v + 0.5f - half;
@@ -353,6 +379,12 @@ static void mn_sample_grid(const mn_pyramid *pyr, const mn_frame *f, int g, uint
 void mn_pyramid_sample(const mn_pyramid *pyr, const mn_keypoint *kps, const mn_affine_keypoint *akps, size_t n,
                        const mn_extract_params *p, uint8_t *patches)
 {
+    mn_pyramid_sample_path(pyr, kps, akps, n, p, patches, mn_sample_vector(pyr));
+}
+
+void mn_pyramid_sample_path(const mn_pyramid *pyr, const mn_keypoint *kps, const mn_affine_keypoint *akps,
+                            size_t n, const mn_extract_params *p, uint8_t *patches, int vector)
+{
     const int P = p->patch_size;
     for (size_t i = 0; i < n; i++) {
         mn_frame f;
@@ -360,13 +392,13 @@ void mn_pyramid_sample(const mn_pyramid *pyr, const mn_keypoint *kps, const mn_a
             mn_frame_from_keypoint(&kps[i], p, &f);
         else
             mn_frame_from_affine(&akps[i], p, &f);
-        mn_sample_grid(pyr, &f, P, patches + i * (size_t)P * P, NULL);
+        mn_sample_grid(pyr, &f, P, patches + i * (size_t)P * P, NULL, vector);
     }
 }
 
 void mn_pyramid_sample_frame(const mn_pyramid *pyr, const mn_frame *f, int g, float *out)
 {
-    mn_sample_grid(pyr, f, g, NULL, out);
+    mn_sample_grid(pyr, f, g, NULL, out, 0);
 }
 
 static mn_status mn_extract(const char *fn, const uint8_t *image, int width, int height, size_t stride,

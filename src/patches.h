@@ -67,6 +67,11 @@ mn_status mn_pyramid_init(const char *fn, const uint8_t *image, int width, int h
  * at once. */
 void mn_pyramid_sample(const mn_pyramid *pyr, const mn_keypoint *kps, const mn_affine_keypoint *akps, size_t n,
                        const mn_extract_params *p, uint8_t *patches);
+/* The same with the sampling path chosen: vector 1 lets the CPU's vector
+ * kernel (kernels/sample.h) cut one-tap patches where it has one, 0 keeps
+ * the scalar code; the bytes are the same (tests compare them). */
+void mn_pyramid_sample_path(const mn_pyramid *pyr, const mn_keypoint *kps, const mn_affine_keypoint *akps,
+                            size_t n, const mn_extract_params *p, uint8_t *patches, int vector);
 /* Sample a g x g grid through a frame into floats (not rounded). */
 void mn_pyramid_sample_frame(const mn_pyramid *pyr, const mn_frame *f, int g, float *out);
 void mn_pyramid_release(mn_pyramid *pyr);

@@ -3,10 +3,14 @@
  * scale invariance on synthetic images with known transforms, the angle
  * convention, anti-aliasing, border policy, and bad keypoints.
  */
+#define _DEFAULT_SOURCE /* MAP_ANONYMOUS */
 #include "matchnet.h"
+#include "patches.h"
 #include "check.h"
 
 #include <stdint.h>
+#include <sys/mman.h>
+#include <unistd.h>
 
 #define W 400
 #define H 400
@@ -68,6 +72,54 @@ static mn_keypoint map_kp(mn_keypoint kp, double theta, double k)
     o.size = (float)(kp.size * k);
     o.angle = (float)fmod(kp.angle + theta * 180 / PI + 360.0, 360.0);
     return o;
+}
+
+/* The vector sampling path (kernels/sample_avx2.c, where the CPU has it)
+ * against the scalar code: the same bytes for keypoints inside, across and
+ * outside the image, at every pyramid level and blend, on images whose
+ * buffer ends at the last pixel (the dword gathers must not read past it),
+ * with strides over the width and patch sides off the vector width. */
+static void test_sample_paths(int w, int h, size_t stride, int patch)
+{
+    const size_t bytes = (size_t)(h - 1) * stride + (size_t)w;
+    /* The image's last byte right before an inaccessible page: a read past it faults. */
+    const size_t page = (size_t)sysconf(_SC_PAGESIZE), span = (bytes + page - 1) / page * page;
+    uint8_t *map = mmap(NULL, span + page, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    CHECK(map != MAP_FAILED && mprotect(map + span, page, PROT_NONE) == 0, "guard page");
+    uint8_t *im = map + span - bytes;
+    unsigned r = 12345u + (unsigned)(w * 7 + h);
+    for (size_t i = 0; i < bytes; i++)
+        im[i] = (uint8_t)((r = r * 1103515245u + 12345u) >> 16);
+    enum { N = 60 };
+    mn_keypoint kps[N];
+    for (int i = 0; i < N; i++) {
+        r = r * 1103515245u + 12345u;
+        kps[i].x = (float)((double)(r >> 8) / (1 << 24) * (w + 40) - 20);
+        r = r * 1103515245u + 12345u;
+        kps[i].y = (float)((double)(r >> 8) / (1 << 24) * (h + 40) - 20);
+        r = r * 1103515245u + 12345u;
+        kps[i].size = (float)(0.3 + (double)(r >> 8) / (1 << 24) * (i % 3 == 0 ? 300.0 : 20.0));
+        r = r * 1103515245u + 12345u;
+        kps[i].angle = i % 5 == 0 ? -1.0f : (float)((double)(r >> 8) / (1 << 24) * 360.0);
+    }
+    kps[0].x = (float)w - 0.5f, kps[0].y = (float)h - 0.5f; /* the last pixel, at unit scale */
+    kps[0].size = (float)patch / MN_SCALE_SIFT, kps[0].angle = 0.0f;
+    mn_extract_params ep = mn_extract_params_default();
+    ep.patch_size = patch;
+    mn_pyramid pyr;
+    CHECK_OK(mn_pyramid_init("test", im, w, h, stride, kps, NULL, N, &ep, &pyr));
+    const size_t pp = (size_t)patch * patch;
+    uint8_t *a = malloc(N * pp), *b = malloc(N * pp);
+    mn_pyramid_sample_path(&pyr, kps, NULL, N, &ep, a, 0);
+    mn_pyramid_sample_path(&pyr, kps, NULL, N, &ep, b, 1);
+    int differ = 0;
+    for (int i = 0; i < N; i++)
+        differ += memcmp(a + i * pp, b + i * pp, pp) != 0;
+    CHECK(differ == 0, "%dx%d stride %zu patch %d: %d of %d patches differ between the vector and scalar paths", w, h,
+          stride, patch, differ, N);
+    mn_pyramid_release(&pyr);
+    munmap(map, span + page);
+    free(a), free(b);
 }
 
 int main(void)
@@ -200,6 +252,12 @@ int main(void)
     uint8_t one = 77;
     CHECK_OK(mn_extract_patches(&one, 1, 1, 1, &big, 1, NULL, pa));
     CHECK(pa[0] == 77 && pa[4095] == 77, "1x1 image");
+
+    test_sample_paths(200, 150, 200, 64);
+    test_sample_paths(37, 29, 41, 13);
+    test_sample_paths(3, 2, 5, 64);
+    test_sample_paths(640, 7, 640, 32);
+    test_sample_paths(1, 9, 1, 64);
 
     free(ref);
     free(img);

@@ -29,6 +29,10 @@ if(CMAKE_C_COMPILER_ID MATCHES "GNU|Clang")
       ${MN_KERNELS_DIR}/gemm_avx2.c ${MN_KERNELS_DIR}/gemm_avx512.c
       ${MN_KERNELS_DIR}/blocked_avx2.c ${MN_KERNELS_DIR}/blocked_avx512.c)
     set_property(SOURCE ${MN_KERNELS_DIR}/gemm_avx2.c APPEND PROPERTY COMPILE_OPTIONS "-mavx2;-mfma")
+    # Patch sampling: patch.c's values to the bit, so no contraction to FMA.
+    list(APPEND MN_KERNEL_SOURCES ${MN_KERNELS_DIR}/sample_avx2.c)
+    set_property(SOURCE ${MN_KERNELS_DIR}/sample_avx2.c APPEND PROPERTY COMPILE_OPTIONS
+                 "-mavx2;-mfma;-ffp-contract=off")
     set_property(SOURCE ${MN_KERNELS_DIR}/gemm_avx512.c APPEND PROPERTY COMPILE_OPTIONS "-mavx512f;-mavx2;-mfma")
     # bfloat16 Winograd products (MN_PRECISION=bf16) where the compiler has AVX512-BF16.
     include(CheckCCompilerFlag)
