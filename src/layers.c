@@ -191,13 +191,9 @@ void mn_maxpool_ref(const mn_layer *l, const float *in, float *out)
             }
 }
 
-void mn_fc_fast(const mn_layer *l, int n, const float *in, int ld_in, float *out, float *pack)
+/* bias and ReLU on n rows of an fc's output. */
+static void mn_fc_bias_relu(const mn_layer *l, int n, float *out)
 {
-    /* The row count follows the batch: the own kernel (mn_gemm_stable), on W^T. */
-    if (l->weight_p)
-        mn_gemm_stable_packed_b(n, l->out_c, l->in_c, in, ld_in, l->weight_p, out, l->out_c, pack);
-    else
-        mn_gemm_stable(n, l->out_c, l->in_c, in, ld_in, l->weight_t, l->out_c, out, l->out_c, pack);
     for (int r = 0; r < n; r++) {
         float *o = out + (size_t)r * l->out_c;
         for (int j = 0; j < l->out_c; j++) {
@@ -205,6 +201,23 @@ void mn_fc_fast(const mn_layer *l, int n, const float *in, int ld_in, float *out
             o[j] = l->relu && v < 0.0f ? 0.0f : v;
         }
     }
+}
+
+void mn_fc_fast(const mn_layer *l, int n, const float *in, int ld_in, float *out, float *pack)
+{
+    /* The row count follows the batch: the own kernel (mn_gemm_stable), on W^T. */
+    mn_gemm_stable(n, l->out_c, l->in_c, in, ld_in, l->weight_t, l->out_c, out, l->out_c, pack);
+    mn_fc_bias_relu(l, n, out);
+}
+
+void mn_fc_blocked(const mn_layer *l, int n, const float *in, int ld_in, float *out, float *pack)
+{
+    if (!l->weight_p) {
+        mn_fc_fast(l, n, in, ld_in, out, pack);
+        return;
+    }
+    mn_gemm_stable_packed_b(n, l->out_c, l->in_c, in, ld_in, l->weight_p, out, l->out_c, pack);
+    mn_fc_bias_relu(l, n, out);
 }
 
 void mn_fc_ref(const mn_layer *l, int n, const float *in, int ld_in, float *out)

@@ -26,6 +26,10 @@ void mn_maxpool_ref(const mn_layer *l, const float *in, float *out);
 /* Fully connected on n row vectors: out[n][out_c] = in[n][in_c] W^T + b.
  * pack: mn_gemm_pack_floats() floats of scratch, used with weight_t. */
 void mn_fc_fast(const mn_layer *l, int n, const float *in, int ld_in, float *out, float *pack);
+/* The same for the blocked path's blocks: on weight_p where the layer has it
+ * (packed once at load; mn_fc_fast's bits, or in the low-precision mode
+ * bfloat16's products, as the blocked path's convolutions), else mn_fc_fast. */
+void mn_fc_blocked(const mn_layer *l, int n, const float *in, int ld_in, float *out, float *pack);
 void mn_fc_ref(const mn_layer *l, int n, const float *in, int ld_in, float *out);
 void mn_l2norm_rows(int n, int dim, float *x);
 /* Size of a pooled axis, Caffe (ceil) or PyTorch-default (floor) rounding. */

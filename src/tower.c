@@ -331,7 +331,7 @@ static void mn_tower_blocked(const mn_blocked_ops *ops, const mn_model *m, mn_sc
         switch (l->type) {
         case MN_LAYER_CONV: ops->conv(l, &g, cur, s->frame, s->wino_v, s->wino_m, s->pack, nxt); break;
         case MN_LAYER_MAXPOOL: ops->pool(l, cur, nxt); break;
-        case MN_LAYER_FC: mn_fc_fast(l, n, cur, l->in_c, nxt, s->pack); break;
+        case MN_LAYER_FC: mn_fc_blocked(l, n, cur, l->in_c, nxt, s->pack); break;
         case MN_LAYER_L2NORM:
             mn_l2norm_rows(n, l->in_c, cur);
             swap = 0;

@@ -107,15 +107,29 @@ static void test_fc(int in, int out, int n, int relu)
     double e = max_abs_diff(y1, y2, (size_t)n * out, NULL);
     /* Summation order differs: allow float rounding that grows with the length. */
     CHECK(e < 1e-5 + 1e-7 * in * 4, "fc %d->%d n %d relu %d: fast vs reference %.3g", in, out, n, relu, e);
-    /* With the weights packed once (weight_p, the tower's fc layers): the same bits. */
+    /* With the weights packed once (weight_p, the tower's fc layers): the same
+     * bits, or in the low-precision mode bfloat16's rounding of them. */
     const size_t np = mn_gemm_stable_packed_b_floats(in, out);
     if (np > 0) {
         float *wp = malloc(np * sizeof(float)), *y3 = malloc((size_t)n * out * sizeof(float));
         mn_gemm_stable_pack_b(in, out, wt, out, wp);
         l.weight_p = wp;
-        mn_fc_fast(&l, n, x, in + 3, y3, pack);
-        CHECK(memcmp(y1, y3, sizeof(float) * (size_t)n * out) == 0, "fc %d->%d n %d: packed weights change the result",
-              in, out, n);
+        mn_fc_blocked(&l, n, x, in + 3, y3, pack);
+        if (mn_cpu_get()->bf16) {
+            double worst = 0.0;
+            for (int r = 0; r < n; r++)
+                for (int o = 0; o < out; o++) {
+                    double mag = fabs(b[o]);
+                    for (int i = 0; i < in; i++)
+                        mag += fabs((double)w[(size_t)o * in + i] * x[(size_t)r * (in + 3) + i]);
+                    const double e = fabs((double)y3[(size_t)r * out + o] - y1[(size_t)r * out + o]) / (mag + 1e-30);
+                    worst = e > worst ? e : worst;
+                }
+            CHECK(worst < 1.0 / 128, "fc %d->%d n %d in bfloat16: %.3g of sum |w x| from fp32", in, out, n, worst);
+        } else {
+            CHECK(memcmp(y1, y3, sizeof(float) * (size_t)n * out) == 0,
+                  "fc %d->%d n %d: packed weights change the result", in, out, n);
+        }
         free(wp), free(y3);
     }
     free(w), free(b), free(x), free(y1), free(y2), free(wt), free(pack);
@@ -258,6 +272,43 @@ static void test_gemm_bf16(int m, int n, int k)
     free(a), free(b), free(ap), free(bp), free(c);
 }
 
+/* The tower's fc in bfloat16 (B packed once, A rounded per call): against
+ * the double product of the rounded operands, with k past KB and odd, m past
+ * one A block (96) and off the panel height, n off the strip width; C's
+ * padding untouched. */
+static void test_gemm_packed_b_bf16(int m, int n, int k)
+{
+    if (!mn_cpu_get()->has_avx512bf16)
+        return;
+    float *a = rand_buf((size_t)m * (k + 2)), *b = rand_buf((size_t)k * (n + 5));
+    float *bp = malloc(mn_gemm_packed_b_bf16_floats(k, n) * sizeof(float));
+    float *c = malloc((size_t)m * (n + 3) * sizeof(float)), *pack = malloc(mn_gemm_pack_floats() * sizeof(float));
+    for (size_t i = 0; i < (size_t)m * (n + 3); i++)
+        c[i] = 123.0f;
+    mn_gemm_pack_b_bf16(k, n, b, n + 5, bp);
+    mn_gemm_nn_packed_b_bf16(m, n, k, a, k + 2, bp, c, n + 3, pack);
+    double worst = 0.0;
+    int pad_ok = 1;
+    for (int i = 0; i < m; i++) {
+        for (int j = 0; j < n; j++) {
+            double ref = 0.0, mag = 0.0;
+            for (int kk = 0; kk < k; kk++) {
+                const float x = a[(size_t)i * (k + 2) + kk], y = b[(size_t)kk * (n + 5) + j];
+                ref += bf16_round(x) * bf16_round(y);
+                mag += fabs((double)x * y);
+            }
+            const double e = fabs(c[(size_t)i * (n + 3) + j] - ref) / (mag + 1e-30);
+            worst = e > worst ? e : worst;
+        }
+        for (int j = n; j < n + 3; j++)
+            pad_ok &= c[(size_t)i * (n + 3) + j] == 123.0f;
+    }
+    CHECK(worst < 1e-5, "bf16 fc gemm %dx%dx%d: %.3g (relative to sum |a b|) from the product of rounded operands", m,
+          n, k, worst);
+    CHECK(pad_ok, "bf16 fc gemm %dx%dx%d wrote outside C", m, n, k);
+    free(a), free(b), free(bp), free(c), free(pack);
+}
+
 int main(void)
 {
     printf("AVX2 kernel: %d, AVX-512 kernel: %d, AVX512-BF16: %d, fixed-shape products: %s, others: %s\n",
@@ -286,6 +337,10 @@ int main(void)
     test_gemm_bf16(13, 33, 97);
     test_gemm_bf16(7, 64, 600);
     test_gemm_bf16(1, 1, 1);
+    test_gemm_packed_b_bf16(16, 256, 4096); /* the bottleneck fc on one block */
+    test_gemm_packed_b_bf16(13, 33, 517);
+    test_gemm_packed_b_bf16(97, 40, 300);
+    test_gemm_packed_b_bf16(1, 1, 1);
 
     /* MatchNet's convolutions, and odd shapes that exercise the edges. */
     test_conv(1, 24, 64, 7, 1, 3, 1, 3);

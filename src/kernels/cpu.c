@@ -29,9 +29,9 @@
  *                    one the CPU lacks is ignored
  *   MN_SIMD=generic|avx2|avx512   the tower's build (at most the best present)
  *   MN_PRECISION=fp32|bf16   bf16: the Winograd products (the blocked path's
- *                    convolutions, most of the tower's work) in bfloat16 on
- *                    AVX512-BF16 (gemm_avx512bf16.c), everything else in
- *                    fp32; ignored where the CPU lacks AVX512-BF16 or
+ *                    convolutions, most of the tower's work) and the
+ *                    blocked path's fc in bfloat16 on AVX512-BF16
+ *                    (gemm_avx512bf16.c), everything else in fp32; ignored where the CPU lacks AVX512-BF16 or
  *                    MN_GEMM names a kernel. fp32 keeps the results
  *                    PyTorch's within 1e-4; bf16's bounds are in matchnet.h
  *                    (mn_blas_info() says which runs)

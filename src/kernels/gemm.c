@@ -31,21 +31,29 @@ void mn_gemm_stable(int m, int n, int k, const float *a, int lda, const float *b
     mn_gemm_own(mn_cpu_get()->gemm_stable, m, n, k, a, lda, b, ldb, c, ldc, pack);
 }
 
+/* The row the tower's fc runs on: the stable kernel's, or in the
+ * low-precision mode the bfloat16 row (its products keep the rule too). */
+static const mn_isa_kernels *mn_fc_row(void)
+{
+    const mn_cpu *cpu = mn_cpu_get();
+    return mn_isa_kernels_for(cpu->bf16 ? MN_KERNEL_AVX512_BF16 : cpu->gemm_stable);
+}
+
 size_t mn_gemm_stable_packed_b_floats(int k, int n)
 {
-    const mn_isa_kernels *row = mn_isa_kernels_for(mn_cpu_get()->gemm_stable);
-    return row->pack_b_all ? mn_gemm_packed_b_floats(row->strip, k, n) : 0;
+    const mn_isa_kernels *row = mn_fc_row();
+    return row->pack_b_all ? row->packed_b_floats(k, n) : 0;
 }
 
 void mn_gemm_stable_pack_b(int k, int n, const float *b, int ldb, float *bp)
 {
-    mn_isa_kernels_for(mn_cpu_get()->gemm_stable)->pack_b_all(k, n, b, ldb, bp);
+    mn_fc_row()->pack_b_all(k, n, b, ldb, bp);
 }
 
 void mn_gemm_stable_packed_b(int m, int n, int k, const float *a, int lda, const float *bp, float *c, int ldc,
                              float *pack)
 {
-    mn_isa_kernels_for(mn_cpu_get()->gemm_stable)->gemm_packed_b(m, n, k, a, lda, bp, c, ldc, pack);
+    mn_fc_row()->gemm_packed_b(m, n, k, a, lda, bp, c, ldc, pack);
 }
 
 int mn_gemm_strip(mn_kernel kind)

@@ -50,11 +50,13 @@ void mn_gemm_stable(int m, int n, int k, const float *a, int lda, const float *b
  * CPU has it). pack as above (unused by GENERIC). */
 void mn_gemm_own(mn_kernel kind, int m, int n, int k, const float *a, int lda, const float *b, int ldb, float *c,
                  int ldc, float *pack);
-/* mn_gemm_stable with B packed once by the caller (the fully connected
- * layers' weights, which every batch multiplies): the same values to the
- * bit, without packing B (4 MB for the 4096 x 256 bottleneck) on every
- * call. mn_gemm_stable_packed_b_floats: floats of the packed B, 0 where the
- * stable kernel packs nothing (generic C): then call mn_gemm_stable. */
+/* mn_gemm_stable with B packed once by the caller (the tower's fully
+ * connected layer, whose weights every block multiplies): the same values
+ * to the bit, without packing B (4 MB for the 4096 x 256 bottleneck) on
+ * every call; in the low-precision mode (cpu.c's bf16) in bfloat16
+ * (gemm_avx512bf16.c), the determinism rule kept. mn_gemm_stable_packed_b_
+ * floats: floats of the packed B, 0 where the kernel packs nothing (generic
+ * C): then call mn_gemm_stable. */
 size_t mn_gemm_stable_packed_b_floats(int k, int n);
 void mn_gemm_stable_pack_b(int k, int n, const float *b, int ldb, float *bp);
 void mn_gemm_stable_packed_b(int m, int n, int k, const float *a, int lda, const float *bp, float *c, int ldc,

@@ -122,3 +122,62 @@ void mn_gemm_prepacked_avx512bf16(int m, int n, int k, const float *ap_words, co
         }
     }
 }
+
+/* ---- B packed once in bfloat16: the tower's fully connected layer ----
+ *
+ * In the low-precision mode the bottleneck fc (4096 x 256 for each block of
+ * 16 patches) also runs here: B (the weights, [k][n]) rounded and packed
+ * once at model load into strips of 32 columns, [n / 32][k / 2][32] pairs;
+ * A (the block's rows) rounded into 6-row panels per KB block of k, in the
+ * caller's packing scratch. An element of C is one chain of vdpbf16ps per
+ * KB block, the blocks added in order: whatever m, n and its place. */
+
+size_t mn_gemm_packed_b_bf16_floats(int k, int n)
+{
+    return (size_t)((n + NR - 1) / NR) * NR * (size_t)((k + 1) / 2);
+}
+
+void mn_gemm_pack_b_bf16(int k, int n, const float *b, int ldb, float *bp_words)
+{
+    uint32_t *bp = (uint32_t *)(void *)bp_words;
+    const int kp = (k + 1) / 2;
+    for (int j0 = 0; j0 < n; j0 += NR)
+        for (int p = 0; p < kp; p++)
+            for (int j = 0; j < NR; j++) {
+                const int col = j0 + j, k0 = 2 * p, k1 = k0 + 1;
+                const uint32_t lo = col < n ? to_bf16(b[(size_t)k0 * ldb + col]) : 0;
+                const uint32_t hi = col < n && k1 < k ? to_bf16(b[(size_t)k1 * ldb + col]) : 0;
+                *bp++ = lo | hi << 16;
+            }
+}
+
+void mn_gemm_nn_packed_b_bf16(int m, int n, int k, const float *a, int lda, const float *bp_words, float *c, int ldc,
+                              float *pack)
+{
+    const uint32_t *bp = (const uint32_t *)(const void *)bp_words;
+    const size_t strip = (size_t)NR * (size_t)((k + 1) / 2); /* words per B strip */
+    uint32_t *ap = (uint32_t *)(void *)(((uintptr_t)pack + 63) & ~(uintptr_t)63);
+    for (int i0 = 0; i0 < m; i0 += MN_GEMM_MC) {
+        const int mc = m - i0 < MN_GEMM_MC ? m - i0 : MN_GEMM_MC;
+        for (int k0 = 0; k0 < k; k0 += KB) {
+            const int kc = k - k0 < KB ? k - k0 : KB, kp = (kc + 1) / 2;
+            /* A rows [i0, i0 + mc), columns [k0, k0 + kc) -> [mc / 6][kp][6] pairs. */
+            uint32_t *w = ap;
+            for (int i = 0; i < mc; i += MN_GEMM_MR)
+                for (int p = 0; p < kp; p++)
+                    for (int r = 0; r < MN_GEMM_MR; r++) {
+                        const int row = i0 + i + r, c0 = k0 + 2 * p, c1 = c0 + 1;
+                        const int in = i + r < mc;
+                        const uint32_t lo = in ? to_bf16(a[(size_t)row * lda + c0]) : 0;
+                        const uint32_t hi = in && c1 < k0 + kc ? to_bf16(a[(size_t)row * lda + c1]) : 0;
+                        *w++ = lo | hi << 16;
+                    }
+            for (int jr = 0; jr < n; jr += NR)
+                for (int ir = 0; ir < mc; ir += MN_GEMM_MR)
+                    kernel_6x32_bf16(kp, ap + (size_t)(ir / MN_GEMM_MR) * kp * MN_GEMM_MR,
+                                     bp + (size_t)(jr / NR) * strip + (size_t)(k0 / 2) * NR,
+                                     c + (size_t)(i0 + ir) * ldc + jr, ldc, k0 > 0,
+                                     mc - ir < MN_GEMM_MR ? mc - ir : MN_GEMM_MR, n - jr < NR ? n - jr : NR);
+        }
+    }
+}

@@ -6,6 +6,7 @@
  */
 #include "gemm.h"
 #include "gemm_blocked.h"
+#include "isa.h"
 
 #include <stdint.h>
 
@@ -74,6 +75,16 @@ size_t mn_gemm_packed_b_floats(int nr, int k, int n)
     for (int jc = 0; jc < n; jc += MN_GEMM_NC)
         total += mn_round_up(n - jc < MN_GEMM_NC ? n - jc : MN_GEMM_NC, nr) * (size_t)k;
     return total;
+}
+
+size_t mn_gemm_packed_b_floats16(int k, int n)
+{
+    return mn_gemm_packed_b_floats(16, k, n);
+}
+
+size_t mn_gemm_packed_b_floats32(int k, int n)
+{
+    return mn_gemm_packed_b_floats(32, k, n);
 }
 
 void mn_gemm_pack_b_blocks(int nr, mn_pack_b_fn pack_b, int k, int n, const float *b, int ldb, float *bp)

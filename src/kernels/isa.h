@@ -25,7 +25,8 @@ typedef struct mn_isa_kernels {
     int strip;                           /* B strip width of gemm_prepacked */
     mn_pack_a_fn pack_a;                 /* packs A for gemm_prepacked (NULL with it) */
     mn_pack_b_all_fn pack_b_all;         /* packs B once for gemm_packed_b (NULL: generic) */
-    mn_gemm_packed_b_fn gemm_packed_b;   /* gemm on such a B, the same values as gemm */
+    mn_gemm_packed_b_fn gemm_packed_b;   /* gemm on such a B: gemm's values (bfloat16's for that row) */
+    size_t (*packed_b_floats)(int k, int n); /* the floats pack_b_all writes */
     const mn_blocked_ops *blocked;       /* the blocked tower's layer kernels */
 } mn_isa_kernels;
 
@@ -56,6 +57,14 @@ void mn_gemm_nn_packed_b_avx512(int m, int n, int k, const float *a, int lda, co
  * mn_gemm_packed_a_bf16_words(m, k) 32-bit words (never more than mn_gemm_packed_a_floats). */
 void mn_gemm_prepacked_avx512bf16(int m, int n, int k, const float *ap, const float *bp, float *c, int ldc);
 void mn_gemm_pack_a_bf16(int m, int k, const float *a, int lda, float *ap);
+/* The tower's fc in bfloat16 (gemm_avx512bf16.c): B packed once, A rounded per call. */
+size_t mn_gemm_packed_b_bf16_floats(int k, int n);
+void mn_gemm_pack_b_bf16(int k, int n, const float *b, int ldb, float *bp);
+void mn_gemm_nn_packed_b_bf16(int m, int n, int k, const float *a, int lda, const float *bp, float *c, int ldc,
+                              float *pack);
+/* The fp32 kernels' packed B size (gemm_drive.c's blocks of 16 or 32 columns). */
+size_t mn_gemm_packed_b_floats16(int k, int n);
+size_t mn_gemm_packed_b_floats32(int k, int n);
 size_t mn_gemm_packed_a_bf16_words(int m, int k);
 
 #endif
