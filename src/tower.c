@@ -316,9 +316,9 @@ static void mn_tower_blocked(const mn_blocked_ops *ops, const mn_model *m, mn_sc
         }
         int swap = 1;
         if (k + 1 < m->n_layers && mn_blocked_conv_pool_fits(l, &m->layers[k + 1])) {
-            /* conv0 + pool0: the pooled rows only (the layer after is done). */
+            /* conv + pool (conv0, conv1, conv4): the pooled output only (the layer after is done). */
             l = &m->layers[++k];
-            ops->conv_pool(&m->layers[k - 1], l, cur, s->frame, s->wino_v, nxt);
+            ops->conv_pool(&m->layers[k - 1], l, &g, cur, s->frame, s->wino_v, s->wino_m, s->pack, nxt);
             t = cur, cur = nxt, nxt = t;
             c = l->out_c, h = l->out_h, w = l->out_w;
             if (prof) {

@@ -51,11 +51,12 @@ typedef struct mn_blocked_ops {
                  float *wino_m, float *pack, float *out);
     /* Max-pooling, windows clipped at the bottom and right as the reference. */
     void (*pool)(const mn_layer *l, const float *in, float *out);
-    /* A direct convolution l (mn_blocked_conv_pool_fits) and the max-pooling
-     * p after it, in one pass: conv then pool's values, without the
-     * convolution's whole output. ring: mn_blocked_ring_floats(l, p). */
-    void (*conv_pool)(const mn_layer *l, const mn_layer *p, const float *in, float *frame, float *ring,
-                      float *out);
+    /* A convolution l and the max-pooling p after it
+     * (mn_blocked_conv_pool_fits), in one pass: conv then pool's values,
+     * without the convolution's whole output. Scratch as conv's; a direct
+     * l's ring of rows in wino_v (mn_blocked_ring_floats(l, p)). */
+    void (*conv_pool)(const mn_layer *l, const mn_layer *p, const mn_blocked_gemm *g, const float *in, float *frame,
+                      float *wino_v, float *wino_m, float *pack, float *out);
 } mn_blocked_ops;
 
 extern const mn_blocked_ops mn_blocked_generic;
@@ -66,18 +67,22 @@ extern const mn_blocked_ops mn_blocked_avx512; /* x86 builds only */
  * (MN_CB of blocked_*.c). */
 #define MN_CB_MAX 8
 
-/* Whether conv_pool takes conv layer l and the layer p after it: a direct
- * convolution, then max-pooling of its whole output with no padding. */
+/* Whether conv_pool takes conv layer l and the layer p after it: a
+ * convolution, then max-pooling of its whole output with no padding; after
+ * a Winograd one (4x4 output tiles) a 3x3 pool of stride 2, whose windows
+ * each tile meets in a 3x3 pattern. */
 static inline int mn_blocked_conv_pool_fits(const mn_layer *l, const mn_layer *p)
 {
-    return l->type == MN_LAYER_CONV && !l->wino_u && p->type == MN_LAYER_MAXPOOL && p->pad == 0 &&
-           p->in_c == l->out_c && p->in_h == l->out_h && p->in_w == l->out_w && p->kernel >= 1 && p->stride >= 1;
+    return l->type == MN_LAYER_CONV && p->type == MN_LAYER_MAXPOOL && p->pad == 0 && p->in_c == l->out_c &&
+           p->in_h == l->out_h && p->in_w == l->out_w && p->kernel >= 1 && p->stride >= 1 &&
+           (!l->wino_u || (p->kernel == 3 && p->stride == 2));
 }
 
-/* Floats of conv_pool's ring: MN_CB_MAX channels x the pool's k rows. */
+/* Floats of conv_pool's ring: MN_CB_MAX channels x the pool's k rows (none
+ * after a Winograd convolution, which pools from its output transform). */
 static inline size_t mn_blocked_ring_floats(const mn_layer *l, const mn_layer *p)
 {
-    return (size_t)MN_CB_MAX * p->kernel * l->out_w * MN_NB;
+    return l->wino_u ? 0 : (size_t)MN_CB_MAX * p->kernel * l->out_w * MN_NB;
 }
 
 /* The padded input frame a conv layer of the blocked path reads: for a
