@@ -46,6 +46,9 @@ static void mn_blocked_needs(const mn_model *m, size_t *frame, size_t *wino_v, s
             /* conv_pool's ring, in the wino_v scratch (MN_NB * wino_v floats). */
             const size_t r = mn_blocked_ring_floats(l, &m->layers[k + 1]) / MN_NB;
             *wino_v = r > *wino_v ? r : *wino_v;
+        } else if (l->wino_x) {
+            const size_t r = mn_blocked_rows7_floats(l, NULL) / MN_NB;
+            *wino_v = r > *wino_v ? r : *wino_v;
         }
     }
 }
