@@ -1,9 +1,9 @@
 #!/usr/bin/env python3
 """Derive the Winograd F(4x4, 3x3) and F(4x4, 5x5) matrices of src/winograd.h,
-and the one-dimensional F(2, 7) of conv0's rows.
+and the one-dimensional F(4, 7) of conv0's rows.
 
-Toom-Cook on the points 0, 1, -1, 2, -2 (and 1/2, -1/2 for 5x5 and 7) plus
-infinity, in exact rational arithmetic; every identity
+Toom-Cook on the points 0, 1, -1, 2, -2 (and 1/2, -1/2 for 5x5 and 7, and
+3/2, -3/2 for 7) plus infinity, in exact rational arithmetic; every identity
 sum_j AT[i][j] G[j][k] BT[j][l] == (l == i + k) is checked exactly, which
 is what makes y = AT [(G g G^T) .* (BT d BT^T)] AT^T the cross-correlation.
 
@@ -15,7 +15,7 @@ from fractions import Fraction as F
 
 CASES = [(4, 3, [0, 1, -1, 2, -2], "43"),
          (4, 5, [0, 1, -1, 2, -2, F(1, 2), F(-1, 2)], "45"),
-         (2, 7, [0, 1, -1, 2, -2, F(1, 2), F(-1, 2)], "27")]
+         (4, 7, [0, 1, -1, 2, -2, F(1, 2), F(-1, 2), F(3, 2), F(-3, 2)], "47")]
 
 
 def polymul(c, q):

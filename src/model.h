@@ -51,9 +51,9 @@ typedef struct mn_layer {
      * weights G g G^T, [alpha * alpha][out_c][in_c] (winograd.h); NULL when
      * the layer runs as a direct convolution. */
     const float *wino_u;
-    /* conv with one input channel, a 7x7 kernel, stride 1 and an even output
-     * width (conv0): F(2, 7) along the rows, U[out_c][7][8] = G g of each
-     * kernel row (winograd.h); NULL: the direct kernel. */
+    /* conv with one input channel, a 7x7 kernel, stride 1 and an output
+     * width a multiple of 4 (conv0): F(4, 7) along the rows, U[out_c][7][10]
+     * = G g of each kernel row (winograd.h); NULL: the direct kernel. */
     const float *wino_x;
     /* wino_u is packed for the own product kernels: per position
      * mn_gemm_packed_a_floats(out_c, in_c) floats (else out_c * in_c). */

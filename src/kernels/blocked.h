@@ -78,12 +78,12 @@ static inline int mn_blocked_conv_pool_fits(const mn_layer *l, const mn_layer *p
            (!l->wino_u || (p->kernel == 3 && p->stride == 2));
 }
 
-/* Floats of conv_rows7's scratch (conv0 on F(2, 7) rows): the 7
+/* Floats of conv_rows7's scratch (conv0 on F(4, 7) rows): the 7
  * transformed frame rows, and with the pool p after it every channel's k
  * rows. */
 static inline size_t mn_blocked_rows7_floats(const mn_layer *l, const mn_layer *p)
 {
-    return (size_t)7 * ((l->out_w / 2) * 8 + 1) * MN_NB + (p ? (size_t)l->out_c * p->kernel * l->out_w * MN_NB : 0);
+    return (size_t)7 * ((l->out_w / 4) * 10 + 1) * MN_NB + (p ? (size_t)l->out_c * p->kernel * l->out_w * MN_NB : 0);
 }
 
 /* Floats of conv_pool's scratch: a direct convolution's ring of MN_CB_MAX
