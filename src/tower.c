@@ -59,8 +59,11 @@ mn_status mn_scratch_init(const mn_model *m, mn_scratch *s)
     size_t frame, wino_v, wino_m;
     mn_blocked_needs(m, &frame, &wino_v, &wino_m);
     const size_t per_act = MN_NB > MN_CHUNK ? MN_NB : MN_CHUNK;
-    s->act0 = mn_malloc(sizeof(float) * per_act * m->max_act);
-    s->act1 = mn_malloc(sizeof(float) * per_act * m->max_act);
+    /* Activations, or a conv layer's input frame, which its producer may
+     * write straight into (mn_tower_blocked). */
+    const size_t act = per_act * m->max_act > MN_NB * frame ? per_act * m->max_act : MN_NB * frame;
+    s->act0 = mn_malloc(sizeof(float) * act);
+    s->act1 = mn_malloc(sizeof(float) * act);
     s->frame = mn_malloc(sizeof(float) * (MN_NB * frame + 1));
     s->wino_v = mn_malloc(sizeof(float) * (MN_NB * wino_v + 1));
     s->wino_m = mn_malloc(sizeof(float) * (MN_NB * wino_m + 1));
@@ -296,6 +299,22 @@ void mn_tower_split_work(mn_tower_split *j, mn_scratch *s)
     }
 }
 
+/* Whether the output before layer nk can go straight into the frame that
+ * layer reads (a convolution whose frame holds its whole input), and where
+ * (o). */
+static int mn_next_frame(const mn_model *m, int nk, mn_blocked_out *o)
+{
+    if (nk >= m->n_layers || m->layers[nk].type != MN_LAYER_CONV)
+        return 0;
+    const mn_layer *c = &m->layers[nk];
+    int hp, wp;
+    mn_blocked_frame(c, &hp, &wp);
+    if (c->pad + c->in_h > hp || c->pad + c->in_w > wp)
+        return 0;
+    o->hp = hp, o->wp = wp, o->top = o->left = c->pad;
+    return 1;
+}
+
 /* The blocked path over one block of n <= MN_NB images: ops's layer
  * kernels for the conv and pool layers, layers.c's for fc and l2norm once
  * the activations are rows. */
@@ -308,7 +327,10 @@ static void mn_tower_blocked(const mn_blocked_ops *ops, const mn_model *m, mn_sc
     const mn_isa_kernels *fixed = mn_isa_kernels_for(cpu->gemm_fixed);
     const mn_blocked_gemm g = {cpu->gemm_fixed != MN_KERNEL_BLAS ? fixed->gemm_prepacked : NULL, fixed->strip,
                                mn_gemm_fixed};
-    ops->load(m, px8, pxf, n, cur);
+    /* framed: cur is already the next convolution's input frame. */
+    mn_blocked_out fo;
+    int framed = mn_next_frame(m, 0, &fo);
+    ops->load(m, px8, pxf, n, cur, framed ? &fo : NULL);
     int c = m->in_c, h = m->patch, w = m->patch, rows = 0;
     for (int k = 0; k < m->n_layers; k++) {
         const mn_layer *l = &m->layers[k];
@@ -321,7 +343,11 @@ static void mn_tower_blocked(const mn_blocked_ops *ops, const mn_model *m, mn_sc
         if (k + 1 < m->n_layers && mn_blocked_conv_pool_fits(l, &m->layers[k + 1])) {
             /* conv + pool (conv0, conv1, conv4): the pooled output only (the layer after is done). */
             l = &m->layers[++k];
-            ops->conv_pool(&m->layers[k - 1], l, &g, cur, s->frame, s->wino_v, s->wino_m, s->pack, nxt);
+            mn_blocked_out no;
+            const int nf = mn_next_frame(m, k + 1, &no);
+            ops->conv_pool(&m->layers[k - 1], l, &g, cur, framed, s->frame, s->wino_v, s->wino_m, s->pack, nxt,
+                           nf ? &no : NULL);
+            framed = nf;
             t = cur, cur = nxt, nxt = t;
             c = l->out_c, h = l->out_h, w = l->out_w;
             if (prof) {
@@ -331,9 +357,13 @@ static void mn_tower_blocked(const mn_blocked_ops *ops, const mn_model *m, mn_sc
             }
             continue;
         }
+        mn_blocked_out no;
+        const int nf = !rows && mn_next_frame(m, k + 1, &no);
         switch (l->type) {
-        case MN_LAYER_CONV: ops->conv(l, &g, cur, s->frame, s->wino_v, s->wino_m, s->pack, nxt); break;
-        case MN_LAYER_MAXPOOL: ops->pool(l, cur, nxt); break;
+        case MN_LAYER_CONV:
+            ops->conv(l, &g, cur, framed, s->frame, s->wino_v, s->wino_m, s->pack, nxt, nf ? &no : NULL);
+            break;
+        case MN_LAYER_MAXPOOL: ops->pool(l, cur, nxt, nf ? &no : NULL); break;
         case MN_LAYER_FC: mn_fc_blocked(l, n, cur, l->in_c, nxt, s->pack); break;
         case MN_LAYER_L2NORM:
             mn_l2norm_rows(n, l->in_c, cur);
@@ -342,6 +372,7 @@ static void mn_tower_blocked(const mn_blocked_ops *ops, const mn_model *m, mn_sc
         }
         if (swap)
             t = cur, cur = nxt, nxt = t;
+        framed = nf;
         c = l->out_c;
         h = l->out_h;
         w = l->out_w;

@@ -5,7 +5,8 @@
  * whose output is not a multiple of the 4x4 tile, 3x3 and 5x5 with and
  * without padding, strided and 1x1 convolutions that stay direct, several
  * input channels on a direct layer, floor and ceil pooling, fc + l2norm,
- * a 7x7 first layer on F(4, 7) rows with and without pooling after it.
+ * a 7x7 first layer on F(4, 7) rows with and without pooling after it,
+ * layers writing straight into the next convolution's frame.
  * Batches that fill a block, leave it partly empty, or fall back to the
  * [C][N][H][W] path (fewer than MN_NB / 2 images); one and two threads.
  * CTest runs it once per instruction set the machine has (MN_SIMD), with
@@ -221,7 +222,15 @@ int main(void)
     const spec rows7[] = {{1, {5, 7, 1, 3}}, {1, {4, 1, 1, 0}}}; /* the 1x1 stays direct: fp32 in every mode */
     run_model("7x7 rows, no pool", 20, rows7, (int)(sizeof rows7 / sizeof rows7[0]));
     run_model("7x7 width 18", 18, rows7, (int)(sizeof rows7 / sizeof rows7[0]));
-    const spec rows7_odd[] = {{1, {5, 7, 1, 3}}, {2, {3, 2, 0, 1}}, {1, {6, 3, 1, 1}}};
+    /* A pool that does not fuse with the Winograd layer before it (2x2), writing
+     * straight into the next convolution's frame; pool after pool. The last
+     * layers of these small models stay direct (1x1), fp32 in every mode: a
+     * bfloat16 Winograd layer last, with a few channels and no fc, can miss the
+     * bound of a descriptor's largest component on random weights. */
+    const spec pools[] = {{1, {6, 3, 1, 1}}, {2, {2, 2, 0, 0}}, {1, {5, 3, 1, 1}}, {2, {2, 1, 0, 0}},
+                          {2, {3, 2, 0, 1}}, {1, {4, 1, 1, 0}}};
+    run_model("pools between convolutions", 24, pools, (int)(sizeof pools / sizeof pools[0]));
+    const spec rows7_odd[] = {{1, {5, 7, 1, 3}}, {2, {3, 2, 0, 1}}, {1, {6, 1, 1, 0}}};
     run_model("7x7 odd width", 17, rows7_odd, (int)(sizeof rows7_odd / sizeof rows7_odd[0]));
     return check_summary("test_blocked");
 }

@@ -37,26 +37,35 @@ typedef struct mn_blocked_gemm {
     mn_gemm_fn fixed;               /* mn_gemm_fixed */
 } mn_blocked_gemm;
 
-/* One instruction set's blocked layer kernels. */
+/* Where a layer of the blocked path writes its output: NULL, [C][H][W][MN_NB];
+ * else straight into the padded frame the next convolution reads (see
+ * mn_blocked_frame), hp x wp a channel, the output at (top, left) and zeros
+ * around it, so that convolution copies nothing. */
+typedef struct mn_blocked_out {
+    int hp, wp, top, left;
+} mn_blocked_out;
+
+/* One instruction set's blocked layer kernels. Every o: as mn_blocked_out;
+ * framed: in is already l's frame (written through an mn_blocked_out). */
 typedef struct mn_blocked_ops {
     /* n <= MN_NB images ([C][P][P] each, u8 or f32: exactly one non-NULL)
      * into [C][P][P][MN_NB], normalised; lanes n.. are 0. */
-    void (*load)(const mn_model *m, const uint8_t *px8, const float *pxf, int n, float *dst);
+    void (*load)(const mn_model *m, const uint8_t *px8, const float *pxf, int n, float *dst, const mn_blocked_out *o);
     /* [C][H][W][MN_NB] -> n rows of C*H*W (PyTorch's flattening order). */
     void (*to_rows)(int c, int h, int w, int n, const float *in, float *out);
     /* A convolution with bias and ReLU: direct, or Winograd when the layer
      * has wino_u, its products as g says. frame, wino_v, wino_m, pack:
      * scratch (tower.c sizes them from mn_blocked_frame). */
-    void (*conv)(const mn_layer *l, const mn_blocked_gemm *g, const float *in, float *frame, float *wino_v,
-                 float *wino_m, float *pack, float *out);
+    void (*conv)(const mn_layer *l, const mn_blocked_gemm *g, const float *in, int framed, float *frame,
+                 float *wino_v, float *wino_m, float *pack, float *out, const mn_blocked_out *o);
     /* Max-pooling, windows clipped at the bottom and right as the reference. */
-    void (*pool)(const mn_layer *l, const float *in, float *out);
+    void (*pool)(const mn_layer *l, const float *in, float *out, const mn_blocked_out *o);
     /* A convolution l and the max-pooling p after it
      * (mn_blocked_conv_pool_fits), in one pass: conv then pool's values,
      * without the convolution's whole output. Scratch as conv's; a direct
      * l's ring of rows in wino_v (mn_blocked_ring_floats(l, p)). */
-    void (*conv_pool)(const mn_layer *l, const mn_layer *p, const mn_blocked_gemm *g, const float *in, float *frame,
-                      float *wino_v, float *wino_m, float *pack, float *out);
+    void (*conv_pool)(const mn_layer *l, const mn_layer *p, const mn_blocked_gemm *g, const float *in, int framed,
+                      float *frame, float *wino_v, float *wino_m, float *pack, float *out, const mn_blocked_out *o);
 } mn_blocked_ops;
 
 extern const mn_blocked_ops mn_blocked_generic;
