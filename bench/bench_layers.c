@@ -3,7 +3,8 @@
  * time per patch, multiply-adds, effective GFLOP/s and share of the total,
  * for the [C][N][H][W] im2col path (what the library ran before the blocked
  * path; it still serves blocks of fewer than MN_NB / 2 patches) and the
- * blocked path (direct conv0, Winograd conv1-conv4), in the same run.
+ * blocked path (conv0 on F(4, 7) rows, Winograd conv1-conv4, pools inside
+ * the convolutions before them), in the same run.
  * Medians over repeats. Links the static library to reach the layer loop.
  *
  *   bench_layers MODEL.mnw [--repeats R] [--json]
@@ -34,6 +35,23 @@ static double now(void)
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+/* How the blocked path runs layer k: a conv's algorithm, "+ pool" when the
+ * pooling after it runs inside it (then the pool's own row reads 0). */
+static const char *blocked_path(const mn_model *m, int k)
+{
+    const mn_layer *l = &m->layers[k];
+    const int fused = k + 1 < m->n_layers && mn_blocked_conv_pool_fits(l, &m->layers[k + 1]);
+    if (l->type == MN_LAYER_MAXPOOL)
+        return k > 0 && mn_blocked_conv_pool_fits(&m->layers[k - 1], l) ? "in the conv above" : "";
+    if (l->type != MN_LAYER_CONV)
+        return "";
+    if (l->wino_u)
+        return fused ? "Winograd F(4x4) + pool" : "Winograd F(4x4)";
+    if (l->wino_x)
+        return fused ? "Winograd F(4, 7) rows + pool" : "Winograd F(4, 7) rows";
+    return fused ? "direct + pool" : "direct";
 }
 
 static double layer_macs(const mn_layer *l)
@@ -148,10 +166,10 @@ int main(int argc, char **argv)
                mn_kernel_name(mn_cpu_get()->gemm_fixed));
         for (int k = 0; k < m->n_layers; k++)
             printf("%s{\"layer\": %d, \"kind\": \"%s\", \"shape\": \"%dx%dx%d\", \"macs\": %.0f, "
-                   "\"before_us\": %.2f, \"after_us\": %.2f, \"winograd\": %s}",
+                   "\"before_us\": %.2f, \"after_us\": %.2f, \"winograd\": %s, \"path\": \"%s\"}",
                    k ? ", " : "", k, layer_kind(&m->layers[k]), m->layers[k].out_c, m->layers[k].out_h,
                    m->layers[k].out_w, layer_macs(&m->layers[k]), before[k] * 1e6, after[k] * 1e6,
-                   m->layers[k].wino_u ? "true" : "false");
+                   m->layers[k].wino_u || m->layers[k].wino_x ? "true" : "false", blocked_path(m, k));
         printf("], \"before_us\": %.2f, \"after_us\": %.2f}\n", tb * 1e6, ta * 1e6);
     } else {
         for (int k = 0; k < m->n_layers; k++)
@@ -170,7 +188,7 @@ int main(int argc, char **argv)
             printf("%-6d %-8s %-11s %9.2f %9.1f %8.1f %8.1f %6.1f%% %6.1f%% %s\n", k, layer_kind(l), shape,
                    macs * 1e-6, before[k] * 1e6, after[k] * 1e6, macs > 0 ? 2.0 * macs / after[k] * 1e-9 : 0.0,
                    100.0 * before[k] / tb, 100.0 * after[k] / ta,
-                   l->wino_u ? "Winograd F(4x4)" : l->type == MN_LAYER_CONV ? "direct" : "");
+                   blocked_path(m, k));
         }
         printf("%-6s %-8s %-11s %9.2f %9.1f %8.1f %8.1f   (%.2fx; %.0f -> %.0f patches/s on one thread)\n",
                "total", "", "", macs_total * 1e-6, tb * 1e6, ta * 1e6, 2.0 * macs_total / ta * 1e-9, tb / ta,

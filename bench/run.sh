@@ -175,7 +175,7 @@ for l in lay["layers"]:
     print("%-5d %-8s %-10s %7.2f %9.1f %9.1f %s %s %6.1f%% %6.1f%%%s" % (
         l["layer"], l["kind"], l["shape"], l["macs"] * 1e-6, l["before_us"], l["after_us"], gf(l["before_us"]),
         gf(l["after_us"]), 100 * l["before_us"] / lay["before_us"], 100 * l["after_us"] / lay["after_us"],
-        "  Winograd" if l["winograd"] else ("  direct" if l["kind"] == "conv" else "")))
+        ("  " + l["path"]) if l.get("path") else ""))
 macs = sum(l["macs"] for l in lay["layers"])
 print("%-5s %-8s %-10s %7.2f %9.1f %9.1f %8.1f %8.1f  (%.2fx)" % (
     "total", "", "", macs * 1e-6, lay["before_us"], lay["after_us"], 2 * macs / lay["before_us"] * 1e-3,
