@@ -27,7 +27,8 @@
  *   MN_GEMM=avx2|avx512|generic   that own kernel for both kinds (generic:
  *                    the fixed-shape ones on BLAS, as on a CPU without AVX2);
  *                    one the CPU lacks is ignored
- *   MN_SIMD=generic|avx2|avx512   the tower's build (at most the best present)
+ *   MN_SIMD=generic|avx2|avx512   the tower's build (at most the best present);
+ *                    generic also keeps patch sampling scalar (patch.c)
  *   MN_PRECISION=fp32|bf16   bf16: the Winograd products (the blocked path's
  *                    convolutions, most of the tower's work) and the
  *                    blocked path's fc in bfloat16 on AVX512-BF16
