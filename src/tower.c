@@ -339,36 +339,28 @@ static void mn_tower_blocked(const mn_blocked_ops *ops, const mn_model *m, mn_sc
             t = cur, cur = nxt, nxt = t;
             rows = 1;
         }
-        int swap = 1;
+        int swap = 1, at = k; /* at: the profile's slot */
+        mn_blocked_out no;
+        int nf;
         if (k + 1 < m->n_layers && mn_blocked_conv_pool_fits(l, &m->layers[k + 1])) {
             /* conv + pool (conv0, conv1, conv4): the pooled output only (the layer after is done). */
             l = &m->layers[++k];
-            mn_blocked_out no;
-            const int nf = mn_next_frame(m, k + 1, &no);
-            ops->conv_pool(&m->layers[k - 1], l, &g, cur, framed, s->frame, s->wino_v, s->wino_m, s->pack, nxt,
+            nf = mn_next_frame(m, k + 1, &no);
+            ops->conv_pool(&m->layers[at], l, &g, cur, framed, s->frame, s->wino_v, s->wino_m, s->pack, nxt,
                            nf ? &no : NULL);
-            framed = nf;
-            t = cur, cur = nxt, nxt = t;
-            c = l->out_c, h = l->out_h, w = l->out_w;
-            if (prof) {
-                double t1 = mn_seconds();
-                prof[k - 1] += t1 - t0;
-                t0 = t1;
+        } else {
+            nf = !rows && mn_next_frame(m, k + 1, &no);
+            switch (l->type) {
+            case MN_LAYER_CONV:
+                ops->conv(l, &g, cur, framed, s->frame, s->wino_v, s->wino_m, s->pack, nxt, nf ? &no : NULL);
+                break;
+            case MN_LAYER_MAXPOOL: ops->pool(l, cur, nxt, nf ? &no : NULL); break;
+            case MN_LAYER_FC: mn_fc_blocked(l, n, cur, l->in_c, nxt, s->pack); break;
+            case MN_LAYER_L2NORM:
+                mn_l2norm_rows(n, l->in_c, cur);
+                swap = 0;
+                break;
             }
-            continue;
-        }
-        mn_blocked_out no;
-        const int nf = !rows && mn_next_frame(m, k + 1, &no);
-        switch (l->type) {
-        case MN_LAYER_CONV:
-            ops->conv(l, &g, cur, framed, s->frame, s->wino_v, s->wino_m, s->pack, nxt, nf ? &no : NULL);
-            break;
-        case MN_LAYER_MAXPOOL: ops->pool(l, cur, nxt, nf ? &no : NULL); break;
-        case MN_LAYER_FC: mn_fc_blocked(l, n, cur, l->in_c, nxt, s->pack); break;
-        case MN_LAYER_L2NORM:
-            mn_l2norm_rows(n, l->in_c, cur);
-            swap = 0;
-            break;
         }
         if (swap)
             t = cur, cur = nxt, nxt = t;
@@ -378,7 +370,7 @@ static void mn_tower_blocked(const mn_blocked_ops *ops, const mn_model *m, mn_sc
         w = l->out_w;
         if (prof) {
             double t1 = mn_seconds();
-            prof[k] += t1 - t0;
+            prof[at] += t1 - t0;
             t0 = t1;
         }
     }

@@ -51,20 +51,29 @@ size_t mn_gemm_packed_a_bf16_words(int m, int k)
     return (size_t)((m + MN_GEMM_MR - 1) / MN_GEMM_MR) * MN_GEMM_MR * (size_t)((k + 1) / 2);
 }
 
+/* n vectors of length k, element (j, kk) at x[j * sj + kk * sk], into
+ * panels of w vectors holding k in pairs: [n / w][k / 2][w] words, a word
+ * the bfloat16 of (j, 2p) in its low half and of (j, 2p + 1) in its high
+ * half; missing vectors and an odd k's last partner are 0. A's panels of
+ * 6 rows (sj = lda, sk = 1) and B's strips of 32 columns (sj = 1, sk = ldb). */
+static void pack_pairs(int n, int k, const float *x, size_t sj, size_t sk, int w, uint32_t *out)
+{
+    const int kp = (k + 1) / 2;
+    for (int j0 = 0; j0 < n; j0 += w)
+        for (int p = 0; p < kp; p++)
+            for (int j = j0; j < j0 + w; j++) {
+                const int k0 = 2 * p, k1 = k0 + 1;
+                const uint32_t lo = j < n ? to_bf16(x[(size_t)j * sj + (size_t)k0 * sk]) : 0;
+                const uint32_t hi = j < n && k1 < k ? to_bf16(x[(size_t)j * sj + (size_t)k1 * sk]) : 0;
+                *out++ = lo | hi << 16;
+            }
+}
+
 void mn_gemm_pack_a_bf16(int m, int k, const float *a, int lda, float *ap_words)
 {
     /* The caller's buffer is sized in floats (mn_gemm_packed_a_floats):
      * as many 32-bit words as this layout needs, or more. */
-    uint32_t *ap = (uint32_t *)(void *)ap_words;
-    const int kp = (k + 1) / 2;
-    for (int i = 0; i < m; i += MN_GEMM_MR)
-        for (int p = 0; p < kp; p++)
-            for (int r = 0; r < MN_GEMM_MR; r++) {
-                const int row = i + r, k0 = 2 * p, k1 = 2 * p + 1;
-                const uint32_t lo = row < m ? to_bf16(a[(size_t)row * lda + k0]) : 0;
-                const uint32_t hi = row < m && k1 < k ? to_bf16(a[(size_t)row * lda + k1]) : 0;
-                *ap++ = lo | hi << 16;
-            }
+    pack_pairs(m, k, a, (size_t)lda, 1, MN_GEMM_MR, (uint32_t *)(void *)ap_words);
 }
 
 /* Rows [k0, k0 + kc) of a [k][32] fp32 strip -> [kc / 2][32] bfloat16 pairs
@@ -139,16 +148,7 @@ size_t mn_gemm_packed_b_bf16_floats(int k, int n)
 
 void mn_gemm_pack_b_bf16(int k, int n, const float *b, int ldb, float *bp_words)
 {
-    uint32_t *bp = (uint32_t *)(void *)bp_words;
-    const int kp = (k + 1) / 2;
-    for (int j0 = 0; j0 < n; j0 += NR)
-        for (int p = 0; p < kp; p++)
-            for (int j = 0; j < NR; j++) {
-                const int col = j0 + j, k0 = 2 * p, k1 = k0 + 1;
-                const uint32_t lo = col < n ? to_bf16(b[(size_t)k0 * ldb + col]) : 0;
-                const uint32_t hi = col < n && k1 < k ? to_bf16(b[(size_t)k1 * ldb + col]) : 0;
-                *bp++ = lo | hi << 16;
-            }
+    pack_pairs(n, k, b, 1, (size_t)ldb, NR, (uint32_t *)(void *)bp_words);
 }
 
 void mn_gemm_nn_packed_b_bf16(int m, int n, int k, const float *a, int lda, const float *bp_words, float *c, int ldc,
@@ -162,16 +162,7 @@ void mn_gemm_nn_packed_b_bf16(int m, int n, int k, const float *a, int lda, cons
         for (int k0 = 0; k0 < k; k0 += KB) {
             const int kc = k - k0 < KB ? k - k0 : KB, kp = (kc + 1) / 2;
             /* A rows [i0, i0 + mc), columns [k0, k0 + kc) -> [mc / 6][kp][6] pairs. */
-            uint32_t *w = ap;
-            for (int i = 0; i < mc; i += MN_GEMM_MR)
-                for (int p = 0; p < kp; p++)
-                    for (int r = 0; r < MN_GEMM_MR; r++) {
-                        const int row = i0 + i + r, c0 = k0 + 2 * p, c1 = c0 + 1;
-                        const int in = i + r < mc;
-                        const uint32_t lo = in ? to_bf16(a[(size_t)row * lda + c0]) : 0;
-                        const uint32_t hi = in && c1 < k0 + kc ? to_bf16(a[(size_t)row * lda + c1]) : 0;
-                        *w++ = lo | hi << 16;
-                    }
+            pack_pairs(mc, kc, a + (size_t)i0 * lda + k0, (size_t)lda, 1, MN_GEMM_MR, ap);
             for (int jr = 0; jr < n; jr += NR)
                 for (int ir = 0; ir < mc; ir += MN_GEMM_MR)
                     kernel_6x32_bf16(kp, ap + (size_t)(ir / MN_GEMM_MR) * kp * MN_GEMM_MR,
