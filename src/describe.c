@@ -11,28 +11,64 @@
 #include "kernels/blocked.h"
 
 #include <math.h>
+#include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
 
-/* Keypoints described per block: the patches of one block are cut, then
- * described, so memory stays bounded whatever the keypoint count. */
-#define MN_DESCRIBE_BLOCK 256
-
 /* ---- patches to descriptors ---- */
 
+/* Blocks of MN_NB patches claimed one at a time by the session's threads:
+ * a thread slowed by the rest of the machine takes fewer, instead of
+ * holding the others at the end of a fixed half. Each block is described on
+ * its own, as mn_tower_run would within a range, so the descriptors do not
+ * depend on which thread took it, nor on the thread count. */
 typedef struct mn_describe_job {
     const mn_model *m;
     int reference;
+    size_t n;
+    atomic_size_t next;
+    /* Patches given (px8 / pxf), or cut here per block from pyr into each
+     * thread's own MN_NB patches of cut. */
     const uint8_t *px8;
     const float *pxf;
+    const mn_pyramid *pyr;
+    const mn_keypoint *kps;
+    const mn_affine_keypoint *akps;
+    const mn_extract_params *p;
+    uint8_t *cut;
     float *desc;
 } mn_describe_job;
 
 static void mn_describe_task(void *ctx, mn_scratch *scratch, int thread, size_t begin, size_t end)
 {
-    const mn_describe_job *j = ctx;
-    (void)thread;
-    mn_tower_run(j->m, scratch, j->reference, j->px8, j->pxf, begin, end, j->desc);
+    mn_describe_job *j = ctx;
+    const size_t pp = (size_t)j->m->patch * j->m->patch;
+    (void)begin, (void)end;
+    for (;;) {
+        const size_t b = atomic_fetch_add_explicit(&j->next, 1, memory_order_relaxed) * MN_NB;
+        if (b >= j->n)
+            return;
+        const size_t e = j->n - b < MN_NB ? j->n : b + MN_NB;
+        float *desc = j->desc + b * j->m->desc_dim;
+        if (j->pyr) {
+            uint8_t *px = j->cut + (size_t)thread * MN_NB * pp;
+            mn_pyramid_sample(j->pyr, j->kps ? j->kps + b : NULL, j->akps ? j->akps + b : NULL, e - b, j->p, px);
+            mn_tower_run(j->m, scratch, j->reference, px, NULL, 0, e - b, desc);
+        } else {
+            mn_tower_run(j->m, scratch, j->reference, j->px8 ? j->px8 + b * pp : NULL,
+                         j->pxf ? j->pxf + b * pp : NULL, 0, e - b, desc);
+        }
+    }
+}
+
+/* Runs j (m, n and the sources set) over the session's threads. */
+static void mn_describe_blocks(mn_session *s, mn_describe_job *j)
+{
+    j->reference = mn_session_reference(s);
+    atomic_init(&j->next, 0);
+    const size_t blocks = (j->n + MN_NB - 1) / MN_NB;
+    const size_t threads = (size_t)mn_session_threads(s);
+    mn_session_parallel(s, mn_describe_task, j, blocks < threads ? blocks : threads, 1);
 }
 
 static void mn_split_task(void *ctx, mn_scratch *scratch, int thread, size_t begin, size_t end)
@@ -69,11 +105,11 @@ static mn_status mn_describe(const char *fn, mn_session *s, const uint8_t *px8, 
         mn_session_parallel(s, mn_split_task, &split, (size_t)threads, 1);
         return MN_OK;
     }
-    mn_describe_job job = {m, mn_session_reference(s), px8, pxf, desc};
-    /* Whole blocks per thread: blocks then start at multiples of MN_NB
-     * whatever the thread count, each patch takes the same path, and the
-     * results are bit-identical for any number of threads. */
-    mn_session_parallel(s, mn_describe_task, &job, n, MN_NB);
+    /* Blocks start at multiples of MN_NB whatever the thread count: each
+     * patch takes the same path, and the results are bit-identical for any
+     * number of threads. */
+    mn_describe_job job = {.m = m, .n = n, .px8 = px8, .pxf = pxf, .desc = desc};
+    mn_describe_blocks(s, &job);
     return MN_OK;
 }
 
@@ -89,7 +125,7 @@ mn_status mn_describe_f32(mn_session *s, const float *patches, size_t n, float *
 
 /* ---- keypoints to descriptors ---- */
 
-/* Patches cut per task of the session's threads. */
+/* Patches cut per task of the session's threads (calls of fewer than MN_NB / 2). */
 #define MN_CUT_GRAIN 16
 
 typedef struct mn_cut_job {
@@ -125,30 +161,33 @@ static mn_status mn_describe_kps(const char *fn, mn_session *s, const uint8_t *i
     if (p.patch_size != m->patch)
         return mn_error(MN_ERR_INVALID_ARGUMENT, fn, "patch_size = %d, the model takes %d", p.patch_size,
                         m->patch);
-    size_t pp = (size_t)m->patch * (size_t)m->patch;
-    size_t block = n < MN_DESCRIBE_BLOCK ? n : MN_DESCRIBE_BLOCK;
-    /* The pyramid once for all keypoints; each block's patches are cut by
-     * the session's threads, then described. */
+    const size_t pp = (size_t)m->patch * (size_t)m->patch;
+    if (n > SIZE_MAX / sizeof(float) / (pp > m->desc_dim ? pp : m->desc_dim))
+        return mn_error(MN_ERR_INVALID_ARGUMENT, fn, "n = %zu keypoints is too large", n);
+    /* The pyramid once for all keypoints. */
     mn_pyramid pyr;
     mn_status st = mn_pyramid_init(fn, image, width, height, stride, kps, akps, n, &p, &pyr);
     if (st != MN_OK)
         return st;
-    uint8_t *patches = mn_malloc(block * pp);
+    /* Too few for a block: cut them all, then the threads share the layers
+     * of the one block (mn_describe). Else each block of MN_NB keypoints is
+     * cut and described by the thread that takes it, while its patches are
+     * still in that core's cache, into the thread's own MN_NB patches. */
+    const int small = n < MN_NB / 2;
+    const size_t held = small ? n : (size_t)mn_session_threads(s) * MN_NB;
+    uint8_t *patches = mn_malloc(held * pp);
     if (!patches) {
         mn_pyramid_release(&pyr);
-        return mn_error(MN_ERR_OUT_OF_MEMORY, fn, "out of memory for %zu patches", block);
+        return mn_error(MN_ERR_OUT_OF_MEMORY, fn, "out of memory for %zu patches", held);
     }
-    for (size_t b = 0; b < n && st == MN_OK; b += block) {
-        size_t nb = n - b < block ? n - b : block;
-        mn_cut_job job = {&pyr, kps ? kps + b : NULL, akps ? akps + b : NULL, &p, patches};
-        mn_session_parallel(s, mn_cut_task, &job, nb, MN_CUT_GRAIN);
-        st = mn_describe_u8(s, patches, nb, desc + b * m->desc_dim);
-        if (st != MN_OK) {
-            /* The message names the patch within the block. */
-            char msg[512];
-            snprintf(msg, sizeof msg, "%s (in the block of keypoints from %zu)", mn_last_error(), b);
-            mn_error(st, fn, "%s", msg);
-        }
+    if (small) {
+        mn_cut_job job = {&pyr, kps, akps, &p, patches};
+        mn_session_parallel(s, mn_cut_task, &job, n, MN_CUT_GRAIN);
+        st = mn_describe_u8(s, patches, n, desc);
+    } else {
+        mn_describe_job job = {.m = m, .n = n, .pyr = &pyr, .kps = kps, .akps = akps, .p = &p, .cut = patches,
+                               .desc = desc};
+        mn_describe_blocks(s, &job);
     }
     mn_free(patches);
     mn_pyramid_release(&pyr);

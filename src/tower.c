@@ -325,8 +325,9 @@ static void mn_tower_blocked(const mn_blocked_ops *ops, const mn_model *m, mn_sc
     double t0 = prof ? mn_seconds() : 0.0;
     const mn_cpu *cpu = mn_cpu_get();
     const mn_isa_kernels *fixed = mn_isa_kernels_for(cpu->gemm_fixed);
-    const mn_blocked_gemm g = {cpu->gemm_fixed != MN_KERNEL_BLAS ? fixed->gemm_prepacked : NULL, fixed->strip,
-                               mn_gemm_fixed};
+    const int own = cpu->gemm_fixed != MN_KERNEL_BLAS;
+    const mn_blocked_gemm g = {own ? fixed->gemm_prepacked : NULL, fixed->strip, mn_gemm_fixed,
+                               own ? fixed->gemm_pairs : NULL, own ? fixed->round_pairs : NULL};
     /* framed: cur is already the next convolution's input frame. */
     mn_blocked_out fo;
     int framed = mn_next_frame(m, 0, &fo);

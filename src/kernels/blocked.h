@@ -35,6 +35,10 @@ typedef struct mn_blocked_gemm {
     mn_gemm_prepacked_fn prepacked; /* NULL when the weights are not packed */
     int strip;                      /* B strip width of prepacked */
     mn_gemm_fn fixed;               /* mn_gemm_fixed */
+    /* With prepacked, a kernel that takes B in bfloat16 pairs and the
+     * rounding that writes them (both NULL: B in fp32 strips). */
+    mn_gemm_prepacked_pairs_fn pairs;
+    mn_round_pairs_fn round_pairs;
 } mn_blocked_gemm;
 
 /* Where a layer of the blocked path writes its output: NULL, [C][H][W][MN_NB];

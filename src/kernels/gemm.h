@@ -20,6 +20,7 @@
 #include "cpu.h"
 
 #include <stddef.h>
+#include <stdint.h>
 
 /* C (m x n, ldc) = A (m x k, lda) B (k x n, ldb); pack: mn_gemm_pack_floats() floats. */
 typedef void (*mn_gemm_fn)(int m, int n, int k, const float *a, int lda, const float *b, int ldb, float *c, int ldc,
@@ -34,6 +35,20 @@ typedef void (*mn_gemm_packed_b_fn)(int m, int n, int k, const float *a, int lda
                                     float *pack);
 /* Packs A (m x k, lda) for mn_gemm_prepacked(kind, ...). */
 typedef void (*mn_pack_a_fn)(int m, int k, const float *a, int lda, float *ap);
+/* bfloat16 kernels only: rounds the points values of width floats at x0 and
+ * at x1 (NULL: zeros; rows xstride floats apart) to bfloat16 and writes them
+ * as pairs, word j of point i at out[i * ostride + j] holding x0's value j in
+ * its low half and x1's in its high half: two consecutive rows of k of a B
+ * strip, as mn_gemm_prepacked_pairs_fn reads them. */
+typedef void (*mn_round_pairs_fn)(int points, int width, const float *x0, const float *x1, size_t xstride,
+                                  uint32_t *out, size_t ostride);
+/* mn_gemm_prepacked_fn with B already in pairs: strips of the kernel's
+ * strip width, [n / strip][(k + 1) / 2][strip] words, as the input
+ * transform writes them through mn_round_pairs_fn (one rounding fewer, and
+ * half the bytes of the fp32 strips). The same values as the fp32-strip
+ * entry given the same B. */
+typedef void (*mn_gemm_prepacked_pairs_fn)(int m, int n, int k, const float *ap, const uint32_t *bp, float *c,
+                                           int ldc);
 
 /* C = A B (row-major, no transposes, beta 0), shape fixed by the model, on
  * mn_cpu_get()->gemm_fixed: OpenBLAS where cpu.c's table says its core keeps

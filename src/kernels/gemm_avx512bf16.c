@@ -132,6 +132,42 @@ void mn_gemm_prepacked_avx512bf16(int m, int n, int k, const float *ap_words, co
     }
 }
 
+/* B already in pairs ([n / 32][(k + 1) / 2][32] words, mn_round_pairs_avx512bf16's
+ * output): the kernel straight on it, k in the same KB blocks as above, so
+ * that C is the value mn_gemm_prepacked_avx512bf16 gives on the fp32 strips. */
+void mn_gemm_prepacked_pairs_avx512bf16(int m, int n, int k, const float *ap_words, const uint32_t *bp, float *c,
+                                        int ldc)
+{
+    const uint32_t *ap = (const uint32_t *)(const void *)ap_words;
+    const int kp_all = (k + 1) / 2;
+    const size_t panel = (size_t)MN_GEMM_MR * (size_t)kp_all; /* words per A panel */
+    for (int jr = 0; jr < n; jr += NR) {
+        const uint32_t *strip = bp + (size_t)(jr / NR) * kp_all * NR;
+        const int cols = n - jr < NR ? n - jr : NR;
+        for (int k0 = 0; k0 < k; k0 += KB) {
+            const int kc = k - k0 < KB ? k - k0 : KB, kp = (kc + 1) / 2;
+            for (int ir = 0; ir < m; ir += MN_GEMM_MR)
+                kernel_6x32_bf16(kp, ap + (size_t)(ir / MN_GEMM_MR) * panel + (size_t)(k0 / 2) * MN_GEMM_MR,
+                                 strip + (size_t)(k0 / 2) * NR, c + (size_t)ir * ldc + jr, ldc, k0 > 0,
+                                 m - ir < MN_GEMM_MR ? m - ir : MN_GEMM_MR, cols);
+        }
+    }
+}
+
+void mn_round_pairs_avx512bf16(int points, int width, const float *x0, const float *x1, size_t xstride, uint32_t *out,
+                               size_t ostride)
+{
+    for (int i = 0; i < points; i++)
+        for (int h = 0; h < width; h += 16) {
+            /* round_strip's rounding and interleave, two rows at a time. */
+            const __m512 a = _mm512_loadu_ps(x0 + (size_t)i * xstride + h);
+            const __m512 b = x1 ? _mm512_loadu_ps(x1 + (size_t)i * xstride + h) : _mm512_setzero_ps();
+            const __m512i lo = _mm512_cvtepu16_epi32((__m256i)_mm512_cvtneps_pbh(a));
+            const __m512i hi = _mm512_cvtepu16_epi32((__m256i)_mm512_cvtneps_pbh(b));
+            _mm512_storeu_si512((void *)(out + (size_t)i * ostride + h), _mm512_or_si512(lo, _mm512_slli_epi32(hi, 16)));
+        }
+}
+
 /* ---- B packed once in bfloat16: the tower's fully connected layer ----
  *
  * In the low-precision mode the bottleneck fc (4096 x 256 for each block of
