@@ -26,6 +26,12 @@
 #ifndef MN_WINO_TILES
 #define MN_WINO_TILES 2
 #endif
+/* Output channels per run of the bfloat16 Winograd products (a multiple of
+ * the 6-row panels of the packed weights): each run's output transform
+ * follows while its rows of M are in L2. */
+#ifndef MN_WINO_CO
+#define MN_WINO_CO 24
+#endif
 
 /* How the Winograd products of a conv layer run (tower.c fills it from
  * cpu.c's choice): on operands packed for an own kernel when the layer's

@@ -46,7 +46,9 @@ typedef void (*mn_round_pairs_fn)(int points, int width, const float *x0, const 
  * strip width, [n / strip][(k + 1) / 2][strip] words, as the input
  * transform writes them through mn_round_pairs_fn (one rounding fewer, and
  * half the bytes of the fp32 strips). The same values as the fp32-strip
- * entry given the same B. */
+ * entry given the same B. A's rows lie in panels of MN_GEMM_MR rows of
+ * (k + 1) / 2 words each, so rows from r (a multiple of MN_GEMM_MR) on
+ * start r * ((k + 1) / 2) words in: a product of those rows alone. */
 typedef void (*mn_gemm_prepacked_pairs_fn)(int m, int n, int k, const float *ap, const uint32_t *bp, float *c,
                                            int ldc);
 
