@@ -34,6 +34,7 @@
 
 typedef struct mn_knn {
     const float *query, *train_t; /* train_t: [D][nt] */
+    const float *train_p;         /* train_t packed once for the product kernel, or NULL */
     const float *qnorm, *tnorm;   /* squared norms */
     const uint8_t *mask;
     size_t nq, nt;
@@ -90,8 +91,12 @@ static void mn_knn_task(void *arg, mn_scratch *scratch, int thread, size_t begin
     float *bdist = c->kb ? c->bdist + (size_t)thread * nt * (size_t)c->kb : NULL;
     for (size_t q0 = begin; q0 < end; q0 += MN_KNN_BLOCK) {
         int m = (int)(end - q0 < MN_KNN_BLOCK ? end - q0 : MN_KNN_BLOCK);
-        mn_gemm_stable(m, (int)nt, c->dim, c->query + q0 * (size_t)c->dim, c->dim, c->train_t, (int)nt, d,
-                     (int)nt, scratch->pack);
+        if (c->train_p)
+            mn_gemm_stable_fp32_packed_b(m, (int)nt, c->dim, c->query + q0 * (size_t)c->dim, c->dim, c->train_p, d,
+                                         (int)nt, scratch->pack);
+        else
+            mn_gemm_stable(m, (int)nt, c->dim, c->query + q0 * (size_t)c->dim, c->dim, c->train_t, (int)nt, d,
+                           (int)nt, scratch->pack);
         for (int r = 0; r < m; r++) {
             size_t q = q0 + (size_t)r;
             const float *dot = d + (size_t)r * nt;
@@ -145,12 +150,17 @@ static mn_status mn_knn_run(const char *fn, mn_session *s, const float *query, s
     c.fdist = fdist;
     size_t tb = kb ? (size_t)threads * nt * (size_t)kb : 0;
     float *train_t = mn_malloc(sizeof(float) * nt * (size_t)dim);
+    /* The train set packed once for all blocks of queries, not per block
+     * (as many packings as blocks: a fifth of the time at 2000 x 2000). */
+    const size_t packed = mn_gemm_stable_fp32_packed_b_floats(dim, (int)nt);
+    float *train_p = packed ? mn_malloc(sizeof(float) * packed) : NULL;
     float *norms = mn_malloc(sizeof(float) * (nq + nt));
     float *block = mn_malloc(sizeof(float) * (size_t)threads * MN_KNN_BLOCK * nt);
     uint32_t *bidx = tb ? mn_malloc(sizeof(uint32_t) * tb) : NULL;
     float *bdist = tb ? mn_malloc(sizeof(float) * tb) : NULL;
-    if (!train_t || !norms || !block || (tb && (!bidx || !bdist))) {
+    if (!train_t || (packed && !train_p) || !norms || !block || (tb && (!bidx || !bdist))) {
         mn_free(train_t);
+        mn_free(train_p);
         mn_free(norms);
         mn_free(block);
         mn_free(bidx);
@@ -163,7 +173,10 @@ static mn_status mn_knn_run(const char *fn, mn_session *s, const float *query, s
             train_t[(size_t)d * nt + t] = train[t * (size_t)dim + d];
     mn_sq_norms(query, nq, dim, norms);
     mn_sq_norms(train, nt, dim, norms + nq);
+    if (train_p)
+        mn_gemm_stable_fp32_pack_b(dim, (int)nt, train_t, (int)nt, train_p);
     c.train_t = train_t;
+    c.train_p = train_p;
     c.qnorm = norms;
     c.tnorm = norms + nq;
     c.block = block;
@@ -182,6 +195,7 @@ static mn_status mn_knn_run(const char *fn, mn_session *s, const float *query, s
                 mn_topk_insert(bidx + j * (size_t)kb, bdist + j * (size_t)kb, kb, si[r], sd[r]);
         }
     mn_free(train_t);
+    mn_free(train_p);
     mn_free(norms);
     mn_free(block);
     if (bidx_out) {
@@ -361,8 +375,8 @@ mn_status mn_match(mn_session *s, const float *query, size_t nq, const float *tr
     const size_t qb = !p.all_pairs ? nq : nt < MN_ALL_PAIRS_BLOCK ? MN_ALL_PAIRS_BLOCK / nt : 1;
     size_t npairs = p.all_pairs ? (qb < nq ? qb : nq) * nt : nq * (size_t)k + nt * (size_t)kb;
 
-    uint32_t *fidx = NULL, *bidx = NULL;
-    float *fdist = NULL, *bdist = NULL, *proj = NULL;
+    uint32_t *fidx = NULL, *bidx = NULL, *tmap = NULL;
+    float *fdist = NULL, *bdist = NULL, *proj = NULL, *sel = NULL;
     mn_pair *pairs = mn_malloc(sizeof(mn_pair) * npairs);
     float *score = mn_malloc(sizeof(float) * npairs);
     mn_best *best = mn_malloc(sizeof(mn_best) * (nq + nt));
@@ -400,7 +414,7 @@ mn_status mn_match(mn_session *s, const float *query, size_t nq, const float *tr
             pairs[np].b = (uint32_t)(i / (size_t)kb);
             score[np++] = -sqrtf(bdist[i]);
         }
-    if (metric || np) {
+    if (metric) {
         proj = mn_malloc(sizeof(float) * (nq + nt) * F);
         if (!proj) {
             st = mn_error(MN_ERR_OUT_OF_MEMORY, fn, "out of memory for %zu projections", nq + nt);
@@ -449,12 +463,33 @@ mn_status mn_match(mn_session *s, const float *query, size_t nq, const float *tr
         nout++;
     }
     if (!metric && nout) {
-        /* The metric network's probability of each kept L2 match. */
-        for (size_t r = 0; r < nout; r++) {
-            pairs[r].a = out[r].query;
-            pairs[r].b = out[r].train;
+        /* The metric network's probability of each kept L2 match, from the
+         * projections of the descriptors those matches use only (each
+         * projection is the same whatever else is projected with it):
+         * queries r, and the distinct trains in order of first use. */
+        size_t ntu = 0;
+        sel = mn_malloc(sizeof(float) * 2 * nout * dim);
+        tmap = mn_malloc(sizeof(uint32_t) * nt);
+        proj = mn_malloc(sizeof(float) * 2 * nout * F);
+        if (!sel || !tmap || !proj) {
+            st = mn_error(MN_ERR_OUT_OF_MEMORY, fn, "out of memory for the projections of %zu matches", nout);
+            goto done;
         }
-        if ((st = mn_metric_score_projected(s, proj, nq, proj + nq * F, nt, pairs, nout, score)) != MN_OK)
+        for (size_t j = 0; j < nt; j++)
+            tmap[j] = UINT32_MAX;
+        for (size_t r = 0; r < nout; r++) {
+            const uint32_t j = out[r].train;
+            if (tmap[j] == UINT32_MAX) {
+                tmap[j] = (uint32_t)ntu;
+                memcpy(sel + (nout + ntu++) * dim, train + (size_t)j * dim, sizeof(float) * dim);
+            }
+            memcpy(sel + r * dim, query + (size_t)out[r].query * dim, sizeof(float) * dim);
+            pairs[r].a = (uint32_t)r;
+            pairs[r].b = tmap[j];
+        }
+        if ((st = mn_metric_project(s, sel, nout, MN_SIDE_A, proj)) != MN_OK ||
+            (st = mn_metric_project(s, sel + nout * dim, ntu, MN_SIDE_B, proj + nout * F)) != MN_OK ||
+            (st = mn_metric_score_projected(s, proj, nout, proj + nout * F, ntu, pairs, nout, score)) != MN_OK)
             goto done;
         size_t kept = 0;
         for (size_t r = 0; r < nout; r++)
@@ -478,6 +513,8 @@ done:
     mn_free(bidx);
     mn_free(bdist);
     mn_free(proj);
+    mn_free(sel);
+    mn_free(tmap);
     mn_free(pairs);
     mn_free(score);
     mn_free(best);

@@ -56,6 +56,23 @@ void mn_gemm_stable_packed_b(int m, int n, int k, const float *a, int lda, const
     mn_fc_row()->gemm_packed_b(m, n, k, a, lda, bp, c, ldc, pack);
 }
 
+size_t mn_gemm_stable_fp32_packed_b_floats(int k, int n)
+{
+    const mn_isa_kernels *row = mn_isa_kernels_for(mn_cpu_get()->gemm_stable);
+    return row->pack_b_all ? row->packed_b_floats(k, n) : 0;
+}
+
+void mn_gemm_stable_fp32_pack_b(int k, int n, const float *b, int ldb, float *bp)
+{
+    mn_isa_kernels_for(mn_cpu_get()->gemm_stable)->pack_b_all(k, n, b, ldb, bp);
+}
+
+void mn_gemm_stable_fp32_packed_b(int m, int n, int k, const float *a, int lda, const float *bp, float *c, int ldc,
+                                  float *pack)
+{
+    mn_isa_kernels_for(mn_cpu_get()->gemm_stable)->gemm_packed_b(m, n, k, a, lda, bp, c, ldc, pack);
+}
+
 int mn_gemm_strip(mn_kernel kind)
 {
     return mn_isa_kernels_for(kind)->strip;

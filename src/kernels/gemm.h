@@ -78,6 +78,14 @@ size_t mn_gemm_stable_packed_b_floats(int k, int n);
 void mn_gemm_stable_pack_b(int k, int n, const float *b, int ldb, float *bp);
 void mn_gemm_stable_packed_b(int m, int n, int k, const float *a, int lda, const float *bp, float *c, int ldc,
                              float *pack);
+/* The same with mn_gemm_stable's own kernel in fp32 whatever the precision
+ * (the matcher's distances, whose B, the train set, every block of queries
+ * multiplies): mn_gemm_stable's values to the bit. 0 floats: the kernel
+ * packs nothing (generic C), call mn_gemm_stable. */
+size_t mn_gemm_stable_fp32_packed_b_floats(int k, int n);
+void mn_gemm_stable_fp32_pack_b(int k, int n, const float *b, int ldb, float *bp);
+void mn_gemm_stable_fp32_packed_b(int m, int n, int k, const float *a, int lda, const float *bp, float *c, int ldc,
+                                  float *pack);
 /* Floats of the packing scratch every product above takes (gemm_drive.c). */
 size_t mn_gemm_pack_floats(void);
 
