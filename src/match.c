@@ -29,6 +29,7 @@
 #include <string.h>
 
 #define MN_KNN_BLOCK 32 /* queries per distance block */
+#define MN_KNN_SPAN 16  /* train entries per test of a row's distances against its lists */
 
 /* ---- candidate search ---- */
 
@@ -43,6 +44,7 @@ typedef struct mn_knn {
     float *fdist;                 /* [nq][k], squared */
     uint32_t *bidx;               /* [threads][nt][kb] */
     float *bdist;
+    float *bworst;                /* [threads][nt]: the last of each per-train list */
     float *block;                 /* [threads][MN_KNN_BLOCK][nt] */
 } mn_knn;
 
@@ -89,6 +91,7 @@ static void mn_knn_task(void *arg, mn_scratch *scratch, int thread, size_t begin
     float *d = c->block + (size_t)thread * MN_KNN_BLOCK * nt;
     uint32_t *bidx = c->kb ? c->bidx + (size_t)thread * nt * (size_t)c->kb : NULL;
     float *bdist = c->kb ? c->bdist + (size_t)thread * nt * (size_t)c->kb : NULL;
+    float *bworst = c->kb ? c->bworst + (size_t)thread * nt : NULL;
     for (size_t q0 = begin; q0 < end; q0 += MN_KNN_BLOCK) {
         int m = (int)(end - q0 < MN_KNN_BLOCK ? end - q0 : MN_KNN_BLOCK);
         if (c->train_p)
@@ -103,16 +106,38 @@ static void mn_knn_task(void *arg, mn_scratch *scratch, int thread, size_t begin
             const uint8_t *mask = c->mask ? c->mask + q * nt : NULL;
             uint32_t *fi = c->fidx + q * (size_t)c->k;
             float *fd = c->fdist + q * (size_t)c->k;
-            for (size_t t = 0; t < nt; t++) {
-                if (mask && !mask[t])
+            const float qn = c->qnorm[q];
+            for (size_t t0 = 0; t0 < nt; t0 += MN_KNN_SPAN) {
+                const size_t t1 = nt - t0 < MN_KNN_SPAN ? nt : t0 + MN_KNN_SPAN;
+                /* Whether any distance of the span can enter a list (NaN
+                 * counts: it takes the fallback), without branches so that
+                 * it vectorises; once the lists fill, few spans can. */
+                const float thr = fd[c->k - 1];
+                int any = 0;
+                if (bworst)
+                    for (size_t t = t0; t < t1; t++) {
+                        const float v = qn + c->tnorm[t] - 2.0f * dot[t];
+                        any |= !(v >= thr) | !(v >= bworst[t]);
+                    }
+                else
+                    for (size_t t = t0; t < t1; t++)
+                        any |= !(qn + c->tnorm[t] - 2.0f * dot[t] >= thr);
+                if (!any)
                     continue;
-                float v = c->qnorm[q] + c->tnorm[t] - 2.0f * dot[t];
-                if (!(v < INFINITY)) /* NaN or inf: a norm or the product overflowed (values over ~1e19) */
-                    v = mn_sq_dist_strided(c->query + q * (size_t)c->dim, c->train_t + t, nt, c->dim);
-                v = v > 0.0f ? v : 0.0f;
-                mn_topk_insert(fi, fd, c->k, (uint32_t)t, v);
-                if (bidx)
-                    mn_topk_insert(bidx + t * (size_t)c->kb, bdist + t * (size_t)c->kb, c->kb, (uint32_t)q, v);
+                for (size_t t = t0; t < t1; t++) {
+                    if (mask && !mask[t])
+                        continue;
+                    float v = qn + c->tnorm[t] - 2.0f * dot[t];
+                    if (!(v < INFINITY)) /* NaN or inf: a norm or the product overflowed (values over ~1e19) */
+                        v = mn_sq_dist_strided(c->query + q * (size_t)c->dim, c->train_t + t, nt, c->dim);
+                    v = v > 0.0f ? v : 0.0f;
+                    mn_topk_insert(fi, fd, c->k, (uint32_t)t, v);
+                    if (bidx) {
+                        float *bd = bdist + t * (size_t)c->kb;
+                        mn_topk_insert(bidx + t * (size_t)c->kb, bd, c->kb, (uint32_t)q, v);
+                        bworst[t] = bd[c->kb - 1];
+                    }
+                }
             }
         }
     }
@@ -158,7 +183,9 @@ static mn_status mn_knn_run(const char *fn, mn_session *s, const float *query, s
     float *block = mn_malloc(sizeof(float) * (size_t)threads * MN_KNN_BLOCK * nt);
     uint32_t *bidx = tb ? mn_malloc(sizeof(uint32_t) * tb) : NULL;
     float *bdist = tb ? mn_malloc(sizeof(float) * tb) : NULL;
-    if (!train_t || (packed && !train_p) || !norms || !block || (tb && (!bidx || !bdist))) {
+    float *bworst = tb ? mn_malloc(sizeof(float) * (size_t)threads * nt) : NULL;
+    if (!train_t || (packed && !train_p) || !norms || !block || (tb && (!bidx || !bdist || !bworst))) {
+        mn_free(bworst);
         mn_free(train_t);
         mn_free(train_p);
         mn_free(norms);
@@ -183,8 +210,12 @@ static mn_status mn_knn_run(const char *fn, mn_session *s, const float *query, s
     c.bidx = bidx;
     c.bdist = bdist;
     mn_topk_clear(fidx, fdist, nq * (size_t)k);
-    if (tb)
+    if (tb) {
         mn_topk_clear(bidx, bdist, tb);
+        for (size_t i = 0; i < (size_t)threads * nt; i++)
+            bworst[i] = INFINITY;
+    }
+    c.bworst = bworst;
     mn_session_parallel(s, mn_knn_task, &c, nq, MN_KNN_BLOCK);
     /* Merge the per-thread lists into thread 0's, in thread order. */
     for (int t = 1; t < threads && tb; t++)
@@ -198,6 +229,7 @@ static mn_status mn_knn_run(const char *fn, mn_session *s, const float *query, s
     mn_free(train_p);
     mn_free(norms);
     mn_free(block);
+    mn_free(bworst);
     if (bidx_out) {
         *bidx_out = bidx;
         *bdist_out = bdist;
