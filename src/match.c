@@ -30,12 +30,14 @@
 
 #define MN_KNN_BLOCK 32 /* queries per distance block */
 #define MN_KNN_SPAN 16  /* train entries per test of a row's distances against its lists */
+#define MN_KNN_COLS 512 /* train entries per pass over the queries (mn_knn_task) */
 
 /* ---- candidate search ---- */
 
 typedef struct mn_knn {
     const float *query, *train_t; /* train_t: [D][nt] */
-    const float *train_p;         /* train_t packed once for the product kernel, or NULL */
+    const float *train_p;         /* train_t packed once for the product kernel, or NULL: */
+    size_t pass_floats;           /* pass_floats apart, one packing per MN_KNN_COLS columns */
     const float *qnorm, *tnorm;   /* squared norms */
     const uint8_t *mask;
     size_t nq, nt;
@@ -45,7 +47,7 @@ typedef struct mn_knn {
     uint32_t *bidx;               /* [threads][nt][kb] */
     float *bdist;
     float *bworst;                /* [threads][nt]: the last of each per-train list */
-    float *block;                 /* [threads][MN_KNN_BLOCK][nt] */
+    float *block;                 /* [threads][MN_KNN_BLOCK][MN_KNN_COLS] */
 } mn_knn;
 
 static void mn_topk_insert(uint32_t *idx, float *dist, int k, uint32_t j, float v)
@@ -88,54 +90,63 @@ static void mn_knn_task(void *arg, mn_scratch *scratch, int thread, size_t begin
 {
     mn_knn *c = arg;
     const size_t nt = c->nt;
-    float *d = c->block + (size_t)thread * MN_KNN_BLOCK * nt;
+    float *d = c->block + (size_t)thread * MN_KNN_BLOCK * MN_KNN_COLS;
     uint32_t *bidx = c->kb ? c->bidx + (size_t)thread * nt * (size_t)c->kb : NULL;
     float *bdist = c->kb ? c->bdist + (size_t)thread * nt * (size_t)c->kb : NULL;
     float *bworst = c->kb ? c->bworst + (size_t)thread * nt : NULL;
-    for (size_t q0 = begin; q0 < end; q0 += MN_KNN_BLOCK) {
-        int m = (int)(end - q0 < MN_KNN_BLOCK ? end - q0 : MN_KNN_BLOCK);
-        if (c->train_p)
-            mn_gemm_stable_fp32_packed_b(m, (int)nt, c->dim, c->query + q0 * (size_t)c->dim, c->dim, c->train_p, d,
-                                         (int)nt, scratch->pack);
-        else
-            mn_gemm_stable(m, (int)nt, c->dim, c->query + q0 * (size_t)c->dim, c->dim, c->train_t, (int)nt, d,
-                           (int)nt, scratch->pack);
-        for (int r = 0; r < m; r++) {
-            size_t q = q0 + (size_t)r;
-            const float *dot = d + (size_t)r * nt;
-            const uint8_t *mask = c->mask ? c->mask + q * nt : NULL;
-            uint32_t *fi = c->fidx + q * (size_t)c->k;
-            float *fd = c->fdist + q * (size_t)c->k;
-            const float qn = c->qnorm[q];
-            for (size_t t0 = 0; t0 < nt; t0 += MN_KNN_SPAN) {
-                const size_t t1 = nt - t0 < MN_KNN_SPAN ? nt : t0 + MN_KNN_SPAN;
-                /* Whether any distance of the span can enter a list (NaN
-                 * counts: it takes the fallback), without branches so that
-                 * it vectorises; once the lists fill, few spans can. */
-                const float thr = fd[c->k - 1];
-                int any = 0;
-                if (bworst)
-                    for (size_t t = t0; t < t1; t++) {
-                        const float v = qn + c->tnorm[t] - 2.0f * dot[t];
-                        any |= !(v >= thr) | !(v >= bworst[t]);
-                    }
-                else
-                    for (size_t t = t0; t < t1; t++)
-                        any |= !(qn + c->tnorm[t] - 2.0f * dot[t] >= thr);
-                if (!any)
-                    continue;
-                for (size_t t = t0; t < t1; t++) {
-                    if (mask && !mask[t])
+    /* MN_KNN_COLS train entries at a time against every query of the
+     * range: their packed columns stay in L2 for all the range's blocks,
+     * where all of them (2 MB for 2000 x 256) went through L3 for each
+     * block. Each row still meets the train entries in order, and each
+     * train entry the queries, so the lists are the same. */
+    for (size_t j0 = 0; j0 < nt; j0 += MN_KNN_COLS) {
+        const size_t j1 = nt - j0 < MN_KNN_COLS ? nt : j0 + MN_KNN_COLS;
+        const int nc = (int)(j1 - j0);
+        for (size_t q0 = begin; q0 < end; q0 += MN_KNN_BLOCK) {
+            int m = (int)(end - q0 < MN_KNN_BLOCK ? end - q0 : MN_KNN_BLOCK);
+            if (c->train_p)
+                mn_gemm_stable_fp32_packed_b(m, nc, c->dim, c->query + q0 * (size_t)c->dim, c->dim,
+                                             c->train_p + j0 / MN_KNN_COLS * c->pass_floats, d, nc, scratch->pack);
+            else
+                mn_gemm_stable(m, nc, c->dim, c->query + q0 * (size_t)c->dim, c->dim, c->train_t + j0, (int)nt, d,
+                               nc, scratch->pack);
+            for (int r = 0; r < m; r++) {
+                size_t q = q0 + (size_t)r;
+                const float *dot = d + (size_t)r * nc - j0; /* dot[t], t in [j0, j1) */
+                const uint8_t *mask = c->mask ? c->mask + q * nt : NULL;
+                uint32_t *fi = c->fidx + q * (size_t)c->k;
+                float *fd = c->fdist + q * (size_t)c->k;
+                const float qn = c->qnorm[q];
+                for (size_t t0 = j0; t0 < j1; t0 += MN_KNN_SPAN) {
+                    const size_t t1 = j1 - t0 < MN_KNN_SPAN ? j1 : t0 + MN_KNN_SPAN;
+                    /* Whether any distance of the span can enter a list (NaN
+                     * counts: it takes the fallback), without branches so
+                     * that it vectorises; once the lists fill, few spans can. */
+                    const float thr = fd[c->k - 1];
+                    int any = 0;
+                    if (bworst)
+                        for (size_t t = t0; t < t1; t++) {
+                            const float v = qn + c->tnorm[t] - 2.0f * dot[t];
+                            any |= !(v >= thr) | !(v >= bworst[t]);
+                        }
+                    else
+                        for (size_t t = t0; t < t1; t++)
+                            any |= !(qn + c->tnorm[t] - 2.0f * dot[t] >= thr);
+                    if (!any)
                         continue;
-                    float v = qn + c->tnorm[t] - 2.0f * dot[t];
-                    if (!(v < INFINITY)) /* NaN or inf: a norm or the product overflowed (values over ~1e19) */
-                        v = mn_sq_dist_strided(c->query + q * (size_t)c->dim, c->train_t + t, nt, c->dim);
-                    v = v > 0.0f ? v : 0.0f;
-                    mn_topk_insert(fi, fd, c->k, (uint32_t)t, v);
-                    if (bidx) {
-                        float *bd = bdist + t * (size_t)c->kb;
-                        mn_topk_insert(bidx + t * (size_t)c->kb, bd, c->kb, (uint32_t)q, v);
-                        bworst[t] = bd[c->kb - 1];
+                    for (size_t t = t0; t < t1; t++) {
+                        if (mask && !mask[t])
+                            continue;
+                        float v = qn + c->tnorm[t] - 2.0f * dot[t];
+                        if (!(v < INFINITY)) /* NaN or inf: a norm or the product overflowed (values over ~1e19) */
+                            v = mn_sq_dist_strided(c->query + q * (size_t)c->dim, c->train_t + t, nt, c->dim);
+                        v = v > 0.0f ? v : 0.0f;
+                        mn_topk_insert(fi, fd, c->k, (uint32_t)t, v);
+                        if (bidx) {
+                            float *bd = bdist + t * (size_t)c->kb;
+                            mn_topk_insert(bidx + t * (size_t)c->kb, bd, c->kb, (uint32_t)q, v);
+                            bworst[t] = bd[c->kb - 1];
+                        }
                     }
                 }
             }
@@ -177,10 +188,13 @@ static mn_status mn_knn_run(const char *fn, mn_session *s, const float *query, s
     float *train_t = mn_malloc(sizeof(float) * nt * (size_t)dim);
     /* The train set packed once for all blocks of queries, not per block
      * (as many packings as blocks: a fifth of the time at 2000 x 2000). */
-    const size_t packed = mn_gemm_stable_fp32_packed_b_floats(dim, (int)nt);
+    const size_t pass = mn_gemm_stable_fp32_packed_b_floats(dim, MN_KNN_COLS),
+                 packed = pass ? (nt - 1) / MN_KNN_COLS * pass +
+                                     mn_gemm_stable_fp32_packed_b_floats(dim, (int)((nt - 1) % MN_KNN_COLS + 1))
+                               : 0;
     float *train_p = packed ? mn_malloc(sizeof(float) * packed) : NULL;
     float *norms = mn_malloc(sizeof(float) * (nq + nt));
-    float *block = mn_malloc(sizeof(float) * (size_t)threads * MN_KNN_BLOCK * nt);
+    float *block = mn_malloc(sizeof(float) * (size_t)threads * MN_KNN_BLOCK * MN_KNN_COLS);
     uint32_t *bidx = tb ? mn_malloc(sizeof(uint32_t) * tb) : NULL;
     float *bdist = tb ? mn_malloc(sizeof(float) * tb) : NULL;
     float *bworst = tb ? mn_malloc(sizeof(float) * (size_t)threads * nt) : NULL;
@@ -200,8 +214,10 @@ static mn_status mn_knn_run(const char *fn, mn_session *s, const float *query, s
             train_t[(size_t)d * nt + t] = train[t * (size_t)dim + d];
     mn_sq_norms(query, nq, dim, norms);
     mn_sq_norms(train, nt, dim, norms + nq);
-    if (train_p)
-        mn_gemm_stable_fp32_pack_b(dim, (int)nt, train_t, (int)nt, train_p);
+    for (size_t j0 = 0; train_p && j0 < nt; j0 += MN_KNN_COLS)
+        mn_gemm_stable_fp32_pack_b(dim, (int)(nt - j0 < MN_KNN_COLS ? nt - j0 : MN_KNN_COLS), train_t + j0, (int)nt,
+                                   train_p + j0 / MN_KNN_COLS * pass);
+    c.pass_floats = pass;
     c.train_t = train_t;
     c.train_p = train_p;
     c.qnorm = norms;
