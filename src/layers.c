@@ -96,8 +96,13 @@ void mn_conv_fast_cols(const mn_layer *l, int n, const float *in, size_t c0, siz
         ldb = width;
     }
     /* The own kernel: each output's value depends on its row, its column
-     * and K only, so any split of the columns gives the same numbers. */
-    mn_gemm_stable(l->out_c, (int)width, K, l->weight, K, b, (int)ldb, out + c0, (int)ncols, pack);
+     * and K only, so any split of the columns gives the same numbers. In
+     * bfloat16 where the blocked path's products of this layer are. */
+    if (l->weight_bf)
+        mn_gemm_prepacked_rows(MN_KERNEL_AVX512_BF16, l->out_c, (int)width, K, l->weight_bf, b, (int)ldb, out + c0,
+                               (int)ncols);
+    else
+        mn_gemm_stable(l->out_c, (int)width, K, l->weight, K, b, (int)ldb, out + c0, (int)ncols, pack);
     mn_bias_relu_rows(out + c0, l->out_c, width, ncols, l->bias, l->relu);
 }
 
@@ -259,6 +264,34 @@ int mn_pool_out_size(int in, int kernel, int stride, int pad, int ceil_mode)
     if (ceil_mode && (out - 1) * stride >= in + pad)
         out--;
     return out;
+}
+
+mn_status mn_conv_prepare(const char *fn, mn_model *m)
+{
+    if (mn_cpu_get()->gemm_fixed != MN_KERNEL_AVX512_BF16)
+        return MN_OK;
+    size_t total = 0;
+    for (int k = 0; k < m->n_layers; k++) {
+        const mn_layer *l = &m->layers[k];
+        if (l->type == MN_LAYER_CONV && l->wino_u)
+            total += mn_gemm_packed_a_floats(l->out_c, l->in_c * l->kernel * l->kernel);
+    }
+    if (total == 0)
+        return MN_OK;
+    m->weights_bf = mn_malloc(total * sizeof(float));
+    if (!m->weights_bf)
+        return mn_error(MN_ERR_OUT_OF_MEMORY, fn, "out of memory for %zu bfloat16 weights", total);
+    float *dst = m->weights_bf;
+    for (int k = 0; k < m->n_layers; k++) {
+        mn_layer *l = &m->layers[k];
+        if (l->type != MN_LAYER_CONV || !l->wino_u)
+            continue;
+        const int K = l->in_c * l->kernel * l->kernel;
+        mn_gemm_pack_a_for(MN_KERNEL_AVX512_BF16, l->out_c, K, l->weight, K, dst);
+        l->weight_bf = dst;
+        dst += mn_gemm_packed_a_floats(l->out_c, K);
+    }
+    return MN_OK;
 }
 
 /* Every fully connected layer runs on the own kernels (the determinism rule

@@ -42,5 +42,9 @@ mn_status mn_fc_prepare(const char *fn, mn_model *m);
 /* Winograd weights for the eligible conv layers (winograd.c);
  * MN_WINOGRAD=0 in the environment leaves every convolution direct. */
 mn_status mn_winograd_prepare(const char *fn, mn_model *m);
+/* After mn_winograd_prepare: weight_bf of the conv layers whose Winograd
+ * products run in bfloat16, so that small blocks (mn_conv_fast_cols) run
+ * those layers in bfloat16 too. */
+mn_status mn_conv_prepare(const char *fn, mn_model *m);
 
 #endif

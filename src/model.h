@@ -55,6 +55,11 @@ typedef struct mn_layer {
      * width a multiple of 4 (conv0): F(4, 7) along the rows, U[out_c][7][10]
      * = G g of each kernel row (winograd.h); NULL: the direct kernel. */
     const float *wino_x;
+    /* conv with wino_u where the Winograd products run in bfloat16
+     * (cpu.c's bf16 with the own kernels): the weights, [out_c][in_c k k],
+     * packed in bfloat16 pairs for the small blocks' direct products
+     * (layers.c), which then run in the same precision; else NULL. */
+    const float *weight_bf;
     /* wino_u is packed for the own product kernels: per position
      * mn_gemm_packed_a_floats(out_c, in_c) floats (else out_c * in_c). */
     int wino_packed;
@@ -78,6 +83,7 @@ struct mn_model {
     float *weights_t;   /* transposed fc weights (weight_t), owned; NULL without fc layers */
     float *weights_p;   /* packed tower fc weights (weight_p), owned; may be NULL */
     float *weights_wino; /* Winograd weights (wino_u), owned; may be NULL */
+    float *weights_bf;   /* bfloat16 conv weights (weight_bf), owned; may be NULL */
 };
 
 /* Parse a .mnw image of size bytes into a new model (model_parse.c);

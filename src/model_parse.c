@@ -164,6 +164,7 @@ void mn_model_free(mn_model *model)
     mn_free(model->weights_t);
     mn_free(model->weights_p);
     mn_free(model->weights_wino);
+    mn_free(model->weights_bf);
     mn_free(model);
 }
 
@@ -307,6 +308,8 @@ mn_status mn_model_parse(const char *fn, const uint8_t *d, size_t size, mn_model
         st = mn_fc_prepare(fn, m);
     if (st == MN_OK)
         st = mn_winograd_prepare(fn, m);
+    if (st == MN_OK)
+        st = mn_conv_prepare(fn, m);
     if (st != MN_OK) {
         mn_model_free(m);
         return st;

@@ -311,7 +311,7 @@ static void test_outside_and_duplicates(const uint8_t *im)
     int same = 0;
     for (int i = 0; i < 6; i++) {
         size_t where;
-        if (CHECK_BF16_ACTIVE()) { /* the batch in bfloat16, the keypoint alone in fp32 */
+        if (CHECK_BF16_ACTIVE()) { /* bfloat16's products on both paths, rounded differently */
             double e = max_row_rel_diff(desc + 2 * i * D, q + i * D, 1, D, &where);
             CHECK(e <= CHECK_BF16_BOUND, "keypoint %d described alone and in a batch (bfloat16): differs by %.3g of "
                   "its largest component at %zu", i, e, where);

@@ -73,6 +73,12 @@ void mn_gemm_stable_fp32_packed_b(int m, int n, int k, const float *a, int lda, 
     mn_isa_kernels_for(mn_cpu_get()->gemm_stable)->gemm_packed_b(m, n, k, a, lda, bp, c, ldc, pack);
 }
 
+void mn_gemm_prepacked_rows(mn_kernel kind, int m, int n, int k, const float *ap, const float *b, int ldb, float *c,
+                            int ldc)
+{
+    mn_isa_kernels_for(kind)->gemm_prepacked_rows(m, n, k, ap, b, ldb, c, ldc);
+}
+
 int mn_gemm_strip(mn_kernel kind)
 {
     return mn_isa_kernels_for(kind)->strip;

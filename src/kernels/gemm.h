@@ -101,6 +101,12 @@ size_t mn_gemm_packed_a_floats(int m, int k);
 void mn_gemm_pack_a_all(int m, int k, const float *a, int lda, float *ap);
 int mn_gemm_strip(mn_kernel kind);
 void mn_gemm_prepacked(mn_kernel kind, int m, int n, int k, const float *ap, const float *bp, float *c, int ldc);
+/* C (m x n, ldc) = A B with A packed by mn_gemm_pack_a_for(kind, ...) and B
+ * plain rows (k x n, ldb), for kinds whose row has gemm_prepacked_rows
+ * (AVX512_BF16: the small blocks' convolutions in bfloat16, B rounded per
+ * call); each element of C is one chain over k, whatever n and its column. */
+void mn_gemm_prepacked_rows(mn_kernel kind, int m, int n, int k, const float *ap, const float *b, int ldb, float *c,
+                            int ldc);
 /* A packed for mn_gemm_prepacked(kind, ...): mn_gemm_pack_a_all's layout for
  * the fp32 kernels, bfloat16 pairs for AVX512_BF16 (gemm_avx512bf16.c); ap
  * holds mn_gemm_packed_a_floats(m, k) floats either way. */

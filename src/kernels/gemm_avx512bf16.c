@@ -154,6 +154,45 @@ void mn_gemm_prepacked_pairs_avx512bf16(int m, int n, int k, const float *ap_wor
     }
 }
 
+/* Rows [k0, k0 + kc) of B (plain rows, ldb), columns [0, cols), cols <=
+ * 32 -> [kc / 2][32] bfloat16 pairs, as round_strip; missing columns and a
+ * missing row k + 1 are 0. */
+static void round_rows(const float *b, size_t ldb, int k, int k0, int kc, int cols, uint32_t *out)
+{
+    const __mmask16 m0 = (__mmask16)(cols >= 16 ? 0xFFFF : (1u << cols) - 1);
+    const __mmask16 m1 = (__mmask16)(cols >= 32 ? 0xFFFF : cols <= 16 ? 0 : (1u << (cols - 16)) - 1);
+    for (int p = 0; p < (kc + 1) / 2; p++) {
+        const int r0 = k0 + 2 * p, r1 = r0 + 1;
+        for (int h = 0; h < NR; h += 16) {
+            const __mmask16 mk = h ? m1 : m0;
+            const __m512 x0 = _mm512_maskz_loadu_ps(mk, b + (size_t)r0 * ldb + h);
+            const __m512 x1 = r1 < k ? _mm512_maskz_loadu_ps(mk, b + (size_t)r1 * ldb + h) : _mm512_setzero_ps();
+            const __m512i lo = _mm512_cvtepu16_epi32((__m256i)_mm512_cvtneps_pbh(x0));
+            const __m512i hi = _mm512_cvtepu16_epi32((__m256i)_mm512_cvtneps_pbh(x1));
+            _mm512_storeu_si512((void *)(out + (size_t)p * NR + h), _mm512_or_si512(lo, _mm512_slli_epi32(hi, 16)));
+        }
+    }
+}
+
+void mn_gemm_prepacked_rows_avx512bf16(int m, int n, int k, const float *ap_words, const float *b, int ldb, float *c,
+                                       int ldc)
+{
+    const uint32_t *ap = (const uint32_t *)(const void *)ap_words;
+    const size_t panel = (size_t)MN_GEMM_MR * (size_t)((k + 1) / 2); /* words per A panel */
+    uint32_t pairs[KB / 2 * NR];
+    for (int jr = 0; jr < n; jr += NR) {
+        const int cols = n - jr < NR ? n - jr : NR;
+        for (int k0 = 0; k0 < k; k0 += KB) {
+            const int kc = k - k0 < KB ? k - k0 : KB, kp = (kc + 1) / 2;
+            round_rows(b + jr, (size_t)ldb, k, k0, kc, cols, pairs);
+            for (int ir = 0; ir < m; ir += MN_GEMM_MR)
+                kernel_6x32_bf16(kp, ap + (size_t)(ir / MN_GEMM_MR) * panel + (size_t)(k0 / 2) * MN_GEMM_MR, pairs,
+                                 c + (size_t)ir * ldc + jr, ldc, k0 > 0, m - ir < MN_GEMM_MR ? m - ir : MN_GEMM_MR,
+                                 cols);
+        }
+    }
+}
+
 void mn_round_pairs_avx512bf16(int points, int width, const float *x0, const float *x1, size_t xstride, uint32_t *out,
                                size_t ostride)
 {

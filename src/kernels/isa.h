@@ -26,6 +26,8 @@ typedef struct mn_isa_kernels {
     mn_pack_a_fn pack_a;                 /* packs A for gemm_prepacked (NULL with it) */
     mn_gemm_prepacked_pairs_fn gemm_pairs; /* gemm_prepacked on B in bfloat16 pairs (NULL: none) */
     mn_round_pairs_fn round_pairs;         /* writes such B (NULL with gemm_pairs) */
+    /* gemm_prepacked on B in plain rows (NULL: none; gemm.h's mn_gemm_prepacked_rows) */
+    void (*gemm_prepacked_rows)(int m, int n, int k, const float *ap, const float *b, int ldb, float *c, int ldc);
     mn_pack_b_all_fn pack_b_all;         /* packs B once for gemm_packed_b (NULL: generic) */
     mn_gemm_packed_b_fn gemm_packed_b;   /* gemm on such a B: gemm's values (bfloat16's for that row) */
     size_t (*packed_b_floats)(int k, int n); /* the floats pack_b_all writes */
@@ -60,6 +62,8 @@ void mn_gemm_nn_packed_b_avx512(int m, int n, int k, const float *a, int lda, co
 void mn_gemm_prepacked_avx512bf16(int m, int n, int k, const float *ap, const float *bp, float *c, int ldc);
 void mn_gemm_pack_a_bf16(int m, int k, const float *a, int lda, float *ap);
 void mn_gemm_prepacked_pairs_avx512bf16(int m, int n, int k, const float *ap, const uint32_t *bp, float *c, int ldc);
+void mn_gemm_prepacked_rows_avx512bf16(int m, int n, int k, const float *ap, const float *b, int ldb, float *c,
+                                       int ldc);
 void mn_round_pairs_avx512bf16(int points, int width, const float *x0, const float *x1, size_t xstride, uint32_t *out,
                                size_t ostride);
 /* The tower's fc in bfloat16 (gemm_avx512bf16.c): B packed once, A rounded per call. */
