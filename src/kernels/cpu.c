@@ -78,7 +78,10 @@ static void mn_cpu_probe(void)
     c->has_avx2 = fma && __builtin_cpu_supports("avx2");
     c->has_avx512 = fma && __builtin_cpu_supports("avx512f");
 #if defined(MN_HAVE_BF16_KERNEL)
-    c->has_avx512bf16 = c->has_avx512 && __builtin_cpu_supports("avx512bf16");
+    /* AVX512-BW too: the bfloat16 file interleaves words (every CPU with
+     * AVX512-BF16 so far has it). */
+    c->has_avx512bf16 =
+        c->has_avx512 && __builtin_cpu_supports("avx512bf16") && __builtin_cpu_supports("avx512bw");
     bf16_default = c->has_avx512bf16 && __builtin_cpu_is("amd"); /* the table above */
 #endif
 #endif

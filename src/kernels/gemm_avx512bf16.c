@@ -20,7 +20,7 @@
  * The determinism rule (gemm.h) holds: an element of C is one chain of
  * vdpbf16ps over the pairs of k in KB blocks, whatever m, n and its place.
  *
- * Built with -mavx512f -mavx512bf16 -mfma (kernels.cmake); called only
+ * Built with -mavx512f -mavx512bw -mavx512bf16 -mfma (kernels.cmake); called only
  * where cpu.c found AVX512-BF16.
  */
 #include "gemm_blocked.h"
@@ -196,14 +196,19 @@ void mn_gemm_prepacked_rows_avx512bf16(int m, int n, int k, const float *ap_word
 void mn_round_pairs_avx512bf16(int points, int width, const float *x0, const float *x1, size_t xstride, uint32_t *out,
                                size_t ostride)
 {
+    /* round_strip's rounding (vcvtne2ps2bf16 rounds as vcvtneps2bf16), then
+     * one word permutation interleaves the two rows: 16-bit element 2j
+     * takes a's j (element j of the conversion), 2j + 1 takes b's j
+     * (element 16 + j). */
+    static const uint16_t order[32] = {0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23,
+                                       8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31};
+    const __m512i idx = _mm512_loadu_si512((const void *)order);
     for (int i = 0; i < points; i++)
         for (int h = 0; h < width; h += 16) {
-            /* round_strip's rounding and interleave, two rows at a time. */
             const __m512 a = _mm512_loadu_ps(x0 + (size_t)i * xstride + h);
             const __m512 b = x1 ? _mm512_loadu_ps(x1 + (size_t)i * xstride + h) : _mm512_setzero_ps();
-            const __m512i lo = _mm512_cvtepu16_epi32((__m256i)_mm512_cvtneps_pbh(a));
-            const __m512i hi = _mm512_cvtepu16_epi32((__m256i)_mm512_cvtneps_pbh(b));
-            _mm512_storeu_si512((void *)(out + (size_t)i * ostride + h), _mm512_or_si512(lo, _mm512_slli_epi32(hi, 16)));
+            const __m512i ab = (__m512i)_mm512_cvtne2ps_pbh(b, a); /* a's 16 low, b's 16 high */
+            _mm512_storeu_si512((void *)(out + (size_t)i * ostride + h), _mm512_permutexvar_epi16(idx, ab));
         }
 }
 

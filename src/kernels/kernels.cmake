@@ -41,7 +41,7 @@ if(CMAKE_C_COMPILER_ID MATCHES "GNU|Clang")
       list(APPEND MN_KERNEL_ISAS avx512bf16)
       list(APPEND MN_KERNEL_SOURCES ${MN_KERNELS_DIR}/gemm_avx512bf16.c)
       set_property(SOURCE ${MN_KERNELS_DIR}/gemm_avx512bf16.c APPEND PROPERTY COMPILE_OPTIONS
-                   "-mavx512f;-mavx512bf16;-mavx2;-mfma")
+                   "-mavx512f;-mavx512bw;-mavx512bf16;-mavx2;-mfma")
       set(MN_HAVE_BF16_KERNEL ON)
     endif()
     set_property(SOURCE ${MN_KERNELS_DIR}/blocked_avx2.c APPEND PROPERTY COMPILE_OPTIONS
