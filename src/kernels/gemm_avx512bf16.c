@@ -2,20 +2,21 @@
  * gemm_avx512bf16.c - the Winograd products in bfloat16: AVX512-BF16's
  * vdpbf16ps multiplies pairs of bfloat16 values and adds both products to
  * one float lane, twice the multiply-adds of an fp32 FMA per instruction
- * and half the bytes of A and B. Only the prepacked products of the
- * blocked path run here (MN_PRECISION=bf16, cpu.c): every other product
- * stays in fp32 on gemm_avx512.c, which also serves this row's plain
- * products (isa.c).
+ * and half the bytes of A and B. Only the low-precision mode's products
+ * run here (MN_PRECISION=bf16, cpu.c): the blocked path's Winograd products
+ * and fc, and the small blocks' products of the same convolutions; every
+ * other product stays in fp32 on gemm_avx512.c, which also serves this
+ * row's plain products (isa.c).
  *
- * A (the transformed weights) is packed once, at model load, into panels
- * of 6 rows holding k in pairs: [m / 6][k / 2][6] pairs, a pair being two
- * bfloat16 in one 32-bit word (k, k + 1; the low half first, as vdpbf16ps
- * reads them), odd k padded with 0. B arrives in the fp32 kernels' strips
- * of 32 columns, [k][32] (the input transform writes them; one layout for
- * every precision); each strip is rounded to bfloat16 pairs, [k / 2][32],
- * KB rows at a time, just before the 6 x 32 micro-kernel passes over it.
- * Rounding is to nearest even (vcvtneps2bf16 for B, the same rule in C for
- * A). C is fp32.
+ * A (the weights) is packed once, at model load, into panels of 6 rows
+ * holding k in pairs: [m / 6][k / 2][6] pairs, a pair being two bfloat16 in
+ * one 32-bit word (k, k + 1; the low half first, as vdpbf16ps reads them),
+ * odd k padded with 0. B, in strips of 32 columns as [k / 2][32] pairs,
+ * either arrives so (the Winograd input transform rounds into them through
+ * mn_round_pairs_avx512bf16) or is rounded KB rows at a time, from the fp32
+ * kernels' strips or plain rows, just before the 6 x 32 micro-kernel passes
+ * over it. Rounding is to nearest even (vcvtne2ps2bf16 for B, the same rule
+ * in C for A). C is fp32.
  *
  * The determinism rule (gemm.h) holds: an element of C is one chain of
  * vdpbf16ps over the pairs of k in KB blocks, whatever m, n and its place.
@@ -76,18 +77,31 @@ void mn_gemm_pack_a_bf16(int m, int k, const float *a, int lda, float *ap_words)
     pack_pairs(m, k, a, (size_t)lda, 1, MN_GEMM_MR, (uint32_t *)(void *)ap_words);
 }
 
-/* Rows [k0, k0 + kc) of a [k][32] fp32 strip -> [kc / 2][32] bfloat16 pairs
- * (kc even, or the strip's last row; a missing row k + 1 is 0). */
-static void round_strip(const float *strip, int k, int k0, int kc, uint32_t *out)
+/* Rows a and b of 16 floats as 16 bfloat16 pairs, a's values in the low
+ * halves: both rounded to nearest even by one vcvtne2ps2bf16 (a's 16 low,
+ * b's 16 high), then one vpermw interleaves them (16-bit element 2j takes
+ * element j, 2j + 1 takes element 16 + j). */
+static inline __m512i pair_words(__m512 a, __m512 b)
 {
+    static const uint16_t order[32] = {0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23,
+                                       8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31};
+    return _mm512_permutexvar_epi16(_mm512_loadu_si512((const void *)order), (__m512i)_mm512_cvtne2ps_pbh(b, a));
+}
+
+/* Rows [k0, k0 + kc) of B (rows ldb floats apart), columns [0, cols), cols
+ * <= 32 -> [kc / 2][32] bfloat16 pairs (kc even, or B's last row; missing
+ * columns and a missing row k + 1 are 0). */
+static void round_rows(const float *b, size_t ldb, int k, int k0, int kc, int cols, uint32_t *out)
+{
+    const __mmask16 m0 = (__mmask16)(cols >= 16 ? 0xFFFF : (1u << cols) - 1);
+    const __mmask16 m1 = (__mmask16)(cols >= 32 ? 0xFFFF : cols <= 16 ? 0 : (1u << (cols - 16)) - 1);
     for (int p = 0; p < (kc + 1) / 2; p++) {
         const int r0 = k0 + 2 * p, r1 = r0 + 1;
         for (int h = 0; h < NR; h += 16) {
-            const __m512 x0 = _mm512_loadu_ps(strip + (size_t)r0 * NR + h);
-            const __m512 x1 = r1 < k ? _mm512_loadu_ps(strip + (size_t)r1 * NR + h) : _mm512_setzero_ps();
-            const __m512i lo = _mm512_cvtepu16_epi32((__m256i)_mm512_cvtneps_pbh(x0));
-            const __m512i hi = _mm512_cvtepu16_epi32((__m256i)_mm512_cvtneps_pbh(x1));
-            _mm512_storeu_si512((void *)(out + (size_t)p * NR + h), _mm512_or_si512(lo, _mm512_slli_epi32(hi, 16)));
+            const __mmask16 mk = h ? m1 : m0;
+            const __m512 x0 = _mm512_maskz_loadu_ps(mk, b + (size_t)r0 * ldb + h);
+            const __m512 x1 = r1 < k ? _mm512_maskz_loadu_ps(mk, b + (size_t)r1 * ldb + h) : _mm512_setzero_ps();
+            _mm512_storeu_si512((void *)(out + (size_t)p * NR + h), pair_words(x0, x1));
         }
     }
 }
@@ -113,23 +127,41 @@ static void kernel_6x32_bf16(int kp, const uint32_t *ap, const uint32_t *bp, flo
     mn_tile512_store(acc, c, ldc, accumulate, rows, cols);
 }
 
-void mn_gemm_prepacked_avx512bf16(int m, int n, int k, const float *ap_words, const float *bp, float *c, int ldc)
+/* Columns [jr, jr + cols) of C (+)= A (m rows, 6-row panels of kp_all
+ * pairs each) times pairs [k0 / 2, k0 / 2 + kp) of B, bp: those pairs of
+ * one strip. */
+static void panels(int m, int kp_all, int k0, int kp, const uint32_t *ap, const uint32_t *bp, float *c, int ldc,
+                   int cols)
+{
+    const size_t panel = (size_t)MN_GEMM_MR * (size_t)kp_all; /* words per A panel */
+    for (int ir = 0; ir < m; ir += MN_GEMM_MR)
+        kernel_6x32_bf16(kp, ap + (size_t)(ir / MN_GEMM_MR) * panel + (size_t)(k0 / 2) * MN_GEMM_MR, bp,
+                         c + (size_t)ir * ldc, ldc, k0 > 0, m - ir < MN_GEMM_MR ? m - ir : MN_GEMM_MR, cols);
+}
+
+/* B in plain rows: each strip of 32 columns rounded to pairs KB rows at a
+ * time, just before the kernel passes over it. */
+void mn_gemm_prepacked_rows_avx512bf16(int m, int n, int k, const float *ap_words, const float *b, int ldb, float *c,
+                                       int ldc)
 {
     const uint32_t *ap = (const uint32_t *)(const void *)ap_words;
-    const size_t panel = (size_t)MN_GEMM_MR * (size_t)((k + 1) / 2); /* words per A panel */
     uint32_t pairs[KB / 2 * NR];
     for (int jr = 0; jr < n; jr += NR) {
-        const float *strip = bp + (size_t)jr * k;
         const int cols = n - jr < NR ? n - jr : NR;
         for (int k0 = 0; k0 < k; k0 += KB) {
-            const int kc = k - k0 < KB ? k - k0 : KB, kp = (kc + 1) / 2;
-            round_strip(strip, k, k0, kc, pairs);
-            for (int ir = 0; ir < m; ir += MN_GEMM_MR)
-                kernel_6x32_bf16(kp, ap + (size_t)(ir / MN_GEMM_MR) * panel + (size_t)(k0 / 2) * MN_GEMM_MR, pairs,
-                                 c + (size_t)ir * ldc + jr, ldc, k0 > 0, m - ir < MN_GEMM_MR ? m - ir : MN_GEMM_MR,
-                                 cols);
+            const int kc = k - k0 < KB ? k - k0 : KB;
+            round_rows(b + jr, (size_t)ldb, k, k0, kc, cols, pairs);
+            panels(m, (k + 1) / 2, k0, (kc + 1) / 2, ap, pairs, c + jr, ldc, cols);
         }
     }
+}
+
+/* B in the fp32 kernels' strips: each strip is B's rows 32 floats apart. */
+void mn_gemm_prepacked_avx512bf16(int m, int n, int k, const float *ap_words, const float *bp, float *c, int ldc)
+{
+    for (int jr = 0; jr < n; jr += NR)
+        mn_gemm_prepacked_rows_avx512bf16(m, n - jr < NR ? n - jr : NR, k, ap_words, bp + (size_t)jr * k, NR, c + jr,
+                                          ldc);
 }
 
 /* B already in pairs ([n / 32][(k + 1) / 2][32] words, mn_round_pairs_avx512bf16's
@@ -140,55 +172,12 @@ void mn_gemm_prepacked_pairs_avx512bf16(int m, int n, int k, const float *ap_wor
 {
     const uint32_t *ap = (const uint32_t *)(const void *)ap_words;
     const int kp_all = (k + 1) / 2;
-    const size_t panel = (size_t)MN_GEMM_MR * (size_t)kp_all; /* words per A panel */
     for (int jr = 0; jr < n; jr += NR) {
         const uint32_t *strip = bp + (size_t)(jr / NR) * kp_all * NR;
-        const int cols = n - jr < NR ? n - jr : NR;
         for (int k0 = 0; k0 < k; k0 += KB) {
-            const int kc = k - k0 < KB ? k - k0 : KB, kp = (kc + 1) / 2;
-            for (int ir = 0; ir < m; ir += MN_GEMM_MR)
-                kernel_6x32_bf16(kp, ap + (size_t)(ir / MN_GEMM_MR) * panel + (size_t)(k0 / 2) * MN_GEMM_MR,
-                                 strip + (size_t)(k0 / 2) * NR, c + (size_t)ir * ldc + jr, ldc, k0 > 0,
-                                 m - ir < MN_GEMM_MR ? m - ir : MN_GEMM_MR, cols);
-        }
-    }
-}
-
-/* Rows [k0, k0 + kc) of B (plain rows, ldb), columns [0, cols), cols <=
- * 32 -> [kc / 2][32] bfloat16 pairs, as round_strip; missing columns and a
- * missing row k + 1 are 0. */
-static void round_rows(const float *b, size_t ldb, int k, int k0, int kc, int cols, uint32_t *out)
-{
-    const __mmask16 m0 = (__mmask16)(cols >= 16 ? 0xFFFF : (1u << cols) - 1);
-    const __mmask16 m1 = (__mmask16)(cols >= 32 ? 0xFFFF : cols <= 16 ? 0 : (1u << (cols - 16)) - 1);
-    for (int p = 0; p < (kc + 1) / 2; p++) {
-        const int r0 = k0 + 2 * p, r1 = r0 + 1;
-        for (int h = 0; h < NR; h += 16) {
-            const __mmask16 mk = h ? m1 : m0;
-            const __m512 x0 = _mm512_maskz_loadu_ps(mk, b + (size_t)r0 * ldb + h);
-            const __m512 x1 = r1 < k ? _mm512_maskz_loadu_ps(mk, b + (size_t)r1 * ldb + h) : _mm512_setzero_ps();
-            const __m512i lo = _mm512_cvtepu16_epi32((__m256i)_mm512_cvtneps_pbh(x0));
-            const __m512i hi = _mm512_cvtepu16_epi32((__m256i)_mm512_cvtneps_pbh(x1));
-            _mm512_storeu_si512((void *)(out + (size_t)p * NR + h), _mm512_or_si512(lo, _mm512_slli_epi32(hi, 16)));
-        }
-    }
-}
-
-void mn_gemm_prepacked_rows_avx512bf16(int m, int n, int k, const float *ap_words, const float *b, int ldb, float *c,
-                                       int ldc)
-{
-    const uint32_t *ap = (const uint32_t *)(const void *)ap_words;
-    const size_t panel = (size_t)MN_GEMM_MR * (size_t)((k + 1) / 2); /* words per A panel */
-    uint32_t pairs[KB / 2 * NR];
-    for (int jr = 0; jr < n; jr += NR) {
-        const int cols = n - jr < NR ? n - jr : NR;
-        for (int k0 = 0; k0 < k; k0 += KB) {
-            const int kc = k - k0 < KB ? k - k0 : KB, kp = (kc + 1) / 2;
-            round_rows(b + jr, (size_t)ldb, k, k0, kc, cols, pairs);
-            for (int ir = 0; ir < m; ir += MN_GEMM_MR)
-                kernel_6x32_bf16(kp, ap + (size_t)(ir / MN_GEMM_MR) * panel + (size_t)(k0 / 2) * MN_GEMM_MR, pairs,
-                                 c + (size_t)ir * ldc + jr, ldc, k0 > 0, m - ir < MN_GEMM_MR ? m - ir : MN_GEMM_MR,
-                                 cols);
+            const int kc = k - k0 < KB ? k - k0 : KB;
+            panels(m, kp_all, k0, (kc + 1) / 2, ap, strip + (size_t)(k0 / 2) * NR, c + jr, ldc,
+                   n - jr < NR ? n - jr : NR);
         }
     }
 }
@@ -196,19 +185,11 @@ void mn_gemm_prepacked_rows_avx512bf16(int m, int n, int k, const float *ap_word
 void mn_round_pairs_avx512bf16(int points, int width, const float *x0, const float *x1, size_t xstride, uint32_t *out,
                                size_t ostride)
 {
-    /* round_strip's rounding (vcvtne2ps2bf16 rounds as vcvtneps2bf16), then
-     * one word permutation interleaves the two rows: 16-bit element 2j
-     * takes a's j (element j of the conversion), 2j + 1 takes b's j
-     * (element 16 + j). */
-    static const uint16_t order[32] = {0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23,
-                                       8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31};
-    const __m512i idx = _mm512_loadu_si512((const void *)order);
     for (int i = 0; i < points; i++)
         for (int h = 0; h < width; h += 16) {
             const __m512 a = _mm512_loadu_ps(x0 + (size_t)i * xstride + h);
             const __m512 b = x1 ? _mm512_loadu_ps(x1 + (size_t)i * xstride + h) : _mm512_setzero_ps();
-            const __m512i ab = (__m512i)_mm512_cvtne2ps_pbh(b, a); /* a's 16 low, b's 16 high */
-            _mm512_storeu_si512((void *)(out + (size_t)i * ostride + h), _mm512_permutexvar_epi16(idx, ab));
+            _mm512_storeu_si512((void *)(out + (size_t)i * ostride + h), pair_words(a, b));
         }
 }
 
