@@ -86,6 +86,50 @@ static float mn_sq_dist_strided(const float *q, const float *t, size_t stride, i
     return acc;
 }
 
+/* Distances of query q to train entries [j0, j1) (dot[t - j0] the products) into its list and, with
+ * bidx, the per-train lists of this thread (bworst: their last entries). */
+static void mn_knn_scan(const mn_knn *c, size_t q, const float *dot, size_t j0, size_t j1, uint32_t *bidx,
+                        float *bdist, float *bworst)
+{
+    const size_t nt = c->nt;
+    const uint8_t *mask = c->mask ? c->mask + q * nt : NULL;
+    uint32_t *fi = c->fidx + q * (size_t)c->k;
+    float *fd = c->fdist + q * (size_t)c->k;
+    const float qn = c->qnorm[q];
+    for (size_t t0 = j0; t0 < j1; t0 += MN_KNN_SPAN) {
+        const size_t t1 = j1 - t0 < MN_KNN_SPAN ? j1 : t0 + MN_KNN_SPAN;
+        /* Whether any distance of the span can enter a list (NaN counts: it
+         * takes the fallback), without branches so that it vectorises; once
+         * the lists fill, few spans can. */
+        const float thr = fd[c->k - 1];
+        int any = 0;
+        if (bworst)
+            for (size_t t = t0; t < t1; t++) {
+                const float v = qn + c->tnorm[t] - 2.0f * dot[t - j0];
+                any |= !(v >= thr) | !(v >= bworst[t]);
+            }
+        else
+            for (size_t t = t0; t < t1; t++)
+                any |= !(qn + c->tnorm[t] - 2.0f * dot[t - j0] >= thr);
+        if (!any)
+            continue;
+        for (size_t t = t0; t < t1; t++) {
+            if (mask && !mask[t])
+                continue;
+            float v = qn + c->tnorm[t] - 2.0f * dot[t - j0];
+            if (!(v < INFINITY)) /* NaN or inf: a norm or the product overflowed (values over ~1e19) */
+                v = mn_sq_dist_strided(c->query + q * (size_t)c->dim, c->train_t + t, nt, c->dim);
+            v = v > 0.0f ? v : 0.0f;
+            mn_topk_insert(fi, fd, c->k, (uint32_t)t, v);
+            if (bidx) {
+                float *bd = bdist + t * (size_t)c->kb;
+                mn_topk_insert(bidx + t * (size_t)c->kb, bd, c->kb, (uint32_t)q, v);
+                bworst[t] = bd[c->kb - 1];
+            }
+        }
+    }
+}
+
 static void mn_knn_task(void *arg, mn_scratch *scratch, int thread, size_t begin, size_t end)
 {
     mn_knn *c = arg;
@@ -110,46 +154,8 @@ static void mn_knn_task(void *arg, mn_scratch *scratch, int thread, size_t begin
             else
                 mn_gemm_stable(m, nc, c->dim, c->query + q0 * (size_t)c->dim, c->dim, c->train_t + j0, (int)nt, d,
                                nc, scratch->pack);
-            for (int r = 0; r < m; r++) {
-                size_t q = q0 + (size_t)r;
-                const float *dot = d + (size_t)r * nc - j0; /* dot[t], t in [j0, j1) */
-                const uint8_t *mask = c->mask ? c->mask + q * nt : NULL;
-                uint32_t *fi = c->fidx + q * (size_t)c->k;
-                float *fd = c->fdist + q * (size_t)c->k;
-                const float qn = c->qnorm[q];
-                for (size_t t0 = j0; t0 < j1; t0 += MN_KNN_SPAN) {
-                    const size_t t1 = j1 - t0 < MN_KNN_SPAN ? j1 : t0 + MN_KNN_SPAN;
-                    /* Whether any distance of the span can enter a list (NaN
-                     * counts: it takes the fallback), without branches so
-                     * that it vectorises; once the lists fill, few spans can. */
-                    const float thr = fd[c->k - 1];
-                    int any = 0;
-                    if (bworst)
-                        for (size_t t = t0; t < t1; t++) {
-                            const float v = qn + c->tnorm[t] - 2.0f * dot[t];
-                            any |= !(v >= thr) | !(v >= bworst[t]);
-                        }
-                    else
-                        for (size_t t = t0; t < t1; t++)
-                            any |= !(qn + c->tnorm[t] - 2.0f * dot[t] >= thr);
-                    if (!any)
-                        continue;
-                    for (size_t t = t0; t < t1; t++) {
-                        if (mask && !mask[t])
-                            continue;
-                        float v = qn + c->tnorm[t] - 2.0f * dot[t];
-                        if (!(v < INFINITY)) /* NaN or inf: a norm or the product overflowed (values over ~1e19) */
-                            v = mn_sq_dist_strided(c->query + q * (size_t)c->dim, c->train_t + t, nt, c->dim);
-                        v = v > 0.0f ? v : 0.0f;
-                        mn_topk_insert(fi, fd, c->k, (uint32_t)t, v);
-                        if (bidx) {
-                            float *bd = bdist + t * (size_t)c->kb;
-                            mn_topk_insert(bidx + t * (size_t)c->kb, bd, c->kb, (uint32_t)q, v);
-                            bworst[t] = bd[c->kb - 1];
-                        }
-                    }
-                }
-            }
+            for (int r = 0; r < m; r++)
+                mn_knn_scan(c, q0 + (size_t)r, d + (size_t)r * nc, j0, j1, bidx, bdist, bworst);
         }
     }
 }
