@@ -51,7 +51,8 @@
 // in the UBC set). Patches are cut by libmatchnet's mn_extract_patches with
 // MN_SCALE_SIFT, exactly as at inference time; with --affine (every mode) at
 // each keypoint's estimated ellipse, as --affine cuts them at inference
-// (the correspondences stay those of the keypoints: only the cut changes).
+// (the correspondences are those of the keypoints, less the pairs whose two
+// ellipses disagree with the homography: frames_agree).
 //
 // Pairs: half matching; the non-matching half in three equal kinds, none
 // chosen with a descriptor: random (another point), spatial (a keypoint 4-32
@@ -119,7 +120,8 @@ struct ViewPair {
 
 struct Side {
     std::vector<mn_keypoint> kps;
-    std::vector<uint8_t> patches; // kps.size() * PP
+    std::vector<uint8_t> patches;           // kps.size() * PP
+    std::vector<mn_affine_keypoint> frames; // with --affine: each keypoint's estimated ellipse
 };
 
 struct Corr {
@@ -133,6 +135,7 @@ struct Pool {
     uint32_t next_point = 0;
     std::vector<brown_pair> positives;
     std::vector<brown_pair> spatial, appearance;
+    size_t frame_rejects = 0; // --affine: keypoint pairs whose frames disagree (frames_agree)
     size_t add(const uint8_t *p, uint32_t pid)
     {
         patches.insert(patches.end(), p, p + PP);
@@ -152,17 +155,25 @@ std::string correspondences(const Pool &pool)
 // mn_extract_patches_affine), as matchnet-match --affine and
 // matchnet-colmap --affine cut them at inference; else similarity frames.
 bool g_affine = false;
+// --affine-orientation keep|gradient (mn_affine_params.orientation): how the
+// ellipses are turned; the library's default, gradient, unless asked.
+mn_affine_orientation g_affine_orientation = MN_AFFINE_ORIENT_GRADIENT;
 
-// The patches (PP bytes each) of keypoints k of a grey image.
-mn_status cut_patches(const cv::Mat &grey, const std::vector<mn_keypoint> &k, uint8_t *out)
+// The patches (PP bytes each) of keypoints k of a grey image; with
+// --affine, frames (if not null) gets the ellipses they were cut at.
+mn_status cut_patches(const cv::Mat &grey, const std::vector<mn_keypoint> &k, uint8_t *out,
+                      std::vector<mn_affine_keypoint> *frames = nullptr)
 {
     if (k.empty())
         return MN_OK;
     if (!g_affine)
         return mn_extract_patches(grey.data, grey.cols, grey.rows, grey.step, k.data(), k.size(), nullptr, out);
-    std::vector<mn_affine_keypoint> a(k.size());
+    std::vector<mn_affine_keypoint> local, &a = frames ? *frames : local;
+    a.resize(k.size());
+    mn_affine_params params = mn_affine_params_default();
+    params.orientation = g_affine_orientation;
     mn_status st = mn_affine_shape_estimate(nullptr, grey.data, grey.cols, grey.rows, grey.step, k.data(), k.size(),
-                                            nullptr, a.data(), nullptr);
+                                            &params, a.data(), nullptr);
     return st != MN_OK ? st
                        : mn_extract_patches_affine(grey.data, grey.cols, grey.rows, grey.step, a.data(), a.size(),
                                                    nullptr, out);
@@ -243,6 +254,33 @@ void local_affine(const cv::Matx33d &h, double x, double y, double angle_deg, do
     *angle_out = std::atan2(vy, vx) * 180.0 / CV_PI;
 }
 
+// With --affine, a keypoint pair is a correspondence only where the two
+// estimated frames agree with the homography beyond what the similarity
+// tests above check: M = Ab^-1 J Aa (J the homography's Jacobian at the
+// keypoint; the identity for frames that agree) must turn by at most 20
+// degrees (as the SIFT angles may) and stretch one axis against the other
+// by at most 1.3 (sizes are already within 25%). Otherwise the two patches
+// show the point differently - an ellipse that one view's iteration did
+// not reach, or a gradient orientation that turned to another peak - and
+// the pair would teach the model label noise.
+const double AFFINE_MAX_TURN = 20.0, AFFINE_MAX_STRETCH = 1.3;
+
+bool frames_agree(const cv::Matx33d &h, const mn_affine_keypoint &a, const mn_affine_keypoint &b)
+{
+    const double e = 0.5;
+    cv::Point2d c = apply(h, a.x, a.y), dx = (apply(h, a.x + e, a.y) - c) / e, dy = (apply(h, a.x, a.y + e) - c) / e;
+    cv::Matx22d j(dx.x, dy.x, dx.y, dy.y), fa(a.a11, a.a12, a.a21, a.a22), fb(b.a11, b.a12, b.a21, b.a22);
+    if (!(std::fabs(cv::determinant(fb)) > 0))
+        return false;
+    cv::Matx22d m = fb.inv() * j * fa;
+    // The polar decomposition of a 2x2 matrix m = R P: R's angle is that of
+    // (m11 + m22, m21 - m12); P's singular values those of m.
+    double turn = std::atan2(m(1, 0) - m(0, 1), m(0, 0) + m(1, 1)) * 180.0 / CV_PI;
+    cv::Vec2d sv;
+    cv::SVD::compute(m, sv, cv::SVD::NO_UV);
+    return std::fabs(turn) <= AFFINE_MAX_TURN && sv[1] > 0 && sv[0] <= AFFINE_MAX_STRETCH * sv[1];
+}
+
 double angle_diff(double a, double b)
 {
     double d = std::fmod(std::fabs(a - b), 360.0);
@@ -258,7 +296,7 @@ Side describe_side(const cv::Mat &img, cv::Ptr<cv::SIFT> &sift)
         if (k.size > 0)
             s.kps.push_back(mn_keypoint{k.pt.x, k.pt.y, k.size, k.angle});
     s.patches.resize(s.kps.size() * PP);
-    if (cut_patches(img, s.kps, s.patches.data()) != MN_OK) {
+    if (cut_patches(img, s.kps, s.patches.data(), &s.frames) != MN_OK) {
         mn_cli_error(PROG, "%s", mn_last_error());
         std::exit(1);
     }
@@ -333,6 +371,10 @@ void process(const ViewPair &vp, cv::Ptr<cv::SIFT> &sift, Pool &pool, std::mt199
             if (used[c.second] || std::fabs(std::log(b.size / (a.size * sc))) > std::log(1.25) ||
                 angle_diff(b.angle, ang) > 20.0)
                 continue;
+            if (g_affine && !frames_agree(vp.h, A.frames[(size_t)i], B.frames[(size_t)c.second])) {
+                pool.frame_rejects++;
+                continue;
+            }
             used[c.second] = 1;
             corr.push_back({i, c.second});
             break;
@@ -983,7 +1025,8 @@ int usage()
                  "                         [--every K --offset J] [--max-keypoints N] [--positives-only]\n"
                  "       matchnet-patchset --colmap SPARSE_TXT_DIR --images IMAGES_DIR [--colmap ... --images ...]\n"
                  "                         --out OUTDIR [--pairs N] [--max-keypoints N] [--seed S] [--positives-only]\n"
-                 "       (and --progress auto|always|never; --affine: affine-normalised patches)\n");
+                 "       (and --progress auto|always|never; --affine: affine-normalised patches,\n"
+                 "       --affine-orientation gradient|keep: their orientation rule, implies --affine)\n");
     return 2;
 }
 
@@ -1031,6 +1074,15 @@ int main(int argc, char **argv)
             positives_only = true;
         else if (a == "--affine")
             g_affine = true;
+        else if (a == "--affine-orientation") {
+            std::string o = val();
+            if (o != "gradient" && o != "keep") {
+                mn_cli_error(PROG, "--affine-orientation %s: expected gradient or keep", o.c_str());
+                return 2;
+            }
+            g_affine = true;
+            g_affine_orientation = o == "keep" ? MN_AFFINE_ORIENT_KEEP : MN_AFFINE_ORIENT_GRADIENT;
+        }
         else if (a == "--max-keypoints")
             max_kp = std::atoi(val().c_str());
         else if (a == "--progress") {
@@ -1200,5 +1252,8 @@ int main(int argc, char **argv)
     }
     std::printf("%s: %zu patches, %zu pairs (%zu matching, %zu per negative kind), %zu correspondences in all\n",
                 out.c_str(), set.n, list.size(), npos, nneg_kind, pool.positives.size());
+    if (g_affine && !colmap)
+        std::printf("%s: %zu keypoint pairs left out: their affine frames disagree with the homography\n",
+                    out.c_str(), pool.frame_rejects);
     return 0;
 }
