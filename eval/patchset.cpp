@@ -242,15 +242,21 @@ cv::Point2d apply(const cv::Matx33d &h, double x, double y)
     return cv::Point2d(v[0] / v[2], v[1] / v[2]);
 }
 
-// Local scale and rotation of h at (x, y), from its Jacobian.
-void local_affine(const cv::Matx33d &h, double x, double y, double angle_deg, double *scale, double *angle_out)
+// The Jacobian of h at (x, y), by forward differences over half a pixel:
+// columns the images of the x and y steps.
+cv::Matx22d jacobian(const cv::Matx33d &h, double x, double y)
 {
     const double e = 0.5;
-    cv::Point2d c = apply(h, x, y), dx = apply(h, x + e, y) - c, dy = apply(h, x, y + e) - c;
-    double det = (dx.x * dy.y - dx.y * dy.x) / (e * e);
-    *scale = std::sqrt(std::fabs(det));
+    cv::Point2d c = apply(h, x, y), dx = (apply(h, x + e, y) - c) / e, dy = (apply(h, x, y + e) - c) / e;
+    return cv::Matx22d(dx.x, dy.x, dx.y, dy.y);
+}
+
+// Local scale and rotation of a map with Jacobian j, for a keypoint angle.
+void local_affine(const cv::Matx22d &j, double angle_deg, double *scale, double *angle_out)
+{
+    *scale = std::sqrt(std::fabs(cv::determinant(j)));
     double a = angle_deg * CV_PI / 180.0;
-    double vx = (dx.x * std::cos(a) + dy.x * std::sin(a)) / e, vy = (dx.y * std::cos(a) + dy.y * std::sin(a)) / e;
+    double vx = j(0, 0) * std::cos(a) + j(0, 1) * std::sin(a), vy = j(1, 0) * std::cos(a) + j(1, 1) * std::sin(a);
     *angle_out = std::atan2(vy, vx) * 180.0 / CV_PI;
 }
 
@@ -265,11 +271,9 @@ void local_affine(const cv::Matx33d &h, double x, double y, double angle_deg, do
 // the pair would teach the model label noise.
 const double AFFINE_MAX_TURN = 20.0, AFFINE_MAX_STRETCH = 1.3;
 
-bool frames_agree(const cv::Matx33d &h, const mn_affine_keypoint &a, const mn_affine_keypoint &b)
+bool frames_agree(const cv::Matx22d &j, const mn_affine_keypoint &a, const mn_affine_keypoint &b)
 {
-    const double e = 0.5;
-    cv::Point2d c = apply(h, a.x, a.y), dx = (apply(h, a.x + e, a.y) - c) / e, dy = (apply(h, a.x, a.y + e) - c) / e;
-    cv::Matx22d j(dx.x, dy.x, dx.y, dy.y), fa(a.a11, a.a12, a.a21, a.a22), fb(b.a11, b.a12, b.a21, b.a22);
+    cv::Matx22d fa(a.a11, a.a12, a.a21, a.a22), fb(b.a11, b.a12, b.a21, b.a22);
     if (!(std::fabs(cv::determinant(fb)) > 0))
         return false;
     cv::Matx22d m = fb.inv() * j * fa;
@@ -363,7 +367,8 @@ void process(const ViewPair &vp, cv::Ptr<cv::SIFT> &sift, Pool &pool, std::mt199
         if (proj[i].x < 0 || proj[i].y < 0 || proj[i].x >= vp.b.cols || proj[i].y >= vp.b.rows)
             continue;
         double sc, ang;
-        local_affine(vp.h, a.x, a.y, a.angle, &sc, &ang);
+        const cv::Matx22d j = jacobian(vp.h, a.x, a.y);
+        local_affine(j, a.angle, &sc, &ang);
         near(proj[i], 2.0, cand);
         std::sort(cand.begin(), cand.end());
         for (auto &c : cand) {
@@ -371,7 +376,7 @@ void process(const ViewPair &vp, cv::Ptr<cv::SIFT> &sift, Pool &pool, std::mt199
             if (used[c.second] || std::fabs(std::log(b.size / (a.size * sc))) > std::log(1.25) ||
                 angle_diff(b.angle, ang) > 20.0)
                 continue;
-            if (g_affine && !frames_agree(vp.h, A.frames[(size_t)i], B.frames[(size_t)c.second])) {
+            if (g_affine && !frames_agree(j, A.frames[(size_t)i], B.frames[(size_t)c.second])) {
                 pool.frame_rejects++;
                 continue;
             }
